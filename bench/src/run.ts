@@ -1,0 +1,33 @@
+/**
+ * `npm run bench [-- name ...] [-- --json]`: run benchmarks and print each with its reference.
+ * With no name, runs every benchmark that needs no extra setup.
+ */
+import { formatReport, ratioOf, type BenchModule } from './report.js';
+import { httpBench } from './http.js';
+
+const BENCHMARKS: Record<string, BenchModule> = {
+  http: httpBench,
+};
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const names = args.filter((a) => !a.startsWith('--'));
+  const unknown = names.filter((n) => !(n in BENCHMARKS));
+  if (unknown.length) {
+    process.stderr.write(`unknown benchmark: ${unknown.join(', ')}; available: ${Object.keys(BENCHMARKS).join(', ')}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const chosen = names.length ? names : Object.keys(BENCHMARKS);
+  const rest = args.filter((a) => !names.includes(a) && a !== '--json');
+  for (const name of chosen) {
+    const bench = BENCHMARKS[name]!;
+    process.stderr.write(`running ${name}: ${bench.description}\n`);
+    const report = await bench.run(rest);
+    if (json) process.stdout.write(JSON.stringify({ ...report, rows: report.rows.map((r) => ({ ...r, ratio: ratioOf(r) })) }) + '\n');
+    else process.stdout.write(formatReport(report) + '\n');
+  }
+}
+
+await main();

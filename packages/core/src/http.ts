@@ -1,0 +1,241 @@
+/**
+ * HTTP with the failure handling every remote read in geo-dino needs: a deadline covering the
+ * whole exchange (headers and body, so a stalled body cannot hang a run), retries with
+ * exponential backoff and jitter on 5xx, 429 and connection errors, a check that the body is as
+ * long as announced (truncated bodies are retried), a byte cap, and clear errors naming the URL.
+ *
+ * Used by the tiler (COG range reads), the STAC client, `model pull` and webhooks.
+ */
+import { GeoDinoError, isGeoDinoError } from './errors.js';
+
+export interface RetryOptions {
+  /** Retries after the first attempt (default 4). */
+  retries?: number;
+  /** First backoff in ms (default 250); doubles each retry, with ±25 % jitter. */
+  backoffMs?: number;
+  /** Upper bound for one backoff (default 8000 ms). */
+  maxBackoffMs?: number;
+  /** Deadline for one attempt, headers and body together (default 30000 ms). */
+  timeoutMs?: number;
+  /** Called before each retry, for logging. */
+  onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
+  signal?: AbortSignal;
+  /** Random source for jitter (tests pass a constant). */
+  random?: () => number;
+}
+
+export interface FetchBytesOptions extends RetryOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+  /** Inclusive byte range [start, end]; sends `Range` and expects 206 (or 200 with the whole file). */
+  range?: readonly [number, number];
+  /** Refuse bodies longer than this (default 512 MiB). */
+  maxBytes?: number;
+  /** Statuses accepted as success besides 2xx (for example 304). */
+  acceptStatus?: readonly number[];
+}
+
+export interface BytesResponse {
+  status: number;
+  headers: Headers;
+  bytes: Uint8Array;
+  url: string;
+}
+
+const DEFAULTS = { retries: 4, backoffMs: 250, maxBackoffMs: 8000, timeoutMs: 30_000, maxBytes: 512 * 1024 * 1024 };
+
+class RetryableError extends Error {}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) {
+      if (/token|sig|signature|key|secret|credential/i.test(key)) u.searchParams.set(key, '***');
+    }
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export function backoffDelay(attempt: number, opts: RetryOptions = {}): number {
+  const base = opts.backoffMs ?? DEFAULTS.backoffMs;
+  const max = opts.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+  const random = opts.random ?? Math.random;
+  const raw = Math.min(max, base * 2 ** (attempt - 1));
+  return Math.round(raw * (0.75 + 0.5 * random()));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function statusError(url: string, status: number, statusText: string, body: string): GeoDinoError {
+  const snippet = body.replace(/\s+/g, ' ').trim().slice(0, 200);
+  const what = `${redact(url)}: HTTP ${status}${statusText ? ' ' + statusText : ''}${snippet ? ` (${snippet})` : ''}`;
+  if (status === 401 || status === 403) {
+    return new GeoDinoError('E_ACCESS_DENIED', `${what}: access denied`, { details: { url: redact(url), status } });
+  }
+  return new GeoDinoError('E_HTTP_STATUS', what, { details: { url: redact(url), status } });
+}
+
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 425 || status === 429 || status >= 500;
+}
+
+async function readBody(res: Response, url: string, maxBytes: number, expected: number | null): Promise<Uint8Array> {
+  if (expected !== null && expected > maxBytes) {
+    throw new GeoDinoError('E_LIMIT', `${redact(url)}: response of ${expected} bytes exceeds the ${maxBytes}-byte cap`, {
+      details: { url: redact(url), bytes: expected, maxBytes },
+    });
+  }
+  const reader = res.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new GeoDinoError('E_LIMIT', `${redact(url)}: response exceeds the ${maxBytes}-byte cap`, {
+        details: { url: redact(url), maxBytes },
+      });
+    }
+    chunks.push(value);
+  }
+  if (expected !== null && total !== expected) {
+    throw new RetryableError(`body truncated: got ${total} of ${expected} bytes`);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Fetch a URL into memory with retries. Throws E_HTTP_STATUS / E_ACCESS_DENIED for final 4xx,
+ * E_NETWORK after the last retry, E_LIMIT over the byte cap, E_CANCELLED when aborted.
+ */
+export async function fetchBytes(url: string, options: FetchBytesOptions = {}): Promise<BytesResponse> {
+  const retries = options.retries ?? DEFAULTS.retries;
+  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
+  const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
+  let lastReason = '';
+
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    if (attempt > 0) {
+      const delayMs = backoffDelay(attempt, options);
+      options.onRetry?.({ url: redact(url), attempt, delayMs, reason: lastReason });
+      await sleep(delayMs, options.signal);
+    }
+    if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
+    const controller = new AbortController();
+    const onOuterAbort = (): void => controller.abort();
+    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      const res = await fetch(url, {
+        method: options.method ?? 'GET',
+        headers,
+        ...(options.body !== undefined ? { body: options.body } : {}),
+        signal: controller.signal,
+        redirect: 'follow',
+      });
+      const accepted = (res.status >= 200 && res.status < 300) || (options.acceptStatus ?? []).includes(res.status);
+      if (!accepted) {
+        const text = await res.text().catch(() => '');
+        if (isRetryableStatus(res.status)) {
+          lastReason = `HTTP ${res.status}`;
+          continue;
+        }
+        throw statusError(url, res.status, res.statusText, text);
+      }
+      let expected: number | null = null;
+      const len = res.headers.get('content-length');
+      if (len !== null && /^\d+$/.test(len) && !res.headers.get('content-encoding')) expected = Number(len);
+      if (options.range && res.status === 206) {
+        const want = options.range[1] - options.range[0] + 1;
+        const cr = res.headers.get('content-range');
+        const m = cr ? /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(cr) : null;
+        if (m && Number(m[1]) !== options.range[0]) {
+          throw new GeoDinoError('E_NETWORK', `${redact(url)}: server answered range ${cr} for bytes ${options.range[0]}-${options.range[1]}`);
+        }
+        // A range past the end is shortened by the server; that is legitimate.
+        if (expected === null && m) expected = Number(m[2]) - Number(m[1]) + 1;
+        if (expected !== null && expected > want) expected = want;
+      }
+      const bytes = await readBody(res, url, maxBytes, expected);
+      if (options.range && res.status === 200) {
+        // Server ignored Range: slice what was asked for.
+        return {
+          status: 206,
+          headers: res.headers,
+          bytes: bytes.subarray(options.range[0], Math.min(bytes.length, options.range[1] + 1)),
+          url: res.url || url,
+        };
+      }
+      return { status: res.status, headers: res.headers, bytes, url: res.url || url };
+    } catch (err) {
+      if (isGeoDinoError(err)) throw err;
+      if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
+      if (controller.signal.aborted) {
+        lastReason = `no complete answer within ${timeoutMs} ms`;
+      } else if (err instanceof RetryableError) {
+        lastReason = err.message;
+      } else {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        lastReason = cause?.code ?? cause?.message ?? (err as Error).message;
+      }
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+  throw new GeoDinoError('E_NETWORK', `${redact(url)}: failed after ${retries + 1} attempts: ${lastReason}`, {
+    details: { url: redact(url), attempts: retries + 1, reason: lastReason },
+  });
+}
+
+/** Fetch and parse JSON, with retries; errors name the URL. */
+export async function fetchJson(url: string, options: FetchBytesOptions = {}): Promise<unknown> {
+  const res = await fetchBytes(url, {
+    ...options,
+    headers: { Accept: 'application/json, application/geo+json', ...(options.headers ?? {}) },
+  });
+  const text = new TextDecoder().decode(res.bytes);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new GeoDinoError('E_BAD_JSON', `${redact(url)}: invalid JSON: ${(err as Error).message}`, {
+      cause: err,
+      details: { url: redact(url) },
+    });
+  }
+}
+
+export function isHttpUrl(value: string): boolean {
+  return /^https?:\/\//i.test(value);
+}
+
+export { redact as redactUrl };
