@@ -1,0 +1,328 @@
+/**
+ * Areas of interest: a GeoJSON file (Feature, FeatureCollection, Polygon, MultiPolygon) turned
+ * into one validated lon/lat MultiPolygon.
+ *
+ * - Every problem is reported with the file and the JSON path of the offending value.
+ * - Rings must be closed, have ≥ 4 positions, finite coordinates, latitudes in [-90, 90], and no
+ *   self-intersections; holes must lie inside their outer ring.
+ * - Antimeridian: polygons already split at ±180 (Natural Earth, RFC 7946 §3.1.9) are kept; a
+ *   polygon drawn across it (longitudes beyond ±180, or an edge jumping by more than 180°) is
+ *   split at ±180. `crossesAntimeridian` and an RFC 7946 bbox (minX > maxX) describe the result.
+ * - Overlapping features are merged (union).
+ */
+import { readFile } from 'node:fs/promises';
+import { GeoDinoError, fsError } from '@geo-dino/core';
+import type { Bbox, MultiPolygonCoords, PolygonCoords, Position, Ring } from './types.js';
+import { bboxOf, centroid, geodesicArea, planarRingAreaSigned, pointInMultiPolygon } from './measure.js';
+import { bboxPolygon, intersection, union } from './ops.js';
+
+export interface Aoi {
+  /** Where it came from (a file path, or a description such as `--bbox`). */
+  source: string;
+  /** Lon/lat (EPSG:4326), every part within [-180, 180]. */
+  geometry: MultiPolygonCoords;
+  /** RFC 7946 bbox: when the AOI crosses the antimeridian, minX > maxX. */
+  bbox: Bbox;
+  crossesAntimeridian: boolean;
+  /** Geodesic area, m². */
+  areaM2: number;
+  /** Antimeridian-safe area-weighted centroid (lon, lat). */
+  centroid: Position;
+  /** Properties of the first feature, if any. */
+  properties: Record<string, unknown>;
+}
+
+const EPS = 1e-9;
+
+function bad(source: string, path: string, what: string): GeoDinoError {
+  return new GeoDinoError('E_BAD_AOI', `${source}: ${path ? path + ': ' : ''}${what}`, { details: { source, path } });
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function fmt(p: Position): string {
+  return `[${p[0]}, ${p[1]}]`;
+}
+
+function parsePosition(v: unknown, source: string, path: string): Position {
+  if (!Array.isArray(v) || v.length < 2) throw bad(source, path, `a position must be an array [lon, lat] (got ${JSON.stringify(v)})`);
+  const [x, y] = v as unknown[];
+  if (typeof x !== 'number' || typeof y !== 'number' || !Number.isFinite(x) || !Number.isFinite(y)) {
+    throw bad(source, path, `coordinates must be finite numbers (got ${JSON.stringify(v)})`);
+  }
+  if (y < -90 || y > 90) throw bad(source, path, `latitude ${y} is outside [-90, 90] (is the file in EPSG:4326 lon/lat order?)`);
+  if (x < -540 || x > 540) throw bad(source, path, `longitude ${x} is outside [-540, 540] (is the file in EPSG:4326 lon/lat order?)`);
+  return [x, y];
+}
+
+function parseRing(v: unknown, source: string, path: string): Ring {
+  if (!Array.isArray(v)) throw bad(source, path, 'a linear ring must be an array of positions');
+  const ring = v.map((p, i) => parsePosition(p, source, `${path}[${i}]`));
+  if (ring.length < 4) throw bad(source, path, `a linear ring needs at least 4 positions (got ${ring.length})`);
+  const a = ring[0]!;
+  const b = ring[ring.length - 1]!;
+  if (a[0] !== b[0] || a[1] !== b[1]) throw bad(source, path, `ring is not closed: first position ${fmt(a)} differs from last ${fmt(b)}`);
+  return ring;
+}
+
+function parsePolygon(v: unknown, source: string, path: string): PolygonCoords {
+  if (!Array.isArray(v) || v.length === 0) throw bad(source, path, 'a Polygon needs at least one linear ring');
+  return v.map((r, i) => parseRing(r, source, `${path}[${i}]`));
+}
+
+interface Located {
+  poly: PolygonCoords;
+  path: string;
+}
+
+function collect(json: unknown, source: string, path: string, out: Located[], props: Record<string, unknown>[]): void {
+  if (!isObj(json)) throw bad(source, path, 'expected a GeoJSON object');
+  const type = json['type'];
+  switch (type) {
+    case 'FeatureCollection': {
+      const features = json['features'];
+      if (!Array.isArray(features)) throw bad(source, `${path}features`.replace(/^\./, ''), 'must be an array');
+      if (features.length === 0) throw bad(source, 'features', 'the FeatureCollection is empty');
+      features.forEach((f, i) => collect(f, source, `${path}features[${i}]`, out, props));
+      return;
+    }
+    case 'Feature': {
+      const g = json['geometry'];
+      if (g === null || g === undefined) throw bad(source, `${path}.geometry`.replace(/^\./, ''), 'the feature has no geometry');
+      props.push(isObj(json['properties']) ? json['properties'] : {});
+      collect(g, source, `${path}.geometry`.replace(/^\./, ''), out, props);
+      return;
+    }
+    case 'Polygon':
+    {
+      const p = `${path}.coordinates`.replace(/^\./, '');
+      out.push({ poly: parsePolygon(json['coordinates'], source, p), path: p });
+      return;
+    }
+    case 'MultiPolygon': {
+      const c = json['coordinates'];
+      const p = `${path}.coordinates`.replace(/^\./, '');
+      if (!Array.isArray(c) || c.length === 0) throw bad(source, p, 'a MultiPolygon needs at least one polygon');
+      c.forEach((poly, i) => out.push({ poly: parsePolygon(poly, source, `${p}[${i}]`), path: `${p}[${i}]` }));
+      return;
+    }
+    case 'GeometryCollection': {
+      const gs = json['geometries'];
+      if (!Array.isArray(gs)) throw bad(source, `${path}.geometries`.replace(/^\./, ''), 'must be an array');
+      gs.forEach((g, i) => collect(g, source, `${path}.geometries[${i}]`.replace(/^\./, ''), out, props));
+      return;
+    }
+    case 'Point':
+    case 'MultiPoint':
+    case 'LineString':
+    case 'MultiLineString':
+      throw bad(source, path, `an AOI must be a polygon; got a ${type} (buffer it into a polygon first)`);
+    default:
+      throw bad(source, path, `not a GeoJSON object (type ${JSON.stringify(type)})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validity: self-intersections and holes
+
+interface Segment {
+  a: Position;
+  b: Position;
+  ring: number;
+  index: number;
+  ringLen: number;
+  minX: number;
+  maxX: number;
+}
+
+function orient(a: Position, b: Position, c: Position): number {
+  const v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
+  return Math.abs(v) < 1e-18 ? 0 : Math.sign(v);
+}
+
+/** True when segments ab and cd cross at a point interior to both. */
+function properCross(a: Position, b: Position, c: Position, d: Position): boolean {
+  const o1 = orient(a, b, c);
+  const o2 = orient(a, b, d);
+  const o3 = orient(c, d, a);
+  const o4 = orient(c, d, b);
+  return o1 * o2 < 0 && o3 * o4 < 0;
+}
+
+function crossingPoint(a: Position, b: Position, c: Position, d: Position): Position {
+  const den = (a[0] - b[0]) * (c[1] - d[1]) - (a[1] - b[1]) * (c[0] - d[0]);
+  const t = ((a[0] - c[0]) * (c[1] - d[1]) - (a[1] - c[1]) * (c[0] - d[0])) / den;
+  return [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+}
+
+/** Throw E_BAD_AOI at the first crossing between edges of a polygon's rings (sweep on x). */
+export function assertNoSelfIntersections(poly: PolygonCoords, source: string, path: string): void {
+  const segs: Segment[] = [];
+  poly.forEach((ring, r) => {
+    for (let i = 0; i < ring.length - 1; i++) {
+      const a = ring[i]!;
+      const b = ring[i + 1]!;
+      segs.push({ a, b, ring: r, index: i, ringLen: ring.length - 1, minX: Math.min(a[0], b[0]), maxX: Math.max(a[0], b[0]) });
+    }
+  });
+  segs.sort((s, t) => s.minX - t.minX);
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i]!;
+    for (let j = i + 1; j < segs.length; j++) {
+      const t = segs[j]!;
+      if (t.minX > s.maxX) break;
+      if (s.ring === t.ring) {
+        const d = Math.abs(s.index - t.index);
+        if (d <= 1 || d === s.ringLen - 1) continue; // neighbours share a vertex
+      }
+      if (properCross(s.a, s.b, t.a, t.b)) {
+        const p = crossingPoint(s.a, s.b, t.a, t.b);
+        const where =
+          s.ring === t.ring
+            ? `ring ${s.ring} crosses itself (edges ${Math.min(s.index, t.index)} and ${Math.max(s.index, t.index)})`
+            : `ring ${Math.min(s.ring, t.ring)} and ring ${Math.max(s.ring, t.ring)} cross`;
+        throw bad(source, path, `invalid polygon: ${where} near [${p[0].toFixed(6)}, ${p[1].toFixed(6)}]`);
+      }
+    }
+  }
+  const outer = poly[0]!;
+  for (let h = 1; h < poly.length; h++) {
+    const hole = poly[h]!;
+    // A vertex of the hole strictly inside the outer ring (vertices may touch the boundary).
+    const inside = hole.slice(0, -1).some((p) => pointInMultiPolygon(p, [[outer]]));
+    if (!inside) throw bad(source, `${path}[${h}]`, 'hole lies outside its outer ring');
+  }
+  if (Math.abs(planarRingAreaSigned(outer)) < EPS * EPS) throw bad(source, `${path}[0]`, 'outer ring has zero area');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Antimeridian
+
+function wrapDelta(d: number): number {
+  if (d > 180) return d - 360;
+  if (d < -180) return d + 360;
+  return d;
+}
+
+function needsUnwrap(poly: PolygonCoords): boolean {
+  for (const ring of poly) {
+    for (let i = 0; i < ring.length; i++) {
+      const p = ring[i]!;
+      if (p[0] < -180 || p[0] > 180) return true;
+      if (i > 0 && Math.abs(p[0] - ring[i - 1]![0]) > 180) return true;
+    }
+  }
+  return false;
+}
+
+/** Split a polygon drawn across ±180 into parts within [-180, 180]. */
+function splitAtAntimeridian(poly: PolygonCoords, source: string, path: string): MultiPolygonCoords {
+  const ref = poly[0]![0]![0];
+  const unwrapped: PolygonCoords = poly.map((ring, r) => {
+    const out: Ring = [];
+    let lon = ring[0]![0];
+    // Start every ring in the frame of the outer ring's first vertex.
+    lon = ref + wrapDelta(lon - ref);
+    out.push([lon, ring[0]![1]]);
+    for (let i = 1; i < ring.length; i++) {
+      lon += wrapDelta(ring[i]![0] - ring[i - 1]![0]);
+      out.push([lon, ring[i]![1]]);
+    }
+    const first = out[0]!;
+    const last = out[out.length - 1]!;
+    if (Math.abs(last[0] - first[0]) > 1e-9) {
+      throw bad(source, `${path}[${r}]`, 'ring encircles a pole (its longitudes wind through 360°); such AOIs are not supported');
+    }
+    out[out.length - 1] = [first[0], first[1]];
+    return out;
+  });
+  const parts: MultiPolygonCoords = [];
+  for (const shift of [-360, 0, 360]) {
+    const window = bboxPolygon([-180 - shift, -90, 180 - shift, 90]);
+    const clipped = intersection([unwrapped], window);
+    for (const p of clipped) parts.push(p.map((ring) => ring.map(([x, y]) => [x + shift, y] as Position)));
+  }
+  return parts;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Build an {@link Aoi} from parsed GeoJSON. `source` names the file in errors. */
+export function parseAoi(json: unknown, source: string): Aoi {
+  const located: Located[] = [];
+  const props: Record<string, unknown>[] = [];
+  collect(json, source, '', located, props);
+  if (located.length === 0) throw bad(source, '', 'no polygon found');
+  const parts: MultiPolygonCoords[] = [];
+  for (const { poly, path } of located) {
+    if (needsUnwrap(poly)) {
+      const split = splitAtAntimeridian(poly, source, path);
+      for (const p of split) assertNoSelfIntersections(p, source, path);
+      parts.push(split);
+    } else {
+      assertNoSelfIntersections(poly, source, path);
+      parts.push([poly]);
+    }
+  }
+  let geometry: MultiPolygonCoords;
+  try {
+    geometry = union(...parts);
+  } catch (err) {
+    throw bad(source, '', `cannot merge the polygons: ${(err as Error).message}`);
+  }
+  if (geometry.length === 0) throw bad(source, '', 'the AOI has zero area');
+  return finishAoi(geometry, source, props[0] ?? {});
+}
+
+function finishAoi(geometry: MultiPolygonCoords, source: string, properties: Record<string, unknown>): Aoi {
+  const touchesEast = geometry.some((p) => p[0]!.some(([x]) => Math.abs(x - 180) < 1e-9));
+  const touchesWest = geometry.some((p) => p[0]!.some(([x]) => Math.abs(x + 180) < 1e-9));
+  const crossesAntimeridian = touchesEast && touchesWest;
+  let bbox = bboxOf(geometry);
+  if (crossesAntimeridian) {
+    // RFC 7946 §5.2: west edge is the smallest longitude of the eastern parts.
+    let west = Infinity;
+    let east = -Infinity;
+    for (const poly of geometry) {
+      const b = bboxOf([poly]);
+      if (b[0] >= 0) west = Math.min(west, b[0]);
+      else east = Math.max(east, b[2]);
+    }
+    if (Number.isFinite(west) && Number.isFinite(east)) bbox = [west, bbox[1], east, bbox[3]];
+  }
+  const areaM2 = geodesicArea(geometry);
+  if (!(areaM2 > 0)) throw bad(source, '', 'the AOI has zero area');
+  return { source, geometry, bbox, crossesAntimeridian, areaM2, centroid: centroid(geometry), properties };
+}
+
+/** Read and parse an AOI file. */
+export async function loadAoi(path: string): Promise<Aoi> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new GeoDinoError('E_BAD_AOI', `${path}: not valid JSON: ${(err as Error).message}`, { cause: err, details: { source: path } });
+  }
+  return parseAoi(json, path);
+}
+
+/** An AOI from `minLon,minLat,maxLon,maxLat` (minLon > maxLon crosses the antimeridian). */
+export function aoiFromBbox(bbox: readonly number[], source = '--bbox'): Aoi {
+  if (bbox.length !== 4 || bbox.some((v) => !Number.isFinite(v))) {
+    throw bad(source, '', `expected minLon,minLat,maxLon,maxLat (got ${bbox.join(',')})`);
+  }
+  const [w, s, e, n] = bbox as [number, number, number, number];
+  if (s >= n) throw bad(source, '', `minLat ${s} must be below maxLat ${n}`);
+  if (s < -90 || n > 90 || w < -180 || w > 180 || e < -180 || e > 180) throw bad(source, '', 'values outside lon [-180,180] / lat [-90,90]');
+  if (w === e) throw bad(source, '', 'minLon equals maxLon: zero width');
+  const parts: MultiPolygonCoords = w < e ? bboxPolygon([w, s, e, n]) : [...bboxPolygon([w, s, 180, n]), ...bboxPolygon([-180, s, e, n])];
+  return finishAoi(parts, source, {});
+}

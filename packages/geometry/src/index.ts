@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './measure.js';
+export * from './ops.js';
+export * from './aoi.js';
