@@ -12,13 +12,13 @@ export interface MainOptions extends Partial<CliIo> {
   handleSignals?: boolean;
 }
 
-function firstLine(text: string): string {
-  return (
-    text
-      .split('\n')
-      .map((l) => l.trim())
-      .find(Boolean) ?? text.trim()
-  );
+/** Commander may print an error over two lines (message, then a suggestion): make it one. */
+function oneLine(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** Build the program (exported for tests and for docs generation). */
@@ -101,7 +101,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
         return EXIT.ok;
       }
-      const text = firstLine(commanderText || err.message).replace(/^error:\s*/i, '');
+      const text = oneLine(commanderText || err.message).replace(/^error:\s*/i, '');
       const wantsJson = argv.includes('--json');
       reportError(io, wantsJson, new GeoDinoError(err.code === 'commander.unknownCommand' ? 'E_UNKNOWN_COMMAND' : 'E_ARGUMENT', text));
       return EXIT.input;
