@@ -1,1 +1,2 @@
-export {};
+export * from './weights.js';
+export * from './stitcher.js';

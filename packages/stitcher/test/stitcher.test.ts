@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { Stitcher, axisWeights, type OutputBlock, type TilePrediction } from '../src/index.js';
+
+/** Tile origins covering [0, size) with the given tile size and overlap (last tile flush with the edge). */
+function origins(size: number, tile: number, overlap: number): number[] {
+  const stride = tile - overlap;
+  const out: number[] = [];
+  for (let o = 0; ; o += stride) {
+    if (o + tile >= size) {
+      out.push(Math.max(0, size - tile));
+      break;
+    }
+    out.push(o);
+  }
+  return [...new Set(out)];
+}
+
+/** Run a stitcher over a W×H raster where tile (x,y) predicts `f(gx, gy, tileIndex)`. */
+function stitch(
+  W: number,
+  H: number,
+  opts: { tile: number; overlap: number; block: number; window?: 'raised-cosine' | 'uniform'; stride?: number },
+  f: (gx: number, gy: number, t: number) => number,
+  valid?: (gx: number, gy: number) => boolean,
+): { image: Float32Array; blocks: OutputBlock[]; stitcher: Stitcher } {
+  const s = new Stitcher({ width: W, height: H, bands: 1, blockSize: opts.block, tileSize: opts.tile, overlap: opts.overlap, ...(opts.window ? { window: opts.window } : {}) });
+  const blocks: OutputBlock[] = [];
+  let t = 0;
+  for (const y of origins(H, opts.tile, opts.overlap)) {
+    for (const x of origins(W, opts.tile, opts.overlap)) {
+      const band = new Float32Array(opts.tile * opts.tile);
+      const mask = new Uint8Array(opts.tile * opts.tile);
+      for (let j = 0; j < opts.tile; j++)
+        for (let i = 0; i < opts.tile; i++) {
+          band[j * opts.tile + i] = f(x + i, y + j, t);
+          mask[j * opts.tile + i] = valid ? Number(valid(x + i, y + j)) : 1;
+        }
+      const tile: TilePrediction = { x, y, width: opts.tile, height: opts.tile, bands: [band], valid: mask };
+      blocks.push(...s.add(tile));
+      t++;
+    }
+  }
+  blocks.push(...s.finish());
+  const image = new Float32Array(W * H).fill(Number.NaN);
+  for (const b of blocks) {
+    for (let r = 0; r < b.height; r++)
+      for (let c = 0; c < b.width; c++) image[(b.y + r) * W + b.x + c] = b.bands[0]![r * opts.block + c]!;
+  }
+  return { image, blocks, stitcher: s };
+}
+
+describe('weights', () => {
+  it('neighbouring ramps form a partition of unity over the overlap', () => {
+    const tile = 64;
+    const overlap = 16;
+    const w = axisWeights(tile, overlap);
+    for (let i = 0; i < overlap; i++) {
+      // pixel i of the right tile coincides with pixel tile - overlap + i of the left tile
+      expect(w[i]! + w[tile - overlap + i]!).toBeCloseTo(1, 6);
+    }
+    expect(Math.min(...w)).toBeGreaterThan(0);
+    expect(w[tile / 2]).toBe(1);
+  });
+});
+
+describe('Stitcher', () => {
+  const W = 300;
+  const H = 270;
+  const opts = { tile: 64, overlap: 16, block: 32 };
+
+  it('reproduces a field every tile predicts exactly (any smooth function)', () => {
+    const f = (x: number, y: number): number => Math.sin(x / 17) * 10 + y * 0.25;
+    const { image } = stitch(W, H, opts, f);
+    let maxErr = 0;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) maxErr = Math.max(maxErr, Math.abs(image[y * W + x]! - f(x, y)));
+    expect(maxErr).toBeLessThan(1e-4);
+  });
+
+  it('emits every block exactly once, in row-major order, covering the raster', () => {
+    const { blocks, stitcher } = stitch(W, H, opts, () => 1);
+    expect(blocks.map((b) => [b.row, b.col])).toEqual(
+      Array.from({ length: stitcher.blockRows * stitcher.blockCols }, (_, i) => [Math.floor(i / stitcher.blockCols), i % stitcher.blockCols]),
+    );
+    expect(blocks.reduce((s, b) => s + b.validPixels, 0)).toBe(W * H);
+    expect(stitcher.done).toBe(true);
+  });
+
+  it('emits blocks as soon as they are final, not only at the end', () => {
+    const s = new Stitcher({ width: 200, height: 400, bands: 1, blockSize: 32, tileSize: 64, overlap: 16 });
+    let early = 0;
+    for (const y of origins(400, 64, 16)) {
+      for (const x of origins(200, 64, 16)) {
+        early += s.add({ x, y, width: 64, height: 64, bands: [new Float32Array(64 * 64)] }).length;
+      }
+    }
+    const late = s.finish().length;
+    expect(early).toBeGreaterThan(late);
+  });
+
+  it('smooths disagreements between tiles: the seam step is far smaller than with hard averaging', () => {
+    // Each tile is off by its own constant, as a model's edge effects would be.
+    const offset = (t: number): number => ((t * 7919) % 13) - 6;
+    const f = (_x: number, _y: number, t: number): number => offset(t);
+    const maxStep = (img: Float32Array): number => {
+      let m = 0;
+      for (let y = 0; y < H; y++)
+        for (let x = 1; x < W; x++) m = Math.max(m, Math.abs(img[y * W + x]! - img[y * W + x - 1]!));
+      return m;
+    };
+    const blended = maxStep(stitch(W, H, opts, f).image);
+    const hard = maxStep(stitch(W, H, { ...opts, window: 'uniform' }, f).image);
+    // Raised-cosine ramps spread a jump of up to 12 over 16 px: steps stay near 12·π/(2·16) ≈ 1.2.
+    expect(blended).toBeLessThan(2);
+    expect(hard).toBeGreaterThan(5);
+  });
+
+  it('gives nodata where no tile had a valid pixel, and ignores invalid pixels', () => {
+    const valid = (x: number): boolean => x < 150;
+    const { image } = stitch(W, H, opts, (x) => (x < 150 ? 5 : 1000), (x) => valid(x));
+    expect(image[10 * W + 149]).toBeCloseTo(5, 5);
+    expect(Number.isNaN(image[10 * W + 150]!)).toBe(true);
+  });
+
+  it('memory does not grow with the raster height', () => {
+    const a = new Stitcher({ width: 1000, height: 1000, bands: 2, blockSize: 256, tileSize: 512, overlap: 64 });
+    const b = new Stitcher({ width: 1000, height: 100_000, bands: 2, blockSize: 256, tileSize: 512, overlap: 64 });
+    expect(b.memoryBytes).toBe(a.memoryBytes);
+    expect(a.memoryBytes).toBe(3 * (512 + 256) * 1000 * 4);
+  });
+
+  it('refuses tiles out of order', () => {
+    const s = new Stitcher({ width: 100, height: 100, bands: 1, blockSize: 32, tileSize: 64, overlap: 16 });
+    s.add({ x: 0, y: 48, width: 64, height: 64, bands: [new Float32Array(64 * 64)] });
+    expect(() => s.add({ x: 0, y: 0, width: 64, height: 64, bands: [new Float32Array(64 * 64)] })).toThrow(/non-decreasing/);
+  });
+});
