@@ -1,1 +1,12 @@
-export {};
+export * from './types.js';
+export * from './href.js';
+export * from './parse.js';
+export * from './conformance.js';
+export * from './datetime.js';
+export * from './client.js';
+export * from './static.js';
+export * from './assets.js';
+export * from './sign.js';
+export * from './select.js';
+export * from './source.js';
+export * from './writer.js';

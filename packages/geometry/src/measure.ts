@@ -26,10 +26,24 @@ export function sinAuthalic(latDeg: number): number {
 }
 
 /**
+ * ∫ sin β dλ along one edge that is straight in lon/lat (RFC 7946 §3.1.1), from λ₁ to λ₁ + dλ with
+ * φ going linearly from φ₁ to φ₂. Simpson's rule with steps of at most 0.25° of latitude: exact to
+ * ~1e-12 relative, so adding vertices along an edge (as clipping does) does not change the area.
+ */
+function edgeIntegral(dl: number, p1: number, p2: number): number {
+  const dp = p2 - p1;
+  if (Math.abs(dp) < 1e-9) return dl * sinAuthalic(p1);
+  const n = 2 * Math.max(1, Math.ceil(Math.abs(dp) / 0.5));
+  let sum = sinAuthalic(p1) + sinAuthalic(p2);
+  for (let k = 1; k < n; k++) sum += (k % 2 === 1 ? 4 : 2) * sinAuthalic(p1 + (dp * k) / n);
+  return (dl * sum) / (3 * n);
+}
+
+/**
  * Signed area on the WGS84 ellipsoid of a lon/lat ring in m² (positive when counter-clockwise),
- * with edges taken as straight lines in lon/lat. Integrates in the cylindrical equal-area frame
- * (x = λ, y = sin β, β the authalic latitude): A = R_q² · ∑ Δλ (sin β₁ + sin β₂)/2, which is exact
- * for such edges and handles rings touching ±180.
+ * with edges straight in lon/lat as GeoJSON defines them. Integrates in the cylindrical
+ * equal-area frame (x = λ, y = sin β, β the authalic latitude): A = R_q² · ∮ sin β dλ. Handles
+ * rings touching ±180.
  */
 export function ringAreaSigned(ring: Ring, radius = AUTHALIC_RADIUS_M): number {
   let sum = 0;
@@ -42,9 +56,9 @@ export function ringAreaSigned(ring: Ring, radius = AUTHALIC_RADIUS_M): number {
     // Edges never span more than 180° of longitude in a valid (split) ring.
     if (dl > Math.PI) dl -= 2 * Math.PI;
     else if (dl < -Math.PI) dl += 2 * Math.PI;
-    sum += dl * (sinAuthalic(p1) + sinAuthalic(p2));
+    sum += edgeIntegral(dl, p1, p2);
   }
-  return (sum * radius * radius) / 2;
+  return sum * radius * radius;
 }
 
 /** Area of a lon/lat polygon (outer minus holes), m². */

@@ -4,5 +4,8 @@
  */
 import type { CommandModule } from '../app.js';
 import { doctorCommand } from './doctor.js';
+import { stacCommand } from './stac.js';
+import { modelCommand } from './model.js';
+import { tilesCommand } from './tiles.js';
 
-export const COMMANDS: readonly CommandModule[] = [doctorCommand];
+export const COMMANDS: readonly CommandModule[] = [doctorCommand, modelCommand, stacCommand, tilesCommand];
