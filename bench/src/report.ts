@@ -26,6 +26,8 @@ export interface BenchReport {
 
 export interface BenchModule {
   description: string;
+  /** Needs extra setup (e.g. a PyTorch environment): run only when named. */
+  explicitOnly?: boolean;
   run(args: readonly string[]): Promise<BenchReport>;
 }
 

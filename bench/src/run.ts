@@ -4,9 +4,17 @@
  */
 import { formatReport, ratioOf, type BenchModule } from './report.js';
 import { httpBench } from './http.js';
+import { tilerBench } from './tiler.js';
+import { modelBench } from './model.js';
+import { pmtilesBench } from './pmtiles.js';
+import { serveBench } from './serve.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   http: httpBench,
+  model: modelBench,
+  pmtiles: pmtilesBench,
+  serve: serveBench,
+  tiler: tilerBench,
 };
 
 async function main(): Promise<void> {
@@ -19,7 +27,7 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const chosen = names.length ? names : Object.keys(BENCHMARKS);
+  const chosen = names.length ? names : Object.keys(BENCHMARKS).filter((n) => !BENCHMARKS[n]!.explicitOnly);
   const rest = args.filter((a) => !names.includes(a) && a !== '--json');
   for (const name of chosen) {
     const bench = BENCHMARKS[name]!;

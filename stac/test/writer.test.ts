@@ -5,10 +5,10 @@
  * are compared with coreutils `sha256sum`; grid bounds with hand-computed values.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { GeoDinoError } from '@geo-dino/core';
 import {
   EXTENSIONS,
@@ -20,40 +20,10 @@ import {
   type SourceRef,
   type StacItem,
 } from '../src/index.js';
-import { REPO_ROOT, sharedData } from '../../test/support/shared-data.js';
+import { validateStac } from '../../test/support/stac-validator.js';
 import { requireTool } from '../../test/support/tools.js';
 
-const SCHEMA_ROOT = sharedData('stac-schemas');
-const VALIDATOR = join(REPO_ROOT, 'node_modules', 'stac-node-validator', 'bin', 'cli.js');
-const URL_PREFIX: Record<string, string> = {
-  'stac-spec': 'https://schemas.stacspec.org/',
-  'stac-extensions': 'https://stac-extensions.github.io/',
-  geojson: 'https://geojson.org/',
-  proj: 'https://proj.org/',
-};
-
-/** `url=path;url=path` for every offline schema (stac-node-validator 1.x takes this string form). */
-function schemaMap(): string {
-  const entries: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, name.name);
-      if (name.isDirectory()) walk(p);
-      else if (name.name.endsWith('.json')) {
-        const rel = relative(SCHEMA_ROOT, p).split(sep);
-        const prefix = URL_PREFIX[rel[0]!];
-        if (prefix) entries.push(`${prefix}${rel.slice(1).join('/')}=${p}`);
-      }
-    }
-  };
-  walk(SCHEMA_ROOT);
-  return entries.join(';');
-}
-
-function validate(files: string[]): { ok: boolean; output: string } {
-  const r = spawnSync(process.execPath, [VALIDATOR, ...files, '--schemaMap', schemaMap()], { encoding: 'utf8', timeout: 60_000 });
-  return { ok: r.status === 0, output: `${r.stdout}\n${r.stderr}` };
-}
+const validate = validateStac;
 
 function sha256sum(path: string): string {
   requireTool('sha256sum', ['--version']);

@@ -149,7 +149,7 @@ export function fsError(err: unknown, path: string, action: 'read' | 'write' | '
           ? 'read-only file system'
           : code === 'ENOENT'
             ? 'directory does not exist'
-            : code === 'ENOTDIR'
+            : code === 'ENOTDIR' || (code === 'EEXIST' && action === 'create')
               ? 'a parent is not a directory'
               : err instanceof Error
                 ? err.message

@@ -1,1 +1,13 @@
-export {};
+export * from './paths.js';
+export * from './store.js';
+export * from './schedule.js';
+export * from './webhook.js';
+export * from './alerts.js';
+export * from './polygonize.js';
+export * from './raster-grid.js';
+export * from './change.js';
+export * from './stats.js';
+export * from './daemon.js';
+export * from './queue.js';
+export * from './executor.js';
+export * from './regions.js';

@@ -1,1 +1,14 @@
-export {};
+export * from './tileid.js';
+export { ByteWriter } from './varint.js';
+export { EntryArrays } from './entries.js';
+export { serializeDirectory, buildDirectories, MAX_ROOT_BYTES, FIRST_FETCH_BYTES, HEADER_BYTES } from './directory.js';
+export * from './header.js';
+export * from './writer.js';
+export * from './encoding.js';
+export * from './tiles.js';
+export * from './mercator.js';
+export * from './pyramid.js';
+export * from './image.js';
+export * from './render.js';
+export * from './raster-tiles.js';
+export * from './run-tiles.js';

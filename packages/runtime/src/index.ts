@@ -1,1 +1,3 @@
 export * from './providers.js';
+export * from './protocol.js';
+export * from './session-pool.js';

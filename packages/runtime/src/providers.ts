@@ -8,6 +8,9 @@
  * real reason a provider failed.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'webgpu'] as const;
@@ -106,4 +109,20 @@ export async function probeProviders(providers: readonly ExecutionProvider[] = E
   const results: ProviderProbe[] = [];
   for (const p of providers) results.push(await probeProviderIsolated(p));
   return results;
+}
+
+/**
+ * Whether onnxruntime-node's CUDA provider library is installed (it is downloaded by the
+ * package's install script, which this repository skips by default). Lets `auto` skip CUDA
+ * without a native error message when it cannot possibly work.
+ */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+    const dir = join(dirname(pkg), 'bin', 'napi-v6', process.platform, process.arch);
+    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return existsSync(join(dir, lib));
+  } catch {
+    return false;
+  }
 }

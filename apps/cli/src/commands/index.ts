@@ -7,5 +7,10 @@ import { doctorCommand } from './doctor.js';
 import { stacCommand } from './stac.js';
 import { modelCommand } from './model.js';
 import { tilesCommand } from './tiles.js';
+import { serveCommand } from './serve.js';
+import { rasterCommand } from './raster.js';
+import { chmCommand } from './chm.js';
+import { monitorCommand } from './monitor.js';
+import { workerCommand } from './worker.js';
 
-export const COMMANDS: readonly CommandModule[] = [doctorCommand, modelCommand, stacCommand, tilesCommand];
+export const COMMANDS: readonly CommandModule[] = [doctorCommand, chmCommand, modelCommand, stacCommand, tilesCommand, rasterCommand, serveCommand, monitorCommand, workerCommand];

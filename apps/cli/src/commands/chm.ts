@@ -1,0 +1,225 @@
+/**
+ * `geo-dino chm`: from an AOI and imagery to a canopy-height run directory. A thin layer over
+ * @geo-dino/chm's `runChm`: flags are validated here, the model is found here (the `--model`
+ * flag, `$GEO_DINO_MODEL`, or the one CHMv2 model under `$GEO_DINO_HOME/models`), and the result
+ * is printed as a table or JSON.
+ */
+import { basename, join, resolve } from 'node:path';
+import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
+import { requestHashOf, resolveModel, runChm, DEFAULT_CHUNK_WIDTH, type ChmRunResult } from '@geo-dino/chm';
+import { openModelDir } from '@geo-dino/model';
+import { parseDatetimeRange } from '@geo-dino/stac';
+import type { CommandModule } from '../app.js';
+import { table } from '../context.js';
+import { findModelDirs } from '../models.js';
+
+const optionsSchema = z.object({
+  aoi: z.string().min(1).optional(),
+  imagery: z.array(z.string().min(1)).optional(),
+  collections: cliValues.list.optional(),
+  datetime: z.string().min(1).optional(),
+  maxCloud: z.coerce.number().min(0, 'must be between 0 and 100').max(100, 'must be between 0 and 100').optional(),
+  model: z.string().min(1).optional(),
+  out: z.string().min(1).optional(),
+  gsd: cliValues.positiveNumber.optional(),
+  crs: z.string().min(1).optional(),
+  tileSize: cliValues.positiveInt.refine((v) => v % 32 === 0 && v >= 64 && v <= 4096, 'must be a multiple of 32 between 64 and 4096').optional(),
+  overlap: cliValues.nonNegativeInt.refine((v) => v % 2 === 0, 'must be even').optional(),
+  batch: cliValues.positiveInt.max(64, 'must be at most 64').optional(),
+  device: z.enum(['auto', 'cpu', 'cuda', 'webgpu'], { error: 'must be auto, cpu, cuda or webgpu' }).default('auto'),
+  threads: cliValues.positiveInt.max(256, 'must be at most 256').optional(),
+  resume: z.boolean().default(false),
+  force: z.boolean().default(false),
+  sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
+  header: z.array(z.string()).default([]),
+  blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
+  chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
+  webTiles: z.boolean().default(true),
+  keepState: z.boolean().default(false),
+});
+
+type Options = z.output<typeof optionsSchema>;
+
+function parseHeaders(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of list) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new GeoDinoError('E_ARGUMENT', `--header: expected "Name: value" (got ${JSON.stringify(h)})`, { details: { field: '--header' } });
+    out[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  }
+  return out;
+}
+
+const HOW_TO_GET_WEIGHTS = [
+  'get the released CHMv2 weights (gated on Hugging Face: accept the licence on the model page, then set HF_TOKEN):',
+  '  geo-dino model pull facebook/dinov3-vitl16-chmv2-dpt-head --out ~/.geo-dino/models/chmv2-hf',
+  '  geo-dino model build --from ~/.geo-dino/models/chmv2-hf --out ~/.geo-dino/models/chmv2',
+  'then run again (or pass --model <dir>); to try the pipeline without weights: geo-dino chm --model demo',
+].join('\n');
+
+/** The model to use when --model is not given: $GEO_DINO_MODEL, else the one CHMv2 model installed. */
+export async function defaultModel(env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  const fromEnv = env['GEO_DINO_MODEL'];
+  if (fromEnv) return resolve(cwd, fromEnv);
+  const found = await findModelDirs(env, cwd);
+  const usable: string[] = [];
+  const unbuilt: string[] = [];
+  for (const f of found) {
+    if (f.kind === 'huggingface') {
+      unbuilt.push(f.path);
+      continue;
+    }
+    try {
+      const md = await openModelDir(f.path);
+      if (!md.meta.demo && md.chmHead()) usable.push(f.path);
+    } catch {
+      /* not usable */
+    }
+  }
+  if (usable.length === 1) return usable[0]!;
+  if (usable.length > 1) {
+    throw new GeoDinoError('E_ARGUMENT', `--model: several CHMv2 models are installed (${usable.join(', ')}); choose one with --model <dir>`, { details: { field: '--model' } });
+  }
+  const hint = unbuilt.length ? `Hugging Face weights found at ${unbuilt[0]}: build them with geo-dino model build --from ${unbuilt[0]} --out <model-dir>\n` : '';
+  throw new GeoDinoError(
+    'E_MODEL_NOT_FOUND',
+    `no canopy-height model: --model not given, $GEO_DINO_MODEL not set, none in ${homePaths(geoDinoHome(env)).models}\n${hint}${HOW_TO_GET_WEIGHTS}`,
+    { details: { field: '--model' } },
+  );
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+export interface ChmReport {
+  out: string;
+  upToDate: boolean;
+  demo: boolean;
+  files: { name: string; bytes: number; path: string }[];
+  tiles: ChmRunResult['tiles'];
+  provider: string | null;
+  grid: unknown;
+  statistics: unknown;
+  sources: unknown;
+  timings: unknown;
+  configHash: unknown;
+}
+
+function report(r: ChmRunResult): ChmReport {
+  return {
+    out: r.out,
+    upToDate: r.upToDate,
+    demo: r.demo,
+    files: r.files.map((f) => ({ ...f, path: join(r.out, f.name) })),
+    tiles: r.tiles,
+    provider: r.provider,
+    grid: r.run['grid'] ?? null,
+    statistics: r.run['statistics'] ?? null,
+    sources: r.run['sources'] ?? null,
+    timings: r.run['timings'] ?? null,
+    configHash: r.run['configHash'] ?? null,
+  };
+}
+
+function human(r: ChmReport): string {
+  const lines: string[] = [];
+  lines.push(`${r.upToDate ? 'already complete (nothing to do)' : 'canopy height map written'}: ${r.out}${r.demo ? '   [DEMO: random-weight model, heights are NOT real canopy heights]' : ''}`);
+  const g = r.grid as { width?: number; height?: number; gsd?: number; crs?: string } | null;
+  const st = r.statistics as { height?: { minimum: number; maximum: number; mean: number; valid_percent: number } | null } | null;
+  if (g) lines.push(`grid       ${g.width}×${g.height} px, ${g.gsd} m, ${g.crs}`);
+  if (st?.height) lines.push(`height     ${st.height.minimum.toFixed(1)}–${st.height.maximum.toFixed(1)} m, mean ${st.height.mean.toFixed(2)} m, ${st.height.valid_percent.toFixed(1)}% of the grid valid`);
+  const srcs = (r.sources as { id: string; datetime: string | null; pixels: number }[] | null) ?? [];
+  if (srcs.length) lines.push(`scenes     ${srcs.length}: ${srcs.slice(0, 3).map((s) => `${s.id}${s.datetime ? ` (${s.datetime.slice(0, 10)})` : ''}`).join(', ')}${srcs.length > 3 ? ', …' : ''}`);
+  const t = r.timings as { total_s?: number; tiles_per_s?: number | null } | null;
+  lines.push(
+    `tiles      ${r.tiles.total} (${r.tiles.predicted} predicted, ${r.tiles.resumed} from an earlier attempt, ${r.tiles.empty} without imagery)${r.provider ? ` on ${r.provider}` : ''}${t?.tiles_per_s ? `, ${t.tiles_per_s.toFixed(2)} tiles/s` : ''}${t?.total_s !== undefined ? `, ${t.total_s.toFixed(1)} s in all` : ''}`,
+  );
+  lines.push('');
+  lines.push(table(['file', 'size'], r.files.map((f) => [f.name, fmtBytes(f.bytes)])));
+  return lines.join('\n');
+}
+
+export const chmCommand: CommandModule = {
+  register(program, app) {
+    program
+      .command('chm')
+      .description('canopy-height map of an AOI: imagery (files, URLs or STAC) → DINOv3 + CHMv2 → seamless COG with uncertainty, provenance, STAC Item and web tiles; resumable')
+      .option('--aoi <file.geojson>', 'area of interest (default: the imagery extent; with --model demo alone, the demo scene)')
+      .option('--imagery <path|url|stac>', 'GeoTIFF/COG path or URL, STAC API URL, catalog/collection/item JSON (repeatable; first = highest priority)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('--collections <ids>', 'STAC collections to search (comma-separated)')
+      .option('--datetime <range>', 'STAC acquisition window: 2023, 2023-06, 2023-01-01/2023-06-30, 2023-06/..')
+      .option('--max-cloud <percent>', 'maximum eo:cloud_cover of STAC scenes')
+      .option('--model <dir|demo>', 'model directory (default $GEO_DINO_MODEL or the CHMv2 model in $GEO_DINO_HOME/models); "demo": random weights, outputs labelled DEMO')
+      .option('--out <dir>', 'run directory to create (default $GEO_DINO_HOME/runs/<aoi>-<hash>)')
+      .option('--gsd <metres>', "output pixel size (default: the model's, 0.6 m)")
+      .option('--crs <crs>', 'output CRS, e.g. EPSG:32637 (default: UTM zone of the AOI)')
+      .option('--tile-size <px>', 'model tile size, a multiple of 32 (default 512)')
+      .option('--overlap <px>', 'pixels shared by neighbouring tiles, blended (default 64)')
+      .option('--batch <n>', 'tiles per model call (default: 1 on CPU, 4 on GPU)')
+      .option('--device <auto|cpu|cuda|webgpu>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked', 'auto')
+      .option('--threads <n>', 'CPU intra-op threads (default: cores − 1)')
+      .option('--resume', 'continue an interrupted run of the same arguments')
+      .option('--force', 'replace --out if it holds another run (or recompute a finished one)')
+      .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
+      .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
+      .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
+      .option('--no-web-tiles', 'skip the PMTiles web layers')
+      .option('--keep-state', 'keep the tile store after success')
+      .action(async (raw: Record<string, unknown>) => {
+        const ctx = app.context();
+        const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
+        if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
+        if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
+          throw new GeoDinoError('E_ARGUMENT', `--overlap: must be below half the tile size (${o.tileSize / 2}) (got ${o.overlap})`, { details: { field: '--overlap' } });
+        }
+        const env = ctx.io.env;
+        const cwd = ctx.io.cwd;
+        const model = o.model ?? (await defaultModel(env, cwd));
+        const request = {
+          model,
+          ...(o.aoi ? { aoi: o.aoi } : {}),
+          ...(o.imagery?.length ? { imagery: o.imagery } : {}),
+          ...(o.collections?.length ? { collections: o.collections } : {}),
+          ...(o.datetime ? { datetime: o.datetime } : {}),
+          ...(o.maxCloud !== undefined ? { maxCloud: o.maxCloud } : {}),
+          ...(o.gsd !== undefined ? { gsd: o.gsd } : {}),
+          ...(o.crs ? { crs: o.crs } : {}),
+          ...(o.tileSize !== undefined ? { tileSize: o.tileSize } : {}),
+          ...(o.overlap !== undefined ? { overlap: o.overlap } : {}),
+          sign: o.sign,
+          blend: o.blend,
+          ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
+        };
+        let out = o.out;
+        if (!out) {
+          // Default: one directory per request, so running the same command twice is a no-op.
+          const md = await resolveModel(model, { env, cwd, log: ctx.log });
+          const hash = await requestHashOf(request, md, { env, cwd });
+          const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.imagery?.length ? basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '') : 'demo';
+          out = join(homePaths(geoDinoHome(env)).runs, `${name}-${hash.slice(0, 10)}`);
+        }
+        const result = await runChm({
+          ...request,
+          out,
+          resume: o.resume,
+          force: o.force,
+          device: o.device,
+          ...(o.batch !== undefined ? { batch: o.batch } : {}),
+          ...(o.threads !== undefined ? { threads: o.threads } : {}),
+          ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
+          webTiles: o.webTiles,
+          keepState: o.keepState,
+          command: ['geo-dino', ...process.argv.slice(2)],
+          log: ctx.log,
+          progress: ctx.progress,
+          signal: ctx.signal,
+          env,
+          cwd,
+        });
+        const r = report(result);
+        ctx.result(r, () => human(r));
+      });
+  },
+};

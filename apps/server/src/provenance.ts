@@ -1,0 +1,68 @@
+/**
+ * provenance.geojson: which scene (and date) every part of the map came from. Loaded once per file
+ * version (size-capped), looked up by point.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { bboxOf, pointInMultiPolygon, toMultiPolygon, type ArealGeometry, type Bbox, type MultiPolygonCoords } from '@geo-dino/geometry';
+
+const MAX_BYTES = 32 << 20;
+
+import type { SceneRef } from './api-types.js';
+
+interface Part {
+  bbox: Bbox;
+  geometry: MultiPolygonCoords;
+  scene: SceneRef;
+}
+
+const cache = new Map<string, { mtimeMs: number; parts: Promise<Part[]> }>();
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v.slice(0, 1000) : null;
+}
+
+async function load(path: string): Promise<Part[]> {
+  const st = await stat(path);
+  if (st.size > MAX_BYTES) return [];
+  const json = JSON.parse(await readFile(path, 'utf8')) as { features?: unknown };
+  const parts: Part[] = [];
+  if (!Array.isArray(json.features)) return parts;
+  for (const f of json.features as { geometry?: { type?: string }; properties?: Record<string, unknown> }[]) {
+    const g = f?.geometry;
+    if (!g || (g.type !== 'Polygon' && g.type !== 'MultiPolygon')) continue;
+    try {
+      const geometry = toMultiPolygon(g as ArealGeometry);
+      const p = f.properties ?? {};
+      parts.push({
+        geometry,
+        bbox: bboxOf(geometry),
+        scene: { scene_id: str(p['scene_id']), datetime: str(p['datetime']), href: str(p['href']), collection: str(p['collection']) },
+      });
+    } catch {
+      continue;
+    }
+  }
+  return parts;
+}
+
+/** The scene that covers (lon, lat), or null. */
+export async function sceneAt(path: string, lon: number, lat: number): Promise<SceneRef | null> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch {
+    return null;
+  }
+  let hit = cache.get(path);
+  if (!hit || hit.mtimeMs !== st.mtimeMs) {
+    hit = { mtimeMs: st.mtimeMs, parts: load(path).catch(() => []) };
+    cache.set(path, hit);
+    if (cache.size > 64) cache.delete(cache.keys().next().value as string);
+  }
+  for (const part of await hit.parts) {
+    const [w, s, e, n] = part.bbox;
+    if (lon < w || lon > e || lat < s || lat > n) continue;
+    if (pointInMultiPolygon([lon, lat], part.geometry)) return part.scene;
+  }
+  return null;
+}

@@ -1,0 +1,162 @@
+/**
+ * Value-encoded tiles in the browser: a MapLibre protocol `gdv://<layer key>/{z}/{x}/{y}` that
+ * reads the tile from the PMTiles archive (HTTP Range), decodes the PNG without premultiplication
+ * or colour conversion, keeps the decoded values (LRU), and colours them with the layer's current
+ * ramp (height, uncertainty) or class table (land cover). Changing the ramp re-colours from the
+ * cache. The same cache answers "what value is under the cursor".
+ */
+import { addProtocol } from 'maplibre-gl';
+import { PMTiles } from 'pmtiles';
+import { decodeValueTile, parseHexColor, TILE_SIZE, type ClassEncoding, type LandCoverClass, type ValueEncoding } from '@geo-dino/pmtiles/encoding';
+import { lutIndex } from './ramps.js';
+
+export interface ValueStyle {
+  lut: Uint8Array;
+  min: number;
+  max: number;
+}
+
+export interface ValueLayerSpec {
+  /** Absolute URL of the .pmtiles archive. */
+  archive: string;
+  minzoom: number;
+  maxzoom: number;
+  encoding: ValueEncoding | ClassEncoding;
+  classes?: LandCoverClass[];
+  /** Current colours (value layers). */
+  style?: () => ValueStyle;
+}
+
+interface Decoded {
+  /** Values (NaN = nodata); class values for land cover. */
+  values: Float32Array;
+}
+
+const N = TILE_SIZE;
+const layers = new Map<string, ValueLayerSpec>();
+const archives = new Map<string, PMTiles>();
+const cache = new Map<string, Decoded | null>();
+const MAX_CACHE = 384;
+let transparent: Promise<ImageBitmap> | null = null;
+
+export function registerValueLayer(key: string, spec: ValueLayerSpec): void {
+  layers.set(key, spec);
+}
+
+function archive(url: string): PMTiles {
+  let a = archives.get(url);
+  if (!a) {
+    a = new PMTiles(url);
+    archives.set(url, a);
+  }
+  return a;
+}
+
+function remember(key: string, d: Decoded | null): void {
+  cache.delete(key);
+  cache.set(key, d);
+  while (cache.size > MAX_CACHE) cache.delete(cache.keys().next().value as string);
+}
+
+async function decodePng(bytes: ArrayBuffer): Promise<Uint8ClampedArray> {
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+  const canvas = new OffscreenCanvas(N, N);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  if (!ctx) throw new Error('no 2D canvas');
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return ctx.getImageData(0, 0, N, N, { colorSpace: 'srgb' }).data;
+}
+
+async function load(key: string, spec: ValueLayerSpec, z: number, x: number, y: number, signal: AbortSignal): Promise<Decoded | null> {
+  const cacheKey = `${key}/${z}/${x}/${y}`;
+  if (cache.has(cacheKey)) return cache.get(cacheKey)!;
+  const tile = await archive(spec.archive).getZxy(z, x, y, signal);
+  if (!tile) {
+    remember(cacheKey, null);
+    return null;
+  }
+  const rgba = await decodePng(tile.data);
+  let values: Float32Array;
+  if (spec.encoding.type === 'rg16') values = decodeValueTile(rgba, spec.encoding);
+  else {
+    values = new Float32Array(N * N);
+    for (let i = 0; i < values.length; i++) values[i] = rgba[i * 4 + 3] === 0 ? NaN : rgba[i * 4]!;
+  }
+  const d = { values };
+  remember(cacheKey, d);
+  return d;
+}
+
+function colourise(spec: ValueLayerSpec, d: Decoded): ImageData {
+  const out = new ImageData(N, N);
+  const px = out.data;
+  const v = d.values;
+  if (spec.encoding.type === 'class8') {
+    const table = new Map<number, [number, number, number]>();
+    for (const c of spec.classes ?? []) table.set(c.value, parseHexColor(c.color) ?? [128, 128, 128]);
+    for (let i = 0; i < v.length; i++) {
+      const val = v[i]!;
+      if (Number.isNaN(val)) continue;
+      const c = table.get(val) ?? [160, 160, 160];
+      px[i * 4] = c[0];
+      px[i * 4 + 1] = c[1];
+      px[i * 4 + 2] = c[2];
+      px[i * 4 + 3] = 255;
+    }
+    return out;
+  }
+  const { lut, min, max } = spec.style!();
+  for (let i = 0; i < v.length; i++) {
+    const val = v[i]!;
+    if (Number.isNaN(val)) continue;
+    const k = lutIndex(val, min, max) * 3;
+    px[i * 4] = lut[k]!;
+    px[i * 4 + 1] = lut[k + 1]!;
+    px[i * 4 + 2] = lut[k + 2]!;
+    px[i * 4 + 3] = 255;
+  }
+  return out;
+}
+
+/** Register the `gdv` protocol with MapLibre (once). */
+export function installValueProtocol(): void {
+  addProtocol('gdv', async (params, abort) => {
+    const m = /^gdv:\/\/([^/]+)\/(\d+)\/(\d+)\/(\d+)/.exec(params.url);
+    if (!m) throw new Error(`bad tile URL ${params.url}`);
+    const key = decodeURIComponent(m[1]!);
+    const spec = layers.get(key);
+    if (!spec) throw new Error(`unknown layer ${key}`);
+    const d = await load(key, spec, Number(m[2]), Number(m[3]), Number(m[4]), abort.signal);
+    if (!d) {
+      transparent ??= createImageBitmap(new ImageData(N, N));
+      return { data: await transparent };
+    }
+    return { data: await createImageBitmap(colourise(spec, d)) };
+  });
+}
+
+/**
+ * The decoded value under (lon, lat) at the finest zoom ≤ `zoom` already loaded for the layer:
+ * { value, z } or null. NaN value = nodata.
+ */
+export function valueUnder(key: string, lon: number, lat: number, zoom: number): { value: number; z: number } | null {
+  const spec = layers.get(key);
+  if (!spec) return null;
+  const mx = (lon + 180) / 360;
+  const s = Math.sin((Math.max(-85.0511, Math.min(85.0511, lat)) * Math.PI) / 180);
+  const my = 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI);
+  for (let z = Math.min(spec.maxzoom, Math.floor(zoom)); z >= spec.minzoom; z--) {
+    const n = 2 ** z;
+    const gx = mx * n * N;
+    const gy = my * n * N;
+    const tx = Math.floor(gx / N);
+    const ty = Math.floor(gy / N);
+    const d = cache.get(`${key}/${z}/${tx}/${ty}`);
+    if (d === undefined) continue;
+    if (d === null) return { value: NaN, z };
+    const i = Math.floor(gy - ty * N) * N + Math.floor(gx - tx * N);
+    return { value: d.values[i]!, z };
+  }
+  return null;
+}

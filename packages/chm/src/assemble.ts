@@ -1,0 +1,468 @@
+/**
+ * `assembleRun`: the tile store → the run directory.
+ *
+ * chm.tif is written block row by block row. For each row of 512-pixel output blocks, the output
+ * width is cut into chunks of at most `chunkWidth` pixels (multiples of the block size); for each
+ * chunk a stitcher of that width blends every stored tile overlapping the window (raised-cosine
+ * weights of the *whole* tile, so the result does not depend on where chunks are cut) and hands
+ * its blocks to the streaming COG writer. Memory, whatever the AOI:
+ *
+ * - blending: (bands + 1) × (tileSize + 512) × min(width, chunkWidth) × 4 bytes
+ *   (3 × 1024 × 4096 × 4 = 48 MiB at the defaults), plus a few tiles being read;
+ * - COG writer: one row of blocks per overview level, about bands × 512 × width × 4 bytes
+ *   (4 KiB per output column for two bands: 40 MiB for a 6 km-wide AOI at 0.6 m);
+ * - provenance: a row of cells plus rectangles along scene boundaries.
+ *
+ * Then provenance.geojson, run.json, item.json (STAC) and the web layers (the pmtiles package's
+ * `writeRunTiles`) are written into a staging directory, which is renamed into place only when
+ * everything is complete. A failure leaves `out` as it was.
+ */
+import { rename, rm, stat, readdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
+import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
+import { writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
+import { Stitcher } from '@geo-dino/stitcher';
+import { LruCache, NO_SOURCE, createCogWriter, crsLabel } from '@geo-dino/tiling';
+import { layoutOf, planHasTile, planTileIds } from './plan.js';
+import { ProvenanceBuilder } from './provenance.js';
+import type { TileRecord, TileStore } from './tile-store.js';
+import type { TileFeed } from './feed.js';
+import { NODATA, type CommonOptions, type RunPlan } from './types.js';
+
+export const DEFAULT_CHUNK_WIDTH = 4096;
+
+export interface BandStats {
+  minimum: number;
+  maximum: number;
+  mean: number;
+  stddev: number;
+  count: number;
+  valid_percent: number;
+}
+
+export interface AssembleOptions extends CommonOptions {
+  /** The run directory to create (renamed into place when complete). */
+  out: string;
+  /** Where to build it; must be on out's file system (default: a hidden sibling of out). */
+  staging?: string;
+  /** Widest blending window, pixels (a multiple of 512; default 4096). Does not change the output. */
+  chunkWidth?: number;
+  /** Write chm.pmtiles and the other web layers (default true). */
+  webTiles?: boolean;
+  /** Replace an existing `out` (default false: refuse). */
+  replace?: boolean;
+  /** More run.json fields from the caller (command, execution, tile counts, timings); a function is called when run.json is written. */
+  runInfo?: Record<string, unknown> | (() => Record<string, unknown>);
+  /** Decoded tiles kept between block rows (default: two rows of a chunk's tiles, at most 64 MiB). */
+  tileCacheBytes?: number;
+  /** `performance.now()` when the run started, for run.json's total time. */
+  startedAt?: number;
+  /**
+   * Assemble while tiles are still being predicted: wait for each tile on this feed instead of
+   * requiring a complete store.
+   */
+  feed?: TileFeed;
+}
+
+export interface AssembleResult {
+  out: string;
+  files: { name: string; bytes: number }[];
+  width: number;
+  height: number;
+  validPixels: number;
+  stats: { height: BandStats | null; uncertainty: BandStats | null };
+  scenes: { id: string; datetime: string | null; pixels: number }[];
+  webTiles: string[];
+  item: StacItem;
+  /** The run.json written. */
+  run: Record<string, unknown>;
+  seconds: number;
+}
+
+class Acc {
+  n = 0;
+  sum = 0;
+  sumSq = 0;
+  min = Infinity;
+  max = -Infinity;
+  add(v: number): void {
+    this.n++;
+    this.sum += v;
+    this.sumSq += v * v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+  }
+  stats(total: number): BandStats | null {
+    if (this.n === 0) return null;
+    const mean = this.sum / this.n;
+    const round = (v: number): number => Math.round(v * 1e4) / 1e4;
+    return {
+      minimum: round(this.min),
+      maximum: round(this.max),
+      mean: round(mean),
+      stddev: round(Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean))),
+      count: this.n,
+      valid_percent: round((100 * this.n) / total),
+    };
+  }
+}
+
+let ortVersion: string | null | undefined;
+/** onnxruntime-node's version, for run.json and the STAC Item. */
+export function onnxruntimeVersion(): string | null {
+  if (ortVersion === undefined) {
+    try {
+      ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
+    } catch {
+      ortVersion = null;
+    }
+  }
+  return ortVersion;
+}
+
+function gridCode(plan: RunPlan): { code: string | null; wkt2?: string } {
+  const c = plan.grid.crs;
+  return c.epsg !== null ? { code: `EPSG:${c.epsg}` } : { code: null, wkt2: c.definition ?? c.name };
+}
+
+/** The part of the AOI the run mapped (AOI ∩ provenance), falling back to the AOI. */
+function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolygonCoords {
+  try {
+    const covered = intersection(plan.aoi.geometry, union(...parts));
+    if (covered.length) return parseAoi({ type: 'MultiPolygon', coordinates: covered }, 'mapped area').geometry;
+  } catch {
+    /* fall back below */
+  }
+  return plan.aoi.geometry;
+}
+
+async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
+  const out: { name: string; bytes: number }[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const st = await stat(join(dir, name));
+    if (st.isFile()) out.push({ name, bytes: st.size });
+  }
+  return out;
+}
+
+/** Move a complete staging directory into place (replacing `out` only when asked). */
+export async function moveIntoPlace(staging: string, out: string, replace: boolean, log: Logger): Promise<void> {
+  await ensureDir(dirname(out));
+  let trash: string | null = null;
+  if (await fileExists(out)) {
+    if (!replace) throw new GeoDinoError('E_ARGUMENT', `${out}: already exists; choose another --out, or pass --force to replace it`, { details: { path: out } });
+    trash = join(dirname(out), `.${basename(out)}.replaced-${process.pid}`);
+    try {
+      await rename(out, trash);
+    } catch (err) {
+      throw fsError(err, out, 'write');
+    }
+  }
+  try {
+    await rename(staging, out);
+  } catch (err) {
+    if (trash) await rename(trash, out).catch(() => undefined);
+    throw fsError(err, out, 'write');
+  }
+  if (trash) {
+    await rm(trash, { recursive: true, force: true }).catch((err: unknown) => log.warn({ path: trash, err }, 'could not remove the replaced run directory'));
+  }
+}
+
+/** Assemble a run's outputs from its complete tile store (see the module comment). */
+export async function assembleRun(plan: RunPlan, store: TileStore, options: AssembleOptions): Promise<AssembleResult> {
+  const t0 = performance.now();
+  const log = options.log ?? silentLogger();
+  const progress = options.progress ?? silentProgress;
+  const signal = options.signal;
+  const out = options.out;
+  const staging = options.staging ?? join(dirname(out), `.${basename(out)}.staging`);
+  const B = plan.tiling.blockSize;
+  const C = options.chunkWidth ?? DEFAULT_CHUNK_WIDTH;
+  if (!Number.isInteger(C) || C < B || C % B !== 0) throw new GeoDinoError('E_ARGUMENT', `--chunk-width: must be a multiple of ${B} (got ${C})`, { details: { field: '--chunk-width' } });
+  const { width: W, height: H } = plan.grid;
+  const T = plan.tiling.tileSize;
+  const stride = plan.tiling.stride;
+  const layout = layoutOf(plan);
+
+  // Every planned tile must be in the store (or on its way, with a feed).
+  const done = options.feed ? null : await store.completed();
+  let missing = 0;
+  let firstMissing = -1;
+  for (const id of done ? planTileIds(plan, layout) : []) {
+    if (!done!.has(id)) {
+      missing++;
+      if (firstMissing < 0) firstMissing = id;
+    }
+  }
+  if (missing) {
+    throw new GeoDinoError('E_ARGUMENT', `${store.dir}: ${missing} of ${plan.tiling.tiles} tiles are not predicted yet (first: ${firstMissing}); predict them before assembling`, {
+      details: { missing },
+    });
+  }
+
+  await rm(staging, { recursive: true, force: true });
+  await ensureDir(staging);
+  const bandNames = plan.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
+  const nb = bandNames.length;
+  const demoTag = plan.demo ? 'YES' : 'NO';
+  const cog = await createCogWriter(join(staging, 'chm.tif'), {
+    width: W,
+    height: H,
+    bands: nb,
+    dtype: 'float32',
+    blockSize: B,
+    nodata: NODATA,
+    crs: plan.grid.crs,
+    transform: plan.grid.transform,
+    bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
+    bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution' })),
+    overviewResampling: 'average',
+    metadata: {
+      GEO_DINO_VERSION,
+      GEO_DINO_MODEL: plan.model.name,
+      GEO_DINO_WEIGHTS_SHA256: plan.model.weightsSha256,
+      GEO_DINO_DEMO: demoTag,
+      GEO_DINO_CONFIG_HASH: plan.configHash,
+      ...(plan.demo ? { GEO_DINO_WARNING: 'DEMO: random-weight model, heights are not real canopy heights' } : {}),
+    },
+    log,
+    ...(signal ? { signal } : {}),
+  });
+
+  const stats = bandNames.map(() => new Acc());
+  const provenance = new ProvenanceBuilder(plan, B);
+  // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
+  const tileBytes = T * T * 11;
+  const cache = new LruCache<number, TileRecord>(options.tileCacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(Math.min(C, W) / stride) + 2) * tileBytes));
+  const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
+  const readTile = async (id: number): Promise<TileRecord> => {
+    const hit = cache.get(id);
+    if (hit) return hit;
+    const offered = options.feed ? await options.feed.wait(id) : null;
+    const r = offered ?? (await store.read(id));
+    if (!r) throw new GeoDinoError('E_INTERNAL', `${store.pathOf(id)}: tile disappeared from the store during assembly`);
+    cache.set(id, r, sizeOf(r));
+    return r;
+  };
+
+  const blockRows = Math.ceil(H / B);
+  const chunks = Math.ceil(W / C);
+  // With a feed, blending follows prediction, whose progress is the one shown.
+  const task = (options.feed ? silentProgress : progress).start('blending', { total: blockRows * chunks, unit: 'windows' });
+  try {
+    for (let br = 0; br < blockRows; br++) {
+      const y0 = br * B;
+      const rows = Math.min(B, H - y0);
+      const i0 = Math.max(0, Math.ceil((y0 - T + 1) / stride));
+      const i1 = Math.min(layout.rows - 1, Math.floor((y0 + rows - 1) / stride));
+      provenance.beginRow(y0, rows);
+      for (let ch = 0; ch < chunks; ch++) {
+        throwIfAborted(signal);
+        const cx0 = ch * C;
+        const cw = Math.min(C, W - cx0);
+        const j0 = Math.max(0, Math.ceil((cx0 - T + 1) / stride));
+        const j1 = Math.min(layout.cols - 1, Math.floor((cx0 + cw - 1) / stride));
+        const ids: number[] = [];
+        for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
+        const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA });
+        const source = new Uint16Array(cw * rows).fill(NO_SOURCE);
+        // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
+        const ahead: Promise<TileRecord>[] = [];
+        let k = 0;
+        const pump = (): void => {
+          while (ahead.length < 4 && k < ids.length) {
+            const p = readTile(ids[k++]!);
+            p.catch(() => undefined);
+            ahead.push(p);
+          }
+        };
+        pump();
+        while (ahead.length) {
+          const rec = await ahead.shift()!;
+          pump();
+          if (rec.empty) continue;
+          const valid = rec.planes['valid'] as Uint8Array;
+          stitcher.add({
+            x: rec.spec.x - cx0,
+            y: rec.spec.y - y0,
+            width: rec.spec.width,
+            height: rec.spec.height,
+            bands: bandNames.map((n) => rec.planes[n] as Float32Array),
+            valid,
+          });
+          const src = rec.planes['source'] as Uint16Array;
+          const xa = Math.max(0, rec.spec.x - cx0);
+          const xb = Math.min(cw, rec.spec.x + rec.spec.width - cx0);
+          const ya = Math.max(0, rec.spec.y - y0);
+          const yb = Math.min(rows, rec.spec.y + rec.spec.height - y0);
+          for (let y = ya; y < yb; y++) {
+            const t = (y + y0 - rec.spec.y) * rec.spec.width - rec.spec.x + cx0;
+            const o = y * cw;
+            for (let x = xa; x < xb; x++) if (valid[t + x]) source[o + x] = src[t + x]!;
+          }
+        }
+        for (const blk of stitcher.finish()) {
+          for (let b = 0; b < nb; b++) {
+            const a = blk.bands[b]!;
+            const acc = stats[b]!;
+            for (let y = 0; y < blk.height; y++) {
+              for (let x = 0; x < blk.width; x++) {
+                const v = a[y * B + x]!;
+                if (v !== NODATA) acc.add(v);
+              }
+            }
+          }
+          await cog.writeBlock(blk.col + cx0 / B, br, blk.bands);
+        }
+        provenance.addWindow(cx0, cw, rows, source);
+        task.tick();
+      }
+      provenance.endRow();
+    }
+    task.finish();
+    await cog.close();
+  } catch (err) {
+    await cog.abort();
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
+
+  try {
+    const total = W * H;
+    const bandStats = stats.map((s) => s.stats(total));
+    const validPixels = stats[0]!.n;
+    if (validPixels === 0) {
+      throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
+    }
+    const prov = provenance.finish();
+    await writeJsonAtomic(join(staging, 'provenance.geojson'), prov);
+
+    const byName = (n: string): BandStats | null => bandStats[(bandNames as string[]).indexOf(n)] ?? null;
+    const used = prov.features.map((f) => plan.sources[f.properties.priority]!);
+    const stacSources: SourceRef[] = used
+      .filter((s) => s.itemHref)
+      .map((s) => ({
+        itemId: s.id,
+        ...(s.collection ? { collection: s.collection } : {}),
+        itemHref: s.itemHref!,
+        datetime: s.datetime,
+        ...(s.startDatetime ? { startDatetime: s.startDatetime } : {}),
+        ...(s.endDatetime ? { endDatetime: s.endDatetime } : {}),
+      }));
+    const rasterTimes = used.filter((s) => !s.itemHref && s.datetime).map((s) => Date.parse(s.datetime!));
+    const acquisition =
+      stacSources.length || !rasterTimes.length
+        ? undefined
+        : rasterTimes.length === 1 || Math.min(...rasterTimes) === Math.max(...rasterTimes)
+          ? { datetime: new Date(rasterTimes[0]!).toISOString() }
+          : { start: new Date(Math.min(...rasterTimes)).toISOString(), end: new Date(Math.max(...rasterTimes)).toISOString() };
+
+    const itemPath = join(staging, 'item.json');
+    const footprint = mappedFootprint(
+      plan,
+      prov.features.map((f) => f.geometry.coordinates),
+    );
+    const itemId = `geo-dino-chm-${plan.configHash.slice(0, 16)}`;
+    const chmAsset: OutputAsset = {
+      key: 'chm',
+      path: join(staging, 'chm.tif'),
+      roles: ['data'],
+      title: plan.demo ? 'Canopy height and uncertainty (DEMO model, not real heights)' : 'Canopy height and uncertainty',
+      bands: bandNames.map((n) => {
+        const s = byName(n);
+        return {
+          name: n === 'height' ? 'canopy_height' : 'uncertainty',
+          description: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution',
+          dataType: 'float32' as const,
+          nodata: NODATA,
+          unit: 'm',
+          ...(s ? { statistics: s } : {}),
+        };
+      }),
+    };
+    const baseAssets: OutputAsset[] = [
+      chmAsset,
+      { key: 'provenance', path: join(staging, 'provenance.geojson'), roles: ['metadata'], title: 'Source scene and acquisition time of every part of the map' },
+      { key: 'run', path: join(staging, 'run.json'), roles: ['metadata'], title: 'How this run was made', type: 'application/json' },
+    ];
+    const itemInput = (assets: OutputAsset[]): Parameters<typeof writeOutputItem>[0] => ({
+      id: itemId,
+      itemPath,
+      geometry: footprint.length === 1 ? { type: 'Polygon', coordinates: footprint[0]! } : { type: 'MultiPolygon', coordinates: footprint },
+      grid: { ...gridCode(plan), shape: [H, W], transform: [plan.grid.transform[1], plan.grid.transform[2], plan.grid.transform[0], plan.grid.transform[4], plan.grid.transform[5], plan.grid.transform[3]] },
+      assets,
+      sources: stacSources,
+      model: { name: plan.model.name, weightsSha256: plan.model.weightsSha256 },
+      demo: plan.demo,
+      ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
+      ...(acquisition ? { acquisition } : {}),
+      title: plan.demo ? 'DEMO canopy height (random-weight model)' : 'Canopy height',
+      properties: { 'geo-dino:config_hash': plan.configHash, 'geo-dino:tiles': plan.tiling.tiles, 'gsd': plan.grid.gsd * plan.grid.crs.metresPerUnit },
+    });
+    // A first item.json: the pmtiles package reads the acquisition date from it.
+    await writeOutputItem(itemInput(baseAssets.filter((a) => a.key !== 'run')));
+
+    // Web layers (the pmtiles package's run-directory writer: chm.pmtiles, chm-uncertainty.pmtiles, imagery.pmtiles).
+    let web: RunTilesResult = {};
+    if (options.webTiles !== false) {
+      const imagery = plan.sources.length === 1 && plan.sources[0]!.sign === null ? plan.sources[0]!.href : undefined;
+      if (!imagery) log.info({ scenes: plan.sources.length }, 'imagery.pmtiles is written for single-scene runs only');
+      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(imagery ? { imagery } : {}) });
+    }
+    throwIfAborted(signal);
+    const webAssets: OutputAsset[] = Object.entries(web)
+      .filter(([, s]) => s)
+      .map(([layer, s]) => ({ key: `${layer}-pmtiles`, path: s!.path, roles: ['visual'], title: `${layer} web tiles (PMTiles)` }));
+
+    const run: Record<string, unknown> = {
+      format: 'geo-dino-run',
+      formatVersion: 1,
+      kind: 'chm',
+      status: 'complete',
+      demo: plan.demo,
+      ...(plan.demo ? { warning: 'DEMO: random-weight model; heights are not real canopy heights' } : {}),
+      ...(typeof options.runInfo === 'function' ? options.runInfo() : (options.runInfo ?? {})),
+      versions: { 'geo-dino': GEO_DINO_VERSION, node: process.version, 'onnxruntime-node': onnxruntimeVersion() },
+      model: { name: plan.model.name, weightsSha256: plan.model.weightsSha256, demo: plan.model.demo, family: plan.model.family, layout: plan.model.layout, dtype: plan.model.dtype },
+      requestHash: plan.requestHash,
+      configHash: plan.configHash,
+      aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
+      grid: { crs: crsLabel(plan.grid.crs), epsg: plan.grid.crs.epsg, width: W, height: H, gsd: plan.grid.gsd, transform: plan.grid.transform },
+      tiling: { ...plan.tiling },
+      sources: plan.sources.map((s, i) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref, pixels: prov.features.find((f) => f.properties.priority === i)?.properties.pixels ?? 0 })),
+      pixels: { total, valid: validPixels },
+      statistics: { height: byName('height'), uncertainty: byName('uncertainty') },
+      outputs: [...(await listFiles(staging)).filter((f) => f.name !== 'item.json').map((f) => f.name), 'item.json', 'run.json'],
+    };
+    const timings = { ...((run['timings'] as Record<string, unknown> | undefined) ?? {}), assemble_s: Number(((performance.now() - t0) / 1000).toFixed(3)), total_s: Number(((performance.now() - (options.startedAt ?? t0)) / 1000).toFixed(3)) };
+    run['timings'] = timings;
+    run['memory'] = { maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    await writeJsonAtomic(join(staging, 'run.json'), run);
+
+    await writeOutputItem(itemInput([...baseAssets, ...webAssets]));
+    const item = (await readJsonFile(itemPath)) as StacItem;
+    const seconds = (performance.now() - t0) / 1000;
+    await moveIntoPlace(staging, out, options.replace ?? false, log);
+    const files = await listFiles(out);
+    return {
+      out,
+      files,
+      width: W,
+      height: H,
+      validPixels,
+      stats: { height: byName('height'), uncertainty: byName('uncertainty') },
+      scenes: prov.features.map((f) => ({ id: f.properties.scene_id, datetime: f.properties.datetime, pixels: f.properties.pixels })),
+      webTiles: Object.values(web).filter((s) => s).map((s) => basename(s!.path)),
+      item,
+      run,
+      seconds,
+    };
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * `predictTiles`: read, warp and mosaic each tile (the tiler's `renderTile`), normalise it (the
+ * model package's `normalizeRgb`), run the model in batches (sessions in worker threads), and
+ * write each tile's prediction to the tile store.
+ *
+ * Reading runs ahead of inference: up to `lookahead` tiles are being read/warped while a batch is
+ * in the model, and up to `inflight` batches are queued on the runner, so the model never waits
+ * for input when reading is faster than inference. Tiles are written as their batch completes
+ * (compression on libuv's thread pool). Memory is bounded by the look-ahead, the batches in
+ * flight and the decoded-block cache, never by the number of tiles.
+ */
+import { GeoDinoError, silentLogger, silentProgress, throwIfAborted, type ProgressTask } from '@geo-dino/core';
+import { normalizeRgb, type ModelRunner } from '@geo-dino/model';
+import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource } from '@geo-dino/tiling';
+import { layoutOf, tileSpecOf } from './plan.js';
+import { SourceOpener } from './sources.js';
+import type { TileRecord, TileStore } from './tile-store.js';
+import type { CommonOptions, RunPlan } from './types.js';
+
+export interface PredictOptions extends CommonOptions {
+  /** Tiles per model call (default 1; more helps on GPUs). */
+  batch?: number;
+  /** Tiles read ahead of the model (default max(4, 2 × batch)). */
+  lookahead?: number;
+  /** Batches queued on the runner at once (default 2: one running, one ready). */
+  inflight?: number;
+  /** Decoded-block cache budget for the scenes (default 16 MiB). */
+  cacheBytes?: number;
+  /** Progress totals when this call is part of a larger run. */
+  progressTotal?: number;
+  progressDone?: number;
+  headers?: Record<string, string>;
+  /** Called after each tile is stored. */
+  onTile?: (record: TileRecord) => void;
+}
+
+export interface PredictSummary {
+  /** Tiles written (including empty ones). */
+  tiles: number;
+  /** Tiles without any valid pixel (stored as empty, no model call). */
+  empty: number;
+  validPixels: number;
+  modelCalls: number;
+  /** Seconds the model calls took (sum over calls; overlaps reading). */
+  modelSeconds: number;
+  seconds: number;
+}
+
+/** The scenes meeting a set of tiles, opened in plan order, with their plan indexes. */
+async function openSourcesFor(plan: RunPlan, boxes: [number, number, number, number], opener: SourceOpener): Promise<{ sources: TileSource[]; planIndex: number[] }> {
+  const sources: TileSource[] = [];
+  const planIndex: number[] = [];
+  try {
+    for (let i = 0; i < plan.sources.length; i++) {
+      const s = plan.sources[i]!;
+      const b = s.gridBbox;
+      if (!b || b[0] >= boxes[2] || b[2] <= boxes[0] || b[1] >= boxes[3] || b[3] <= boxes[1]) continue;
+      const raster = await opener.open({ ...s });
+      sources.push({ id: s.id, raster, ...(s.bands ? { bands: s.bands } : {}) });
+      planIndex.push(i);
+    }
+  } catch (err) {
+    await Promise.all(sources.map((s) => s.raster.close()));
+    throw err;
+  }
+  return { sources, planIndex };
+}
+
+/** Predict `tileIds` of `plan` with `runner` and store them. */
+export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, runner: ModelRunner, store: TileStore, options: PredictOptions = {}): Promise<PredictSummary> {
+  const t0 = performance.now();
+  const log = options.log ?? silentLogger();
+  const progress = options.progress ?? silentProgress;
+  const signal = options.signal;
+  const B = options.batch ?? 1;
+  if (!Number.isInteger(B) || B < 1 || B > 64) throw new GeoDinoError('E_ARGUMENT', `--batch: must be 1-64 (got ${B})`, { details: { field: '--batch' } });
+  const lookahead = options.lookahead ?? Math.max(4, 2 * B);
+  const maxInflight = options.inflight ?? 2;
+  const head = plan.heads.find((h) => h.kind === 'canopy-height');
+  if (!head || plan.heads.length !== 1) throw new GeoDinoError('E_ARGUMENT', `heads ${plan.heads.map((h) => h.name).join(', ')}: only a single canopy-height head is supported yet`);
+  if (runner.meta.source.weightsSha256 !== plan.model.weightsSha256) {
+    throw new GeoDinoError('E_ARGUMENT', `model ${runner.meta.name} (weights ${runner.meta.source.weightsSha256.slice(0, 12)}) is not the plan's ${plan.model.name} (${plan.model.weightsSha256.slice(0, 12)})`);
+  }
+  const layout = layoutOf(plan);
+  const T = plan.tiling.tileSize;
+  const [ho, wo] = runner.outputSize(T, T);
+  if (ho !== T || wo !== T) throw new GeoDinoError('E_ARGUMENT', `tile size ${T}: the model's output would be ${ho}×${wo}; use a multiple of 32`);
+  const ids = [...tileIds];
+  const summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
+  if (ids.length === 0) return summary;
+
+  // Only the scenes that meet these tiles are opened (a worker with a few tiles of a big run).
+  const specs = ids.map((id) => tileSpecOf(layout, id));
+  const box: [number, number, number, number] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const s of specs) {
+    box[0] = Math.min(box[0], s.x);
+    box[1] = Math.min(box[1], s.y);
+    box[2] = Math.max(box[2], s.x + s.width);
+    box[3] = Math.max(box[3], s.y + s.height);
+  }
+  const opener = new SourceOpener({ log, ...(signal ? { signal } : {}), ...(options.env ? { env: options.env } : {}), ...(options.headers ? { headers: options.headers } : {}) }, options.cacheBytes ?? 16 * 1024 * 1024);
+  const { sources, planIndex } = await openSourcesFor(plan, box, opener);
+  const rasters: RasterSource[] = sources.map((s) => s.raster);
+  const task: ProgressTask = progress.start('predicting', { total: options.progressTotal ?? ids.length, done: options.progressDone ?? 0, unit: 'tiles' });
+
+  const renderQ: Promise<Tile>[] = [];
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  let next = 0;
+  try {
+    const prepared = await prepareTileSources(layout, sources, { log, ...(signal ? { signal } : {}) });
+    const fill = (): void => {
+      while (renderQ.length < lookahead && next < specs.length) {
+        const p = renderTile(layout, prepared, specs[next++]!, { resampling: plan.tiling.resampling, ...(signal ? { signal } : {}) });
+        p.catch(() => undefined); // observed when awaited
+        renderQ.push(p);
+      }
+    };
+    const remap = (tile: Tile): Uint16Array => {
+      const src = tile.source;
+      const out = new Uint16Array(src.length).fill(NO_SOURCE);
+      for (let i = 0; i < src.length; i++) if (tile.valid[i] && src[i] !== NO_SOURCE) out[i] = planIndex[src[i]!]!;
+      return out;
+    };
+    const specOf = (tile: Tile): TileRecord['spec'] => ({ row: tile.spec.row, col: tile.spec.col, x: tile.spec.x, y: tile.spec.y, width: tile.spec.width, height: tile.spec.height });
+    const stored = (record: TileRecord): void => {
+      summary.tiles++;
+      if (record.empty) summary.empty++;
+      summary.validPixels += record.validCount;
+      task.tick();
+      options.onTile?.(record);
+    };
+
+    const submit = async (tiles: Tile[]): Promise<void> => {
+      while (inflight.size >= maxInflight) await Promise.race(inflight);
+      if (failure) throw failure;
+      throwIfAborted(signal);
+      const per = 3 * T * T;
+      const px = new Float32Array(tiles.length * per);
+      tiles.forEach((t, k) => {
+        const mask = new Uint8Array(T * T);
+        for (let i = 0; i < mask.length; i++) mask[i] = t.source[i] !== NO_SOURCE ? 1 : 0;
+        normalizeRgb(t.rgb, { height: T, width: T, layout: 'chw', mask, out: px.subarray(k * per, (k + 1) * per) });
+      });
+      const job = (async (): Promise<void> => {
+        const m0 = performance.now();
+        // Not cancelled mid-call: an interruption lets the running batch finish and stores it
+        // (a tile boundary), and onnxruntime is never torn down while it computes.
+        const res = await runner.runChm(px, tiles.length, T, T);
+        summary.modelSeconds += (performance.now() - m0) / 1000;
+        summary.modelCalls++;
+        const [rb, rh, rw] = res.dims;
+        if (rb !== tiles.length || rh !== T || rw !== T) throw new GeoDinoError('E_INTERNAL', `model returned [${res.dims.join(', ')}] for a batch of ${tiles.length} ${T}² tiles`);
+        await Promise.all(
+          tiles.map(async (t, k) => {
+            const n = T * T;
+            const height = res.height.slice(k * n, (k + 1) * n);
+            const uncertainty = res.uncertainty ? res.uncertainty.slice(k * n, (k + 1) * n) : null;
+            for (let i = 0; i < n; i++) {
+              if (t.valid[i]) continue;
+              height[i] = 0;
+              if (uncertainty) uncertainty[i] = 0;
+            }
+            const planes: TileRecord['planes'] = { height };
+            if (uncertainty && head.planes.includes('uncertainty')) planes['uncertainty'] = uncertainty;
+            planes['valid'] = t.valid;
+            planes['source'] = remap(t);
+            const record: TileRecord = { id: t.spec.index, spec: specOf(t), empty: false, validCount: t.validCount, sourcesUsed: t.sourcesUsed.map((i) => planIndex[i]!), planes };
+            await store.write(record);
+            stored(record);
+          }),
+        );
+      })();
+      const tracked: Promise<void> = job.then(
+        () => {
+          inflight.delete(tracked);
+        },
+        (err: unknown) => {
+          inflight.delete(tracked);
+          failure ??= err;
+        },
+      );
+      inflight.add(tracked);
+    };
+
+    fill();
+    let batch: Tile[] = [];
+    while (renderQ.length) {
+      throwIfAborted(signal);
+      if (failure) throw failure;
+      const tile = await renderQ.shift()!;
+      fill();
+      if (tile.validCount === 0) {
+        const record: TileRecord = { id: tile.spec.index, spec: specOf(tile), empty: true, validCount: 0, sourcesUsed: [], planes: {} };
+        await store.write(record);
+        stored(record);
+        continue;
+      }
+      batch.push(tile);
+      if (batch.length >= B) {
+        const b = batch;
+        batch = [];
+        await submit(b);
+      }
+    }
+    if (batch.length) await submit(batch);
+    while (inflight.size) await Promise.race(inflight);
+    if (failure) throw failure;
+    throwIfAborted(signal);
+  } finally {
+    await Promise.allSettled(renderQ);
+    await Promise.allSettled([...inflight]);
+    await Promise.all(rasters.map((r) => r.close()));
+    task.finish();
+  }
+  summary.seconds = (performance.now() - t0) / 1000;
+  log.debug({ ...summary }, 'tiles predicted');
+  return summary;
+}

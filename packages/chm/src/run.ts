@@ -1,0 +1,311 @@
+/**
+ * `runChm`: plan → predict the tiles not yet in the store → assemble, with the run's state kept
+ * beside `--out` so an interrupted run continues where it stopped.
+ *
+ * State directory `<parent>/.<out-name>.geo-dino-state/`: `plan.json` (the frozen plan: scenes
+ * chosen, grid, hashes), `tiles/` (the tile store), `lock` (the pid of the process running it),
+ * `staging/` (outputs being assembled). It is removed when the run completes.
+ *
+ * - Re-running a finished run with the same arguments (same request hash in `<out>/run.json`) is a
+ *   no-op that reports the existing outputs.
+ * - An interrupted run (Ctrl-C, SIGTERM: stops at a tile boundary; SIGKILL, crash: loses at most
+ *   the tiles in flight) leaves its state; `resume: true` continues it. Without `resume`, an
+ *   existing state is an error that says what to do, never silently discarded; a state of a
+ *   different request is an error unless the user removes it.
+ * - Nothing is written into `--out` until the run is complete.
+ */
+import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { openModel, type ModelRunner } from '@geo-dino/model';
+import type { Device } from '@geo-dino/runtime';
+import { assembleRun, type AssembleResult } from './assemble.js';
+import { batchFor, executionFor } from './execution.js';
+import { planRun, planTileIds, requestHashOf, resolveModel } from './plan.js';
+import { predictTiles, type PredictSummary } from './predict.js';
+import { TileStore } from './tile-store.js';
+import { TileFeed } from './feed.js';
+import { PLAN_FORMAT, PLAN_FORMAT_VERSION, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+
+export interface ChmRunOptions extends ChmRequest, CommonOptions {
+  /** The run directory to create. */
+  out: string;
+  /** Continue an interrupted run from its state. */
+  resume?: boolean;
+  /** Replace an existing, different run in `out`. */
+  force?: boolean;
+  device?: Device;
+  batch?: number;
+  threads?: number;
+  workers?: number;
+  /** Blending window width (does not change the output; bounds memory). */
+  chunkWidth?: number;
+  /** Write the PMTiles web layers (default true). */
+  webTiles?: boolean;
+  /** Keep the state directory after success (default false). */
+  keepState?: boolean;
+  /** The command line, for run.json. */
+  command?: readonly string[];
+}
+
+export interface ChmRunResult {
+  out: string;
+  /** True when `out` already held this run (nothing was done). */
+  upToDate: boolean;
+  demo: boolean;
+  run: Record<string, unknown>;
+  files: { name: string; bytes: number }[];
+  tiles: { total: number; predicted: number; resumed: number; empty: number };
+  provider: string | null;
+  assemble?: AssembleResult;
+}
+
+/** Where a run's state lives (beside `out`, on the same file system). */
+export function stateDirFor(out: string): string {
+  return join(dirname(out), `.${basename(out)}.geo-dino-state`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Take the state directory's lock (a file holding our pid); a lock of a dead process is taken over. */
+async function lock(stateDir: string): Promise<() => Promise<void>> {
+  const path = join(stateDir, 'lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.write(String(process.pid));
+      await fh.close();
+      return async () => {
+        await unlink(path).catch(() => undefined);
+      };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw fsError(err, path, 'create');
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: another geo-dino process (pid ${pid}) is running this run`, { details: { pid } });
+      }
+      await unlink(path).catch(() => undefined);
+    }
+  }
+  throw new GeoDinoError('E_WRITE', `${path}: could not take the run's lock`);
+}
+
+async function readCompletedRun(out: string): Promise<Record<string, unknown> | null> {
+  const path = join(out, 'run.json');
+  if (!(await fileExists(path))) return null;
+  try {
+    const run = (await readJsonFile(path)) as Record<string, unknown>;
+    return run && typeof run === 'object' ? run : null;
+  } catch {
+    return null;
+  }
+}
+
+async function listOutputs(out: string, run: Record<string, unknown>): Promise<{ name: string; bytes: number }[] | null> {
+  const names = Array.isArray(run['outputs']) ? (run['outputs'] as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+  const files: { name: string; bytes: number }[] = [];
+  for (const name of names) {
+    const st = await stat(join(out, name)).catch(() => null);
+    if (!st?.isFile()) return null;
+    files.push({ name, bytes: st.size });
+  }
+  return files;
+}
+
+/** The error to report when prediction and assembly both stopped: a real failure over the cancellation it caused. */
+async function firstRealFailure(a: Promise<unknown>, b: Promise<unknown>, fallback: unknown): Promise<unknown> {
+  const errs: unknown[] = [];
+  for (const p of [a, b]) {
+    try {
+      await p;
+    } catch (err) {
+      errs.push(err);
+    }
+  }
+  return errs.find((e) => !(e instanceof GeoDinoError && e.code === 'E_CANCELLED')) ?? errs[0] ?? fallback;
+}
+
+/** Run `geo-dino chm` (see the module comment). */
+export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
+  const t0 = performance.now();
+  const log: Logger = options.log ?? silentLogger();
+  const progress = options.progress ?? silentProgress;
+  const signal = options.signal;
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const common = { log, env, cwd, ...(signal ? { signal } : {}) };
+  const out = resolve(cwd, options.out);
+  const stateDir = stateDirFor(out);
+
+  // The model first: a missing model is the cheapest error to report.
+  const md = await resolveModel(options.model, common);
+  const requestHash = await requestHashOf(options, md, common);
+
+  // A finished run with the same request: nothing to do.
+  const previous = await readCompletedRun(out);
+  if (previous && previous['status'] === 'complete' && previous['requestHash'] === requestHash && !options.force) {
+    const files = await listOutputs(out, previous);
+    if (files) {
+      log.info({ out }, 'this run is already complete; nothing to do (pass --force to recompute)');
+      const tiles = (previous['tiles'] as ChmRunResult['tiles'] | undefined) ?? { total: 0, predicted: 0, resumed: 0, empty: 0 };
+      return { out, upToDate: true, demo: previous['demo'] === true, run: previous, files, tiles, provider: ((previous['execution'] as { provider?: string } | undefined)?.provider) ?? null };
+    }
+  }
+  if ((await fileExists(out)) && !options.force) {
+    const what = previous ? `a different run (${String(previous['status'] ?? 'unknown status')}, request ${String(previous['requestHash'] ?? '?').slice(0, 12)})` : 'files that are not a geo-dino run';
+    throw new GeoDinoError('E_ARGUMENT', `--out ${out}: already holds ${what}; choose another --out, or pass --force to replace it`, { details: { field: '--out', path: out } });
+  }
+  await assertWritableDir(dirname(out));
+  const planPath = join(stateDir, 'plan.json');
+  let plan: RunPlan;
+  let resumed = false;
+  let unlock: () => Promise<void>;
+  if (await fileExists(planPath)) {
+    unlock = await lock(stateDir);
+    try {
+      const stored = (await readJsonFile(planPath)) as RunPlan;
+      if (stored.format !== PLAN_FORMAT || stored.formatVersion !== PLAN_FORMAT_VERSION) {
+        throw new GeoDinoError('E_ARGUMENT', `${planPath}: a state from another geo-dino version; remove ${stateDir} to start over`, { details: { path: stateDir } });
+      }
+      if (stored.requestHash !== requestHash) {
+        throw new GeoDinoError(
+          'E_ARGUMENT',
+          `${stateDir}: holds an interrupted run with different arguments (request ${stored.requestHash.slice(0, 12)}, now ${requestHash.slice(0, 12)}); rerun with the original arguments and --resume, or remove ${stateDir} to start over`,
+          { details: { path: stateDir } },
+        );
+      }
+      if (!options.resume) {
+        const n = (await (await TileStore.open(join(stateDir, 'tiles'), stored.configHash)).completed()).size;
+        throw new GeoDinoError(
+          'E_ARGUMENT',
+          `${stateDir}: an interrupted run of these arguments has ${n} of ${stored.tiling.tiles} tiles done; add --resume to continue it, or remove ${stateDir} to start over`,
+          { details: { path: stateDir } },
+        );
+      }
+      plan = stored;
+      resumed = true;
+      log.info({ state: stateDir }, 'resuming an interrupted run');
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
+  } else {
+    if (options.resume) log.info({ state: stateDir }, 'nothing to resume; starting the run');
+    // Planning writes nothing: a bad AOI, unreachable imagery or no overlap leaves no trace.
+    plan = await planRun(options, { ...common, modelDir: md });
+    await ensureDir(stateDir);
+    unlock = await lock(stateDir);
+    try {
+      if (await fileExists(planPath)) throw new GeoDinoError('E_ARGUMENT', `${stateDir}: another geo-dino process started this run meanwhile`, { details: { path: stateDir } });
+      await writeJsonAtomic(planPath, plan);
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
+  }
+  try {
+    const planSeconds = (performance.now() - t0) / 1000;
+
+    const store = await TileStore.open(join(stateDir, 'tiles'), plan.configHash);
+    const done = await store.completed();
+    const todo: number[] = [];
+    let total = 0;
+    for (const id of planTileIds(plan)) {
+      total++;
+      if (!done.has(id)) todo.push(id);
+    }
+    const already = total - todo.length;
+    if (resumed) log.info({ done: already, total }, 'tiles already in the state');
+    throwIfAborted(signal);
+
+    const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+    let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
+    let provider: string | null = null;
+    let batch = options.batch ?? null;
+    let fallbacks: readonly { provider: string; reason: string }[] = [];
+    // Prediction and assembly run together: blending follows a row behind inference (TileFeed).
+    // A failure of either stops the other; an interruption stops both and leaves the state.
+    const inner = new AbortController();
+    const onAbort = (): void => inner.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const feed = new TileFeed(done);
+    const predicting = (async (): Promise<void> => {
+      if (!todo.length) return;
+      const runner: ModelRunner = await openModel(md.dir, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      provider = runner.provider;
+      fallbacks = runner.fallbacks;
+      batch = batchFor(runner.provider, options.batch);
+      log.info({ device: exec.device, provider, workers: exec.workers, threads: exec.threads, batch }, `execution provider: ${provider}`);
+      try {
+        summary = await predictTiles(plan, todo, runner, store, {
+          batch,
+          log,
+          progress,
+          env,
+          signal: inner.signal,
+          ...(options.headers ? { headers: options.headers } : {}),
+          progressTotal: total,
+          progressDone: already,
+          onTile: (r) => feed.offer(r),
+        });
+      } finally {
+        await runner.close();
+      }
+    })();
+    predicting.catch((err: unknown) => {
+      feed.fail(err);
+    });
+    const assembling = assembleRun(plan, store, {
+      out,
+      staging: join(stateDir, 'staging'),
+      replace: options.force ?? false,
+      startedAt: t0,
+      feed,
+      log,
+      progress,
+      env,
+      signal: inner.signal,
+      ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
+      ...(options.webTiles !== undefined ? { webTiles: options.webTiles } : {}),
+      runInfo: () => ({
+        command: options.command ?? null,
+        execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch },
+        tiles: { total, predicted: summary.tiles - summary.empty, empty: summary.empty, resumed: already, modelCalls: summary.modelCalls },
+        timings: {
+          plan_s: Number(planSeconds.toFixed(3)),
+          predict_s: Number(summary.seconds.toFixed(3)),
+          tiles_per_s: summary.seconds > 0 ? Number(((summary.tiles - summary.empty) / summary.seconds).toFixed(4)) : null,
+        },
+      }),
+    });
+    assembling.catch(() => inner.abort());
+    let result: AssembleResult;
+    try {
+      [, result] = await Promise.all([predicting, assembling]);
+    } catch (err) {
+      // Let both settle (the runner closed, the staging directory removed) before reporting.
+      await Promise.allSettled([predicting, assembling]);
+      // An interruption of the user wins; otherwise the first real failure (not the abort it caused).
+      const first = await firstRealFailure(predicting, assembling, err);
+      if (first instanceof GeoDinoError && first.code === 'E_CANCELLED') {
+        const n = (await store.completed()).size;
+        log.warn({ state: stateDir, done: n, total }, `interrupted with ${n} of ${total} tiles done; rerun the same command with --resume to continue`);
+      }
+      throw first;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
+    const tiles = { total, predicted: summary.tiles - summary.empty, resumed: already, empty: summary.empty };
+    return { out, upToDate: false, demo: plan.demo, run: result.run, files: result.files, tiles, provider, assemble: result };
+  } finally {
+    await unlock();
+  }
+}

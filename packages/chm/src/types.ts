@@ -1,0 +1,120 @@
+/**
+ * The serialisable description of a run (`RunPlan`) and the options that produce it.
+ *
+ * A plan is plain JSON: `planRun` writes it to the run's state directory, `predictTiles` and
+ * `assembleRun` work from it alone (plus a model runner and a tile store), so a coordinator can
+ * plan once and hand tile batches to workers on other machines (issue 9).
+ */
+import type { Logger, Progress } from '@geo-dino/core';
+import type { Aoi, MultiPolygonCoords } from '@geo-dino/geometry';
+import type { Crs } from '@geo-dino/tiling';
+
+export const PLAN_FORMAT = 'geo-dino-chm-plan';
+export const PLAN_FORMAT_VERSION = 1;
+
+/** Value written where there is no valid imagery (DEVELOPERS.md run-directory contract). */
+export const NODATA = -9999;
+
+/** Output block size of chm.tif (and the stitcher's block rows). */
+export const BLOCK_SIZE = 512;
+
+export type BlendWindow = 'raised-cosine' | 'uniform';
+export type SignMode = 'auto' | 'none' | 'planetary-computer';
+
+/** One imagery source, in priority order (the first valid scene at a pixel wins). */
+export interface PlannedSource {
+  /** Scene id: the STAC item id, or the file name of a local raster. */
+  id: string;
+  kind: 'raster' | 'stac';
+  /** Path or URL of the GeoTIFF/COG, unsigned. */
+  href: string;
+  /** Sign `href` before reading (signed URLs expire, so plans keep them unsigned). */
+  sign: 'planetary-computer' | null;
+  collection: string | null;
+  /** Acquisition time (ISO 8601) when known. */
+  datetime: string | null;
+  startDatetime: string | null;
+  endDatetime: string | null;
+  /** The STAC item (absolute URL or path), for `derived_from` links. */
+  itemHref: string | null;
+  /** STAC asset key of the RGB asset. */
+  assetKey: string | null;
+  /** 0-based [red, green, blue] bands; null: by colour interpretation. */
+  bands: number[] | null;
+  /** The scene's extent in grid pixels [minX, minY, maxX, maxY]; null when it misses the grid. */
+  gridBbox: [number, number, number, number] | null;
+}
+
+export interface PlannedHead {
+  name: string;
+  kind: 'canopy-height';
+  /** Tile-store planes this head writes. */
+  planes: string[];
+}
+
+export interface RunPlan {
+  format: typeof PLAN_FORMAT;
+  formatVersion: typeof PLAN_FORMAT_VERSION;
+  /** Hash of the request (arguments that define the output); resume and no-op detection use it. */
+  requestHash: string;
+  /** Hash of everything below that changes the output (sources resolved, grid, model, tiling). */
+  configHash: string;
+  geoDino: string;
+  demo: boolean;
+  aoi: { source: string; geometry: MultiPolygonCoords; areaM2: number };
+  sources: PlannedSource[];
+  grid: { crs: Crs; transform: [number, number, number, number, number, number]; width: number; height: number; gsd: number };
+  tiling: {
+    tileSize: number;
+    overlap: number;
+    stride: number;
+    rows: number;
+    cols: number;
+    /** Tiles to predict (touching the AOI and some scene's extent). */
+    tiles: number;
+    blockSize: number;
+    window: BlendWindow;
+    resampling: 'bilinear' | 'nearest';
+  };
+  model: { name: string; weightsSha256: string; demo: boolean; family: string; layout: string; dtype: string; gsd: number };
+  heads: PlannedHead[];
+  /** Provenance is computed on cells of this many pixels (see provenance.ts). */
+  provenanceCell: number;
+  nodata: number;
+}
+
+/** What the user asks for: every field here can change the output. */
+export interface ChmRequest {
+  /** AOI GeoJSON path or a parsed AOI; omitted: the imagery's extent (or the demo scene). */
+  aoi?: string | Aoi;
+  /** Imagery in priority order: GeoTIFF/COG paths or URLs, STAC API URLs, catalogs, items. */
+  imagery?: readonly string[];
+  collections?: readonly string[];
+  datetime?: string;
+  /** STAC sources: only scenes acquired strictly after this instant (ISO 8601; monitoring uses it). */
+  newerThan?: string;
+  maxCloud?: number;
+  sign?: SignMode;
+  /** HTTP headers for STAC and imagery requests. */
+  headers?: Record<string, string>;
+  /** A model directory, or `demo`. */
+  model: string;
+  /** Output pixel size (default: the model's, 0.6 m). */
+  gsd?: number;
+  /** Output CRS (default: UTM zone of the AOI centroid). */
+  crs?: string;
+  tileSize?: number;
+  overlap?: number;
+  blend?: BlendWindow;
+  provenanceCell?: number;
+}
+
+export interface CommonOptions {
+  log?: Logger;
+  progress?: Progress;
+  signal?: AbortSignal;
+  /** Environment (for $GEO_DINO_HOME, PC_SDK_SUBSCRIPTION_KEY); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Resolve relative paths against this (default process.cwd()). */
+  cwd?: string;
+}

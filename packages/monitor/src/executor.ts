@@ -1,0 +1,415 @@
+/**
+ * Executing a monitoring run: the chm pipeline's phases, then what monitoring adds.
+ *
+ * 1. plan — the region's imagery searched for scenes acquired strictly after the newest scene of
+ *    the last succeeded run (STAC `datetime`); none → the run is `skipped` ("no new imagery").
+ *    The plan is frozen in `work/<run>/plan.json`, so a resumed run uses the same scenes.
+ * 2. predict — the tiles not yet in the run's tile store: here (the model in worker threads), or
+ *    on BullMQ workers (`queue`). Per-tile state goes to the store as tiles land.
+ * 3. assemble — chm.tif, provenance, item.json, run.json, web layers (the chm package), into
+ *    `work/<run>/out`.
+ * 4. statistics — zonal statistics over the AOI (`stats.json`, the store).
+ * 5. change — against the last succeeded run: `change.geojson`, `loss.tif` (the first run is the
+ *    baseline: no change files).
+ * 6. the STAC item gets the monitoring assets; `work/<run>/out` is renamed to `runs/<run>` — the
+ *    run directory appears complete or not at all.
+ * 7. alerts — raised (idempotency key in the store first) and delivered.
+ * 8. the region's STAC Collection gets the run; the run is `succeeded`; its work directory goes.
+ *
+ * Every step can be repeated: a run interrupted anywhere is resumed by executing it again. A
+ * failure marks the run `failed` with its code and message (the next slot starts a new run); an
+ * interruption (Ctrl-C, SIGTERM) gives the run back as `queued` for the next daemon to resume.
+ */
+import { rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import {
+  GeoDinoError,
+  ensureDir,
+  fileExists,
+  readJsonFile,
+  silentLogger,
+  silentProgress,
+  throwIfAborted,
+  toGeoDinoError,
+  writeJsonAtomic,
+  type Logger,
+  type Progress,
+} from '@geo-dino/core';
+import { loadAoi } from '@geo-dino/geometry';
+import { PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, planRun, planTileIds, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
+import { openModel } from '@geo-dino/model';
+import type { Device } from '@geo-dino/runtime';
+import { MEDIA_TYPES, addItemToCollection, fileChecksum, type StacAsset, type StacItem } from '@geo-dino/stac';
+import { deliverDueAlerts, raiseCanopyLossAlert, type AlertOptions } from './alerts.js';
+import { detectChange, type ChangeResult } from './change.js';
+import type { RunExecutor } from './daemon.js';
+import type { MonitorPaths } from './paths.js';
+import { DEFAULT_BATCH_TILES, DEFAULT_QUEUE_NAME, distributeTiles, type QueueSettings } from './queue.js';
+import { systemClock, type Clock } from './schedule.js';
+import { zonalStats } from './stats.js';
+import { processOwner, type MonitorStore, type Region, type RunRecord, type RunStats } from './store.js';
+
+export interface ExecutorOptions {
+  store: MonitorStore;
+  paths: MonitorPaths;
+  clock?: Clock;
+  log?: Logger;
+  progress?: Progress;
+  env?: NodeJS.ProcessEnv;
+  /** Distributed mode: tiles go to BullMQ workers. */
+  queue?: (QueueSettings & { batchTiles?: number; pollMs?: number; attempts?: number }) | null;
+  device?: Device;
+  threads?: number;
+  workers?: number;
+  batch?: number;
+  /** Write the PMTiles web layers (default true). */
+  webTiles?: boolean;
+  alerts?: AlertOptions;
+  /** How often a running run records that it is alive (default 15 s). */
+  heartbeatMs?: number;
+  /** Keep a succeeded run's work directory (plan, tile store) instead of removing it. */
+  keepWork?: boolean;
+  owner?: string;
+}
+
+/** What `stats.json` in a run directory holds. */
+export interface RunSummaryFile {
+  format: 'geo-dino-monitor-run';
+  region: string;
+  run: string;
+  previous_run: string | null;
+  acquired: { start: string | null; end: string | null; scenes: number };
+  statistics: RunStats;
+  change: null | {
+    threshold_m: number;
+    min_area_m2: number;
+    compared_area_m2: number;
+    loss_area_m2: number;
+    changed_area_m2: number;
+    changes: number;
+  };
+}
+
+function datetimes(plan: RunPlan): { start: string | null; end: string | null } {
+  const ts = plan.sources.flatMap((s) => [s.startDatetime, s.datetime, s.endDatetime]).filter((t): t is string => typeof t === 'string' && Number.isFinite(Date.parse(t)));
+  if (!ts.length) return { start: null, end: null };
+  const ms = ts.map((t) => Date.parse(t));
+  return { start: new Date(Math.min(...ms)).toISOString(), end: new Date(Math.max(...ms)).toISOString() };
+}
+
+/** Batches of consecutive tile ids (row-major, so a batch is spatially compact). */
+export function batchesOf(ids: readonly number[], size: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < ids.length; i += size) out.push(ids.slice(i, i + size));
+  return out;
+}
+
+export function createExecutor(o: ExecutorOptions): RunExecutor {
+  return (run, opts) => executeRun(run, { ...o, ...(opts.signal ? { signal: opts.signal } : {}) }, opts.staleOwner);
+}
+
+/** Execute (or resume) one run. Returns the run as recorded at the end. */
+export async function executeRun(run: RunRecord, o: ExecutorOptions & { signal?: AbortSignal }, staleOwner?: string | null): Promise<RunRecord> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? silentLogger();
+  const owner = o.owner ?? processOwner();
+  const store = o.store;
+  const claimed = store.claimRun(run.seq, owner, clock.now(), staleOwner);
+  if (!claimed) {
+    log.info({ region: run.region, run: run.id }, 'another process is executing this run');
+    return store.runBySeq(run.seq);
+  }
+  const region = store.region(run.region);
+  const hb = setInterval(() => {
+    try {
+      store.heartbeat(run.seq, owner, clock.now());
+    } catch {
+      /* the next beat will tell */
+    }
+  }, o.heartbeatMs ?? 15_000);
+  hb.unref();
+  const work = o.paths.work(region.name, run.id);
+  let phase = claimed.phase ?? 'plan';
+  const setPhase = (p: string): void => {
+    phase = p;
+    store.updateRun(run.seq, { phase: p });
+    log.debug({ region: region.name, run: run.id, phase: p }, 'run phase');
+  };
+  log.info({ region: region.name, run: run.id, trigger: claimed.trigger, ...(claimed.executions > 1 ? { resumed: true } : {}) }, claimed.executions > 1 ? 'resuming run' : 'run started');
+  try {
+    const outcome = await phases(claimed, region, work, o, setPhase);
+    if (outcome === 'skipped') {
+      await rm(work, { recursive: true, force: true });
+      return store.runBySeq(run.seq);
+    }
+    store.updateRun(run.seq, { status: 'succeeded', phase: 'done', finishedAt: clock.now().toISOString() });
+    if (!o.keepWork) await rm(work, { recursive: true, force: true }).catch((err: unknown) => log.warn({ work, err }, 'could not remove the run work directory'));
+    const done = store.runBySeq(run.seq);
+    log.info({ region: region.name, run: run.id, tiles: done.tilesTotal, changes: store.changes(run.seq).length }, 'run succeeded');
+    return done;
+  } catch (err) {
+    const e = toGeoDinoError(err);
+    if (e.code === 'E_CANCELLED') {
+      store.updateRun(run.seq, { status: 'queued', owner: null, phase });
+      log.warn({ region: region.name, run: run.id, phase }, 'run interrupted; it will be resumed by the next `monitor start` or `monitor run`');
+      throw e;
+    }
+    store.updateRun(run.seq, { status: 'failed', errorCode: e.code, errorMessage: e.message, finishedAt: clock.now().toISOString() });
+    log.error({ region: region.name, run: run.id, phase, err: e }, `run failed: ${e.message}`);
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    return store.runBySeq(run.seq);
+  } finally {
+    clearInterval(hb);
+  }
+}
+
+async function phases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void): Promise<'done' | 'skipped'> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? silentLogger();
+  const progress = o.progress ?? silentProgress;
+  const store = o.store;
+  const signal = o.signal;
+  const env = o.env ?? process.env;
+  const common = { log, env, ...(signal ? { signal } : {}) };
+  const runDir = run.dir;
+  const out = join(work, 'out');
+  const planPath = join(work, 'plan.json');
+  const modelRef = region.model ?? 'demo';
+
+  if (!(await fileExists(runDir))) {
+    // 1. Plan.
+    setPhase('plan');
+    await ensureDir(work);
+    let plan: RunPlan;
+    if (await fileExists(planPath)) {
+      plan = (await readJsonFile(planPath)) as RunPlan;
+      if (plan.format !== PLAN_FORMAT) throw new GeoDinoError('E_INTERNAL', `${planPath}: not a run plan`);
+    } else {
+      const previous = store.previousSucceeded(region.name, run.seq);
+      const newerThan = previous?.acquiredEnd ?? null;
+      try {
+        plan = await planRun(
+          {
+            aoi: region.aoiPath,
+            imagery: [region.imagery],
+            model: modelRef,
+            ...(region.collections ? { collections: region.collections } : {}),
+            ...(region.maxCloud !== null ? { maxCloud: region.maxCloud } : {}),
+            ...(newerThan ? { newerThan } : {}),
+          },
+          common,
+        );
+      } catch (err) {
+        const e = toGeoDinoError(err);
+        if (e.code === 'E_NO_IMAGERY' && newerThan) {
+          store.updateRun(run.seq, {
+            status: 'skipped',
+            newerThan,
+            errorMessage: `no imagery newer than ${newerThan}`,
+            finishedAt: clock.now().toISOString(),
+            phase: 'plan',
+          });
+          log.info({ region: region.name, run: run.id, newerThan }, 'no new imagery since the last run; nothing to do');
+          return 'skipped';
+        }
+        throw e;
+      }
+      await writeJsonAtomic(planPath, plan);
+      const t = datetimes(plan);
+      store.updateRun(run.seq, { newerThan, acquiredStart: t.start, acquiredEnd: t.end, sceneCount: plan.sources.length });
+    }
+    throwIfAborted(signal);
+
+    // 2. Predict.
+    setPhase('predict');
+    const tilesDir = join(work, 'tiles');
+    const tileStore = await TileStore.open(tilesDir, plan.configHash);
+    const ids = [...planTileIds(plan)];
+    const batchTiles = o.queue?.batchTiles ?? DEFAULT_BATCH_TILES;
+    const batches = batchesOf(ids, batchTiles);
+    store.setTiles(
+      run.seq,
+      batches.flatMap((b, i) => b.map((id) => ({ id: String(id), batch: i }))),
+      clock.now(),
+    );
+    const present = await tileStore.completed();
+    store.markTilesDone(
+      run.seq,
+      ids.filter((id) => present.has(id)).map(String),
+      clock.now(),
+    );
+    const todo = ids.filter((id) => !present.has(id));
+    const t0 = performance.now();
+    let execution: Record<string, unknown>;
+    if (todo.length && o.queue) {
+      store.updateRun(run.seq, { queue: o.queue.url.replace(/\/\/[^@/]*@/, '//***@') });
+      execution = { mode: 'distributed', queue: o.queue.name ?? DEFAULT_QUEUE_NAME, batchTiles };
+      await distributeTiles(o.queue, {
+        region: region.name,
+        run: run.id,
+        planPath,
+        tilesDir,
+        plan,
+        model: modelRef,
+        batches,
+        onTilesDone: (done) => store.markTilesDone(run.seq, done.map(String), clock.now()),
+        ...(o.queue.attempts !== undefined ? { attempts: o.queue.attempts } : {}),
+        ...(o.queue.pollMs !== undefined ? { pollMs: o.queue.pollMs } : {}),
+        log,
+        progress,
+        ...(signal ? { signal } : {}),
+      });
+    } else if (todo.length) {
+      const md = await resolveModel(modelRef, common);
+      const exec = executionFor(o.device ?? 'auto', { ...(o.workers !== undefined ? { workers: o.workers } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      const runner = await openModel(md.dir, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      const batch = batchFor(runner.provider, o.batch);
+      execution = { mode: 'local', device: exec.device, provider: runner.provider, workers: exec.workers, threads: exec.threads, batch };
+      try {
+        await predictTiles(plan, todo, runner, tileStore, {
+          batch,
+          log,
+          progress,
+          env,
+          ...(signal ? { signal } : {}),
+          progressTotal: ids.length,
+          progressDone: ids.length - todo.length,
+          onTile: (r) => store.markTilesDone(run.seq, [String(r.id)], clock.now()),
+        });
+      } finally {
+        await runner.close();
+      }
+    } else execution = { mode: 'resumed' };
+    const predictSeconds = (performance.now() - t0) / 1000;
+    throwIfAborted(signal);
+
+    // 3. Assemble into the work directory.
+    setPhase('assemble');
+    const previous = store.previousSucceeded(region.name, run.seq);
+    await assembleRun(plan, tileStore, {
+      out,
+      staging: join(work, 'staging'),
+      replace: true,
+      log,
+      progress,
+      env,
+      ...(signal ? { signal } : {}),
+      ...(o.webTiles !== undefined ? { webTiles: o.webTiles } : {}),
+      runInfo: {
+        execution,
+        tiles: { total: ids.length, predicted: todo.length, resumed: ids.length - todo.length },
+        timings: { predict_s: Number(predictSeconds.toFixed(3)) },
+        region: region.name,
+        monitor: { region: region.name, run: run.id, trigger: run.trigger, slot: run.slot, previous_run: previous?.id ?? null, newer_than: store.runBySeq(run.seq).newerThan },
+      },
+    });
+
+    // 4. Statistics.
+    setPhase('statistics');
+    const aoi = await loadAoi(region.aoiPath);
+    const chmPath = join(out, 'chm.tif');
+    const stats = await zonalStats(chmPath, aoi, { progress, ...(signal ? { signal } : {}) });
+    store.setStats(run.seq, stats);
+
+    // 5. Change against the last succeeded run.
+    setPhase('change');
+    let change: ChangeResult | null = null;
+    const prevChm = previous ? join(previous.dir, 'chm.tif') : null;
+    if (previous && prevChm && (await fileExists(prevChm))) {
+      change = await detectChange(prevChm, chmPath, {
+        thresholdM: region.lossThresholdM,
+        minAreaM2: region.minAreaM2,
+        aoi,
+        lossPath: join(out, 'loss.tif'),
+        geojsonPath: join(out, 'change.geojson'),
+        properties: { region: region.name, run: run.id, previous_run: previous.id },
+        log,
+        progress,
+        ...(signal ? { signal } : {}),
+      });
+      store.setChanges(run.seq, change.changes);
+    } else {
+      if (previous) log.warn({ region: region.name, previous: previous.id, path: prevChm }, 'the previous run has no chm.tif any more; this run is a new baseline');
+      store.setChanges(run.seq, []);
+    }
+    store.updateRun(run.seq, { previousRun: change && previous ? previous.id : null });
+    const fresh = store.runBySeq(run.seq);
+    const summary: RunSummaryFile = {
+      format: 'geo-dino-monitor-run',
+      region: region.name,
+      run: run.id,
+      previous_run: fresh.previousRun,
+      acquired: { start: fresh.acquiredStart, end: fresh.acquiredEnd, scenes: fresh.sceneCount ?? 0 },
+      statistics: stats,
+      change: change
+        ? {
+            threshold_m: region.lossThresholdM,
+            min_area_m2: region.minAreaM2,
+            compared_area_m2: change.comparedAreaM2,
+            loss_area_m2: change.lossAreaM2,
+            changed_area_m2: change.changedAreaM2,
+            changes: change.changes.length,
+          }
+        : null,
+    };
+    await writeJsonAtomic(join(out, 'stats.json'), summary);
+
+    // 6. STAC item: monitoring assets and properties; then the run directory goes into place.
+    setPhase('publish');
+    await amendItem(join(out, 'item.json'), region, fresh, stats, change !== null);
+    await ensureDir(dirname(runDir));
+    try {
+      await rename(out, runDir);
+    } catch (err) {
+      throw new GeoDinoError('E_WRITE', `${runDir}: cannot move the finished run into place: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  // 7. Alerts.
+  setPhase('alerts');
+  const fresh = store.runBySeq(run.seq);
+  const changes = store.changes(run.seq);
+  if (fresh.previousRun && changes.length) {
+    const previous = store.run(region.name, fresh.previousRun);
+    raiseCanopyLossAlert(store, region, fresh, previous, changes, { changeGeojson: join(runDir, 'change.geojson'), lossRaster: join(runDir, 'loss.tif') }, { ...o.alerts, clock, log });
+    await deliverDueAlerts(store, { ...o.alerts, clock, log, ...(signal ? { signal } : {}) });
+  }
+
+  // 8. The region's collection.
+  setPhase('catalog');
+  await addItemToCollection(o.paths.collection(region.name), join(runDir, 'item.json'), {
+    id: region.name,
+    title: `geo-dino monitoring: ${region.name}`,
+    description: `Canopy-height runs of monitored region ${region.name} (schedule ${region.schedule} ${region.timezone}; imagery ${region.imagery}).`,
+    keywords: ['canopy height', 'monitoring', 'geo-dino'],
+    extra: { 'geo-dino:region': region.name },
+  });
+  return 'done';
+}
+
+/** Add the monitoring files and figures to the run's STAC item. */
+async function amendItem(itemPath: string, region: Region, run: RunRecord, stats: RunStats, withChange: boolean): Promise<void> {
+  const item = (await readJsonFile(itemPath)) as StacItem;
+  const dir = dirname(itemPath);
+  const asset = async (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => {
+    const { checksum, size } = await fileChecksum(join(dir, file));
+    return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
+  };
+  item.assets['stats'] = await asset('stats.json', MEDIA_TYPES.json, ['metadata'], 'Zonal statistics of the region and change summary');
+  if (withChange) {
+    item.assets['change'] = await asset('change.geojson', MEDIA_TYPES.geojson, ['data'], `Canopy loss of at least ${region.lossThresholdM} m over at least ${region.minAreaM2} m² since run ${run.previousRun}`);
+    item.assets['loss'] = await asset('loss.tif', MEDIA_TYPES.cog, ['data'], 'Height loss (before − after, m; negative = gain)');
+  }
+  item.id = `${region.name}-${run.id}`;
+  item.properties = {
+    ...item.properties,
+    'geo-dino:region': region.name,
+    'geo-dino:run': run.id,
+    'geo-dino:previous_run': run.previousRun,
+    'geo-dino:mean_height_m': stats.meanHeightM,
+    'geo-dino:canopy_cover_2m_percent': stats.cover2mPercent,
+    'geo-dino:canopy_cover_5m_percent': stats.cover5mPercent,
+    'geo-dino:valid_percent': stats.validPercent,
+  };
+  await writeJsonAtomic(itemPath, item);
+}

@@ -1,0 +1,204 @@
+/**
+ * Regions: adding one (every input checked before anything is written), listing them with their
+ * next run, and a region's run history with statistics, changes and alerts.
+ */
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { GeoDinoError, ensureDir, fileExists, isHttpUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { loadAoi } from '@geo-dino/geometry';
+import { resolveModel } from '@geo-dino/chm';
+import { detectImagerySource } from '@geo-dino/stac';
+import type { MonitorPaths } from './paths.js';
+import { assertRegionName } from './paths.js';
+import { parseSchedule, systemClock, type Clock } from './schedule.js';
+import type { AlertRecord, ChangeRecord, MonitorStore, Region, RunRecord, RunStats } from './store.js';
+import { checkWebhookUrl } from './webhook.js';
+
+export interface AddRegionInput {
+  name: string;
+  /** AOI GeoJSON file. */
+  aoi: string;
+  schedule: string;
+  timezone?: string;
+  /** STAC API URL or static catalog (path or URL). */
+  imagery: string;
+  /** Model directory or `demo`. */
+  model: string;
+  landcover?: string | null;
+  collections?: string[];
+  maxCloud?: number;
+  lossThresholdM?: number;
+  minAreaM2?: number;
+  webhook?: string;
+  /** Shared secret for the webhook signature (default: 32 random bytes, hex). */
+  webhookSecret?: string;
+}
+
+export interface AddRegionOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  clock?: Clock;
+  log?: Logger;
+  signal?: AbortSignal;
+  /** Check that the imagery source answers and is STAC (default true). */
+  checkImagery?: boolean;
+}
+
+/** Add a region: validates the name, schedule, AOI, imagery, model and webhook, copies the AOI into the region directory, records it. */
+export async function addRegion(store: MonitorStore, paths: MonitorPaths, input: AddRegionInput, o: AddRegionOptions = {}): Promise<{ region: Region; nextRun: string | null }> {
+  const cwd = o.cwd ?? process.cwd();
+  const log = o.log ?? silentLogger();
+  const clock = o.clock ?? systemClock;
+  assertRegionName(input.name);
+  if (store.findRegion(input.name)) {
+    throw new GeoDinoError('E_ARGUMENT', `region ${JSON.stringify(input.name)} already exists (see \`geo-dino monitor list\`; remove it first to redefine it)`, { details: { region: input.name } });
+  }
+  const timezone = input.timezone ?? 'UTC';
+  const schedule = parseSchedule(input.schedule, timezone);
+  const aoiPath = resolve(cwd, input.aoi);
+  const aoi = await loadAoi(aoiPath);
+  const imagery = isHttpUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
+  if (o.checkImagery !== false) {
+    const src = await detectImagerySource(imagery, { cwd, log, ...(o.signal ? { signal: o.signal } : {}) });
+    if (src.kind === 'raster') {
+      throw new GeoDinoError(
+        'E_ARGUMENT',
+        `--imagery ${input.imagery}: is a single raster; monitoring needs a STAC API or a static STAC catalog, searched at each run for scenes newer than the last`,
+        { details: { field: '--imagery' } },
+      );
+    }
+  }
+  const model = input.model === 'demo' ? 'demo' : resolve(cwd, input.model);
+  const md = await resolveModel(model, { log, cwd, ...(o.env ? { env: o.env } : {}) });
+  if (md.meta.demo) log.warn({ model: md.meta.name }, 'this region uses the demo model: random weights, its heights and alerts are NOT real');
+  const webhookUrl = input.webhook ? checkWebhookUrl(input.webhook) : null;
+  if (input.webhookSecret !== undefined && input.webhookSecret.length < 16) {
+    throw new GeoDinoError('E_ARGUMENT', '--webhook-secret: must be at least 16 characters', { details: { field: '--webhook-secret' } });
+  }
+  const threshold = input.lossThresholdM ?? 5;
+  const minArea = input.minAreaM2 ?? 500;
+  if (!(threshold > 0)) throw new GeoDinoError('E_ARGUMENT', `--loss-threshold-m: must be > 0 (got ${threshold})`, { details: { field: '--loss-threshold-m' } });
+  if (!(minArea >= 0)) throw new GeoDinoError('E_ARGUMENT', `--min-area-m2: must be ≥ 0 (got ${minArea})`, { details: { field: '--min-area-m2' } });
+
+  // Everything checked: write the AOI copy, then the record (removing the copy if that fails).
+  const regionDir = paths.region(input.name);
+  const existed = await fileExists(regionDir);
+  const aoiCopy = paths.aoi(input.name);
+  try {
+    await ensureDir(regionDir);
+    await writeJsonAtomic(aoiCopy, {
+      type: 'FeatureCollection',
+      features: [{ type: 'Feature', properties: { ...aoi.properties, 'geo-dino:source': aoiPath }, geometry: { type: 'MultiPolygon', coordinates: aoi.geometry } }],
+    });
+    const region = store.addRegion(
+      {
+        name: input.name,
+        aoiPath: aoiCopy,
+        aoiAreaM2: aoi.areaM2,
+        aoiBbox: aoi.bbox,
+        schedule: schedule.pattern,
+        timezone,
+        imagery,
+        model,
+        landcover: input.landcover ?? null,
+        collections: input.collections?.length ? input.collections : null,
+        maxCloud: input.maxCloud ?? null,
+        lossThresholdM: threshold,
+        minAreaM2: minArea,
+        webhookUrl,
+        webhookSecret: webhookUrl ? (input.webhookSecret ?? randomBytes(32).toString('hex')) : null,
+      },
+      clock.now(),
+    );
+    const next = schedule.next(new Date(region.createdAt));
+    return { region, nextRun: next ? next.toISOString() : null };
+  } catch (err) {
+    if (!existed) await rm(regionDir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+export interface RegionSummary {
+  name: string;
+  enabled: boolean;
+  schedule: string;
+  timezone: string;
+  imagery: string;
+  model: string | null;
+  lossThresholdM: number;
+  minAreaM2: number;
+  webhook: string | null;
+  aoiAreaKm2: number;
+  /** The next slot (may be in the past: due). */
+  nextRun: string | null;
+  due: boolean;
+  active: { id: string; status: string; phase: string | null; owner: string | null } | null;
+  lastRun: { id: string; status: string; finishedAt: string | null; error: string | null } | null;
+  lastSucceeded: { id: string; acquiredEnd: string | null; meanHeightM: number | null; cover2mPercent: number | null } | null;
+  runs: number;
+}
+
+export function describeRegions(store: MonitorStore, now: Date): RegionSummary[] {
+  return store.regions().map((r) => {
+    let next: Date | null = null;
+    try {
+      next = parseSchedule(r.schedule, r.timezone).next(new Date(r.lastSlot ?? r.createdAt));
+    } catch {
+      next = null;
+    }
+    const runs = store.runs(r.name);
+    const last = runs[0] ?? null;
+    const ok = runs.find((x) => x.status === 'succeeded') ?? null;
+    const active = store.activeRun(r.name);
+    const stats = ok ? store.stats(ok.seq) : null;
+    return {
+      name: r.name,
+      enabled: r.enabled,
+      schedule: r.schedule,
+      timezone: r.timezone,
+      imagery: r.imagery,
+      model: r.model,
+      lossThresholdM: r.lossThresholdM,
+      minAreaM2: r.minAreaM2,
+      webhook: r.webhookUrl,
+      aoiAreaKm2: r.aoiAreaM2 / 1e6,
+      nextRun: next ? next.toISOString() : null,
+      due: next !== null && next.getTime() <= now.getTime(),
+      active: active ? { id: active.id, status: active.status, phase: active.phase, owner: active.owner } : null,
+      lastRun: last ? { id: last.id, status: last.status, finishedAt: last.finishedAt, error: last.errorMessage } : null,
+      lastSucceeded: ok ? { id: ok.id, acquiredEnd: ok.acquiredEnd, meanHeightM: stats?.meanHeightM ?? null, cover2mPercent: stats?.cover2mPercent ?? null } : null,
+      runs: runs.length,
+    };
+  });
+}
+
+export interface HistoryEntry {
+  run: Omit<RunRecord, 'seq'>;
+  statistics: RunStats | null;
+  changes: ChangeRecord[];
+  changedAreaM2: number;
+  alerts: Omit<AlertRecord, 'payload' | 'runSeq'>[];
+}
+
+/** A region's runs, newest first, with what each found. */
+export function regionHistory(store: MonitorStore, name: string, options: { limit?: number } = {}): { region: Omit<Region, 'webhookSecret'>; runs: HistoryEntry[] } {
+  const { webhookSecret: _secret, ...region } = store.region(name);
+  void _secret;
+  const runs = store.runs(name, options.limit !== undefined ? { limit: options.limit } : {}).map((r) => {
+    const { seq, ...run } = r;
+    const changes = store.changes(seq);
+    return {
+      run,
+      statistics: store.stats(seq),
+      changes,
+      changedAreaM2: changes.reduce((s, c) => s + c.areaM2, 0),
+      alerts: store.alerts({ runSeq: seq }).map(({ payload: _p, runSeq: _s, ...a }) => {
+        void _p;
+        void _s;
+        return a;
+      }),
+    };
+  });
+  return { region, runs };
+}

@@ -1,0 +1,133 @@
+/**
+ * The SQLite store: migrations (fresh store, upgrade from an older schema keeping data, a failing
+ * migration rolled back, a newer schema refused), files that are not stores, and the records.
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS, MonitorStore, SCHEMA_VERSION, migrate, runIdFor, schemaVersion, type Migration } from '../src/store.js';
+import { assertRegionName, monitorPaths } from '../src/paths.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'geo-dino-store-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const tables = (db: Database.Database): string[] =>
+  (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+
+describe('migrations', () => {
+  it('a new store gets every migration, recorded; reopening applies nothing', () => {
+    const path = join(dir, 's.sqlite');
+    const s = MonitorStore.open(path);
+    expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
+    expect(tables(s.db)).toEqual(['alerts', 'changes', 'daemon', 'regions', 'run_stats', 'run_tiles', 'runs', 'schema_migrations']);
+    expect((s.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    s.close();
+    const db = new Database(path);
+    expect(migrate(db)).toEqual([]);
+    db.close();
+  });
+
+  it('an older store is upgraded in place, keeping its data', () => {
+    const path = join(dir, 'old.sqlite');
+    const db = new Database(path);
+    migrate(db, MIGRATIONS.slice(0, 1));
+    db.prepare(
+      `INSERT INTO regions (name, aoi_path, aoi_area_m2, aoi_bbox, schedule, imagery, loss_threshold_m, min_area_m2, created_at, updated_at) VALUES ('forest', '/a.geojson', 5, '[0,0,1,1]', '@daily', 'x', 5, 500, '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z')`,
+    ).run();
+    expect(schemaVersion(db)).toBe(1);
+    expect(tables(db)).not.toContain('alerts');
+    db.close();
+    const s = MonitorStore.open(path);
+    expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
+    expect(s.region('forest')).toMatchObject({ name: 'forest', schedule: '@daily', timezone: 'UTC', enabled: true, lastSlot: null });
+    expect(tables(s.db)).toContain('alerts');
+    s.close();
+  });
+
+  it('a failing migration is rolled back and reported; the store stays at the previous version', () => {
+    const db = new Database(join(dir, 'f.sqlite'));
+    const bad: Migration[] = [
+      ...MIGRATIONS,
+      {
+        version: 99,
+        name: 'broken',
+        up(d) {
+          d.exec('CREATE TABLE half_done (x INTEGER)');
+          d.exec('THIS IS NOT SQL');
+        },
+      },
+    ];
+    expect(() => migrate(db, bad, 'f.sqlite')).toThrow(/f\.sqlite: migration 99 \(broken\) failed/);
+    expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
+    expect(tables(db)).not.toContain('half_done');
+    db.close();
+  });
+
+  it('a store from a newer geo-dino is refused, naming the versions', () => {
+    const path = join(dir, 'new.sqlite');
+    const db = new Database(path);
+    migrate(db, [...MIGRATIONS, { version: 42, name: 'future', up: () => undefined }]);
+    db.close();
+    expect(() => MonitorStore.open(path)).toThrow(/schema version 42 was written by a newer geo-dino \(this one knows up to 2\)/);
+  });
+
+  it('a file that is not a store is refused with its path', () => {
+    const path = join(dir, 'junk.sqlite');
+    writeFileSync(path, 'this is not a database, just some text that is long enough '.repeat(40));
+    expect(() => MonitorStore.open(path)).toThrow(expect.objectContaining({ code: 'E_BAD_JSON', message: expect.stringContaining(path) }));
+  });
+});
+
+describe('records', () => {
+  it('regions: duplicates refused, unknown names E_NOT_FOUND listing the known ones', () => {
+    const s = MonitorStore.open(join(dir, 's.sqlite'));
+    const input = {
+      name: 'forest',
+      aoiPath: '/a.geojson',
+      aoiAreaM2: 5,
+      aoiBbox: [0, 0, 1, 1] as [number, number, number, number],
+      schedule: '@daily',
+      timezone: 'UTC',
+      imagery: 'x',
+      model: null,
+      landcover: null,
+      collections: ['naip'],
+      maxCloud: 10,
+      lossThresholdM: 5,
+      minAreaM2: 500,
+      webhookUrl: null,
+      webhookSecret: null,
+    };
+    const now = new Date('2025-01-01T00:00:00Z');
+    expect(s.addRegion(input, now)).toMatchObject({ name: 'forest', collections: ['naip'], maxCloud: 10, createdAt: now.toISOString() });
+    expect(() => s.addRegion(input, now)).toThrow(/already exists/);
+    expect(() => s.region('savanna')).toThrow(expect.objectContaining({ code: 'E_NOT_FOUND', message: expect.stringContaining('known: forest') }));
+    // Run ids: sortable timestamps, unique per region.
+    const a = s.createRun({ region: 'forest', trigger: 'manual', slot: null, dir: (id) => `/r/${id}` }, now)!;
+    s.updateRun(a.seq, { status: 'failed' });
+    const b = s.createRun({ region: 'forest', trigger: 'manual', slot: null, dir: (id) => `/r/${id}` }, now)!;
+    expect([a.id, b.id]).toEqual(['20250101T000000Z', '20250101T000000Z-2']);
+    expect(b.dir).toBe('/r/20250101T000000Z-2');
+    // Only one active run per region.
+    expect(s.createRun({ region: 'forest', trigger: 'manual', slot: null, dir: (id) => id }, now)).toBeNull();
+    // Tiles: pending → done, counted on the run.
+    s.setTiles(b.seq, [{ id: '1', batch: 0 }, { id: '2', batch: 0 }, { id: '5', batch: 1 }], now);
+    s.markTilesDone(b.seq, ['2', '5', '5'], now);
+    expect(s.runBySeq(b.seq)).toMatchObject({ tilesTotal: 3, tilesDone: 2 });
+    s.removeRegion('forest');
+    expect(s.runs('forest')).toEqual([]);
+    s.close();
+  });
+
+  it('region names are checked (paths and job ids)', () => {
+    for (const bad of ['', 'a/b', '../x', 'a:b', 'has space', '-lead', 'x'.repeat(65)]) expect(() => assertRegionName(bad)).toThrow(/is not valid/);
+    for (const ok of ['forest', 'Kakamega_2025', 'a-b', '9']) expect(() => assertRegionName(ok)).not.toThrow();
+    expect(() => monitorPaths(dir).run('../../etc', 'x')).toThrow(/is not valid/);
+    expect(runIdFor(new Date('2025-06-11T02:40:00.123Z'))).toBe('20250611T024000Z');
+  });
+});

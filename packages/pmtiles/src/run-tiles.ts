@@ -1,0 +1,100 @@
+/**
+ * The web layers of a run directory (DEVELOPERS.md, "Output contract of a run directory"):
+ *
+ *   chm.tif band 1      → chm.pmtiles              (canopy height, rg16 PNG)
+ *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, rg16 PNG)
+ *   input imagery       → imagery.pmtiles          (WebP), when the caller passes it
+ *   landcover.tif       → landcover.pmtiles        (class8 PNG), when present
+ *
+ * The DEMO flag comes from run.json (`model.demo` or `demo`), the date from item.json.
+ * Each archive is written under a temporary name and renamed when complete.
+ */
+import { join } from 'node:path';
+import { fileExists, readJsonFile, silentLogger, type Logger, type Progress } from '@geo-dino/core';
+import { openRaster, type RasterSource } from '@geo-dino/tiling';
+import type { LandCoverClass, LayerName } from './encoding.js';
+import { writeRasterTiles, type RasterTilesOptions, type RasterTilesSummary } from './raster-tiles.js';
+
+/** File names of a run's web layers. */
+export const RUN_LAYER_FILES: Readonly<Record<LayerName, string>> = {
+  height: 'chm.pmtiles',
+  uncertainty: 'chm-uncertainty.pmtiles',
+  imagery: 'imagery.pmtiles',
+  landcover: 'landcover.pmtiles',
+};
+
+export interface RunTilesOptions {
+  /** The input imagery (path, URL or open raster) for imagery.pmtiles; skipped when omitted. */
+  imagery?: string | RasterSource;
+  /** Override run.json's demo flag. */
+  demo?: boolean;
+  /** Land-cover class table (default: landcover.tif's colour table). */
+  landcoverClasses?: LandCoverClass[];
+  maxZoom?: number;
+  minZoom?: number;
+  concurrency?: number;
+  log?: Logger;
+  progress?: Progress;
+  signal?: AbortSignal;
+}
+
+export type RunTilesResult = Partial<Record<LayerName, RasterTilesSummary>>;
+
+function record(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** run.json's demo flag (`model.demo`, or a top-level `demo`). */
+export async function readRunDemoFlag(runDir: string): Promise<boolean> {
+  const path = join(runDir, 'run.json');
+  if (!(await fileExists(path))) return false;
+  const run = record(await readJsonFile(path));
+  return record(run['model'])['demo'] === true || run['demo'] === true;
+}
+
+async function readItemDatetime(runDir: string): Promise<string | null> {
+  const path = join(runDir, 'item.json');
+  if (!(await fileExists(path))) return null;
+  const dt = record(record(await readJsonFile(path))['properties'])['datetime'];
+  return typeof dt === 'string' ? dt : null;
+}
+
+/** Write the web layers of `runDir`. */
+export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}): Promise<RunTilesResult> {
+  const log = opts.log ?? silentLogger();
+  const demo = opts.demo ?? (await readRunDemoFlag(runDir));
+  const datetime = await readItemDatetime(runDir);
+  const common: RasterTilesOptions = {
+    demo,
+    datetime,
+    log,
+    ...(opts.maxZoom !== undefined ? { maxZoom: opts.maxZoom } : {}),
+    ...(opts.minZoom !== undefined ? { minZoom: opts.minZoom } : {}),
+    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(opts.progress ? { progress: opts.progress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  const result: RunTilesResult = {};
+  const chm = await openRaster(join(runDir, 'chm.tif'), { log, ...(opts.signal ? { signal: opts.signal } : {}) });
+  try {
+    result.height = await writeRasterTiles(chm, join(runDir, RUN_LAYER_FILES.height), { ...common, layer: 'height', band: 1 });
+    if (chm.info.bandCount >= 2) {
+      result.uncertainty = await writeRasterTiles(chm, join(runDir, RUN_LAYER_FILES.uncertainty), { ...common, layer: 'uncertainty', band: 2 });
+    } else log.warn({ file: chm.name }, 'chm.tif has no uncertainty band; chm-uncertainty.pmtiles not written');
+  } finally {
+    await chm.close();
+  }
+  if (opts.imagery !== undefined) {
+    result.imagery = await writeRasterTiles(opts.imagery, join(runDir, RUN_LAYER_FILES.imagery), { ...common, layer: 'imagery' });
+  }
+  const landcover = join(runDir, 'landcover.tif');
+  if (await fileExists(landcover)) {
+    result.landcover = await writeRasterTiles(landcover, join(runDir, RUN_LAYER_FILES.landcover), {
+      ...common,
+      layer: 'landcover',
+      band: 1,
+      ...(opts.landcoverClasses ? { classes: opts.landcoverClasses } : {}),
+    });
+  }
+  return result;
+}
