@@ -332,7 +332,7 @@ export const modelBench: BenchModule = {
           unit: 's',
           reference: { name: ref.name, value: median(ref.seconds) },
           better: 'lower',
-          note: `median of per-round ratios ${pairedRatio(c, ref).toFixed(2)}×; height vs ${ref.name}: max ${e.maxAbs.toFixed(3)} m, mean ${e.meanAbs.toFixed(4)} m`,
+          note: `median of per-round ratios ${pairedRatio(c, ref).toFixed(2)}×; CPU time ${median(c.cpuSeconds).toFixed(2)} s vs ${median(ref.cpuSeconds).toFixed(2)} s; height vs ${ref.name}: max ${e.maxAbs.toFixed(3)} m, mean ${e.meanAbs.toFixed(4)} m`,
         });
       }
       const context: Record<string, unknown> = {

@@ -8,8 +8,10 @@ import { tilerBench } from './tiler.js';
 import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
+import { chmBench } from './chm.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
+  chm: chmBench,
   http: httpBench,
   model: modelBench,
   pmtiles: pmtilesBench,

@@ -5,7 +5,7 @@
  * file is complete, so an interrupted or failed build leaves nothing that looks like a model.
  */
 import { createHash } from 'node:crypto';
-import { rename, rm, readdir, stat } from 'node:fs/promises';
+import { rm, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   GEO_DINO_VERSION,
@@ -25,6 +25,7 @@ import { parseArchitecture, describeArchitecture, type Architecture } from './ar
 import { WeightSet, sha256File } from './safetensors.js';
 import { resolveWeights } from './weights.js';
 import { saveModel } from './onnx/graph.js';
+import { replaceDirectory } from './fsutil.js';
 import { buildBackboneGraph, buildFusedGraph, buildHeadGraph, IO, type BuiltGraph } from './graph/model.js';
 import type { AttentionImpl, ModelDtype } from './graph/context.js';
 import {
@@ -214,14 +215,7 @@ export async function buildModel(options: BuildOptions): Promise<ModelDir> {
       await writeJsonAtomic(join(staging, MODEL_META_FILE), metaChecked);
       throwIfAborted(options.signal);
 
-      if (await fileExists(out)) {
-        const old = temporaryPathFor(out);
-        await rename(out, old);
-        await rename(staging, out);
-        await rm(old, { recursive: true, force: true });
-      } else {
-        await rename(staging, out);
-      }
+      await replaceDirectory(staging, out);
     } catch (err) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
       throw err;

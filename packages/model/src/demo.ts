@@ -9,8 +9,9 @@
  */
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { GEO_DINO_VERSION, GeoDinoError, ensureDir, geoDinoHome, homePaths, silentLogger, temporaryPathFor, type Logger, type Progress } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, geoDinoHome, homePaths, silentLogger, temporaryPathFor, type Logger, type Progress } from '@geo-dino/core';
 import { writeRandomCheckpoint } from './random.js';
+import { replaceDirectory } from './fsutil.js';
 import { chmv2Config, dinov3VitConfig } from './arch.js';
 import { buildModel } from './build.js';
 import { openModelDir, type ModelDir } from './modeldir.js';
@@ -41,6 +42,7 @@ export interface DemoOptions {
 export async function createDemoModel(outDir: string, options: DemoOptions = {}): Promise<ModelDir> {
   const seed = options.seed ?? DEMO_SEED;
   const out = resolve(outDir);
+  if (!options.force && (await fileExists(out))) throw new GeoDinoError('E_ARGUMENT', `${out} already exists; pass force to replace it`);
   await ensureDir(dirname(out));
   const root = temporaryPathFor(out);
   await ensureDir(root);
@@ -58,8 +60,7 @@ export async function createDemoModel(outDir: string, options: DemoOptions = {})
       ...(options.progress ? { progress: options.progress } : {}),
     });
     await rename(hf, join(built, 'source'));
-    if (options.force) await rm(out, { recursive: true, force: true });
-    await rename(built, out);
+    await replaceDirectory(built, out);
   } finally {
     await rm(root, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -8,7 +8,8 @@
  * (named `predicted_depth`, `canopy_height` or the only output). An output named
  * `canopy_height_std` or `uncertainty` is used as the uncertainty band.
  */
-import { copyFile, rename, rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
+import { replaceDirectory } from './fsutil.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, silentLogger, temporaryPathFor, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { createSessionPool, type IoMeta } from '@geo-dino/runtime';
@@ -131,8 +132,7 @@ export async function importOnnxModel(file: string, options: ImportOnnxOptions):
     } finally {
       await pool.close();
     }
-    if (await fileExists(out)) await rm(out, { recursive: true, force: true });
-    await rename(staging, out);
+    await replaceDirectory(staging, out);
   } catch (err) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;

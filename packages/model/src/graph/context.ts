@@ -91,7 +91,8 @@ export class BuildContext {
   weight(name: string, dims: number[], produce: () => Promise<Float32Array>, keepF32 = false): string {
     const n = dims.reduce((a, b) => a * b, 1);
     const dtype: DType = keepF32 ? 'float32' : this.dt;
-    if (dtype !== 'float32' || keepF32) name = dtype === 'float32' && this.fp16 ? `${name}.f32` : name;
+    // In fp16 builds a tensor may be wanted in both precisions: keep the fp32 copy's name apart.
+    if (keepF32 && this.fp16) name = `${name}.f32`;
     const hit = this.weights.get(name);
     if (hit) return hit;
     this.weights.set(name, name);
