@@ -5,15 +5,17 @@
  * without redoing the tiles it had finished.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '@geo-dino/core';
 import { MonitorStore, monitorPaths } from '@geo-dino/monitor';
+import { discoverRuns } from '@geo-dino/server';
 import { CLI_BIN } from '../support/shared-data.js';
 import { runCli } from '../support/cli.js';
 import { requireGdal } from '../support/tools.js';
-import { makeScenes } from '../../packages/monitor/test/support/scenes.js';
+import { makeScenes } from '../../packages/monitor/test/support/helpers.js';
 
 let root: string;
 let home: string;
@@ -46,8 +48,10 @@ describe('geo-dino monitor (CLI)', () => {
       [['monitor', 'run', 'nope', '--queue', 'http://localhost:6379'], /--queue: "http:\/\/localhost:6379" must be a redis/],
       [['worker', '--queue', 'localhost:6379'], /--queue: "localhost:6379" must be a redis:\/\/ or rediss:\/\/ URL/],
     ];
-    for (const [args, re] of cases) {
-      const r = await runCli(args, { env: env() });
+    // Independent commands: run them side by side.
+    const results = await Promise.all(cases.map(([args]) => runCli(args, { env: env() })));
+    for (const [i, [args, re]] of cases.entries()) {
+      const r = results[i]!;
       expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(re);
     }
@@ -148,5 +152,10 @@ describe('geo-dino monitor (CLI)', () => {
     const hist = JSON.parse((await runCli(['monitor', 'history', 'forest', '--json'], { env: env() })).stdout) as { runs: { run: { id: string; status: string }; statistics: { meanHeightM: number } | null }[] };
     expect(hist.runs).toEqual([expect.objectContaining({ run: expect.objectContaining({ id: interrupted.id, status: 'succeeded' }) })]);
     expect(hist.runs[0]!.statistics!.meanHeightM).toBeGreaterThan(0);
+
+    // What `geo-dino serve $GEO_DINO_HOME/regions` shows: the run, grouped under its region (the
+    // viewer's date picker lists the runs of one group), dated by its imagery.
+    const served = await discoverRuns(realpathSync(join(home, 'regions')), silentLogger());
+    expect(served).toEqual([expect.objectContaining({ id: `forest/runs/${interrupted.id}`, area: 'forest', datetime: '2025-06-01T08:00:00.000Z', demo: true })]);
   }, 400_000);
 });

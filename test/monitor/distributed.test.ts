@@ -16,7 +16,7 @@ import { MonitorStore, monitorPaths, type RunRecord } from '@geo-dino/monitor';
 import { CLI_BIN } from '../support/shared-data.js';
 import { runCli } from '../support/cli.js';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
-import { makeScenes } from '../../packages/monitor/test/support/scenes.js';
+import { makeScenes } from '../../packages/monitor/test/support/helpers.js';
 import { freePort, startRedis, type RedisServer } from '../../packages/monitor/test/support/redis.js';
 
 let root: string;

@@ -57,7 +57,7 @@ export interface ExecutorOptions {
   progress?: Progress;
   env?: NodeJS.ProcessEnv;
   /** Distributed mode: tiles go to BullMQ workers. */
-  queue?: (QueueSettings & { batchTiles?: number; pollMs?: number; attempts?: number }) | null;
+  queue?: (QueueSettings & { batchTiles?: number; pollMs?: number; attempts?: number; redisOutageMs?: number }) | null;
   device?: Device;
   threads?: number;
   workers?: number;
@@ -223,13 +223,15 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     // 2. Predict.
     setPhase('predict');
     const tilesDir = join(work, 'tiles');
-    const tileStore = await TileStore.open(tilesDir, plan.configHash);
+    // Distributed: workers of an earlier attempt may still be writing; their temporaries stay.
+    const tileStore = await TileStore.open(tilesDir, plan.configHash, { keepTemporaries: !!o.queue });
     const ids = [...planTileIds(plan)];
     const batchTiles = o.queue?.batchTiles ?? DEFAULT_BATCH_TILES;
-    const batches = batchesOf(ids, batchTiles);
     store.setTiles(
       run.seq,
-      batches.flatMap((b, i) => b.map((id) => ({ id: String(id), batch: i }))),
+      (function* () {
+        for (let i = 0; i < ids.length; i++) yield { id: String(ids[i]), batch: Math.floor(i / batchTiles) };
+      })(),
       clock.now(),
     );
     const present = await tileStore.completed();
@@ -251,10 +253,11 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
         tilesDir,
         plan,
         model: modelRef,
-        batches,
+        batches: batchesOf(ids, batchTiles),
         onTilesDone: (done) => store.markTilesDone(run.seq, done.map(String), clock.now()),
         ...(o.queue.attempts !== undefined ? { attempts: o.queue.attempts } : {}),
         ...(o.queue.pollMs !== undefined ? { pollMs: o.queue.pollMs } : {}),
+        ...(o.queue.redisOutageMs !== undefined ? { redisOutageMs: o.queue.redisOutageMs } : {}),
         log,
         progress,
         ...(signal ? { signal } : {}),
@@ -354,8 +357,14 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     };
     await writeJsonAtomic(join(out, 'stats.json'), summary);
 
-    // 6. STAC item: monitoring assets and properties; then the run directory goes into place.
+    // 6. run.json lists the monitoring files; the STAC item gets them as assets; then the run
+    // directory goes into place.
     setPhase('publish');
+    const added = ['stats.json', ...(change ? ['change.geojson', 'loss.tif'] : [])];
+    const runJson = (await readJsonFile(join(out, 'run.json'))) as Record<string, unknown>;
+    const outputs = Array.isArray(runJson['outputs']) ? (runJson['outputs'] as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+    runJson['outputs'] = [...outputs.filter((n) => !added.includes(n)), ...added];
+    await writeJsonAtomic(join(out, 'run.json'), runJson);
     await amendItem(join(out, 'item.json'), region, fresh, stats, change !== null);
     await ensureDir(dirname(runDir));
     try {
@@ -395,6 +404,12 @@ async function amendItem(itemPath: string, region: Region, run: RunRecord, stats
     const { checksum, size } = await fileChecksum(join(dir, file));
     return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
   };
+  // run.json was rewritten (its outputs list): refresh its checksum.
+  const runAsset = item.assets['run'];
+  if (runAsset) {
+    const { checksum, size } = await fileChecksum(join(dir, 'run.json'));
+    item.assets['run'] = { ...runAsset, 'file:checksum': checksum, 'file:size': size };
+  }
   item.assets['stats'] = await asset('stats.json', MEDIA_TYPES.json, ['metadata'], 'Zonal statistics of the region and change summary');
   if (withChange) {
     item.assets['change'] = await asset('change.geojson', MEDIA_TYPES.geojson, ['data'], `Canopy loss of at least ${region.lossThresholdM} m over at least ${region.minAreaM2} m² since run ${run.previousRun}`);

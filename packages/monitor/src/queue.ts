@@ -17,12 +17,14 @@
  * is checked and refused) and should persist with AOF (`appendonly yes`; warned about when off).
  */
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GeoDinoError, fileExists, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
 import { PLAN_FORMAT, TileStore, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
 import { openModel, type ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
+import { systemClock } from './schedule.js';
 
 export const DEFAULT_QUEUE_NAME = 'geo-dino-tiles';
 /** Default job lock: well above the slowest batch (a 1024-px CHMv2 tile takes ~30 s on 2 CPU cores). */
@@ -177,6 +179,8 @@ export interface DistributeOptions {
   onTilesDone?: (ids: number[]) => void;
   /** Job attempts before a batch fails the run (default 5). */
   attempts?: number;
+  /** How long Redis may be unreachable while waiting before the run fails (default 5 min). */
+  redisOutageMs?: number;
   pollMs?: number;
   log?: Logger;
   progress?: Progress;
@@ -189,19 +193,6 @@ async function tilesPresent(store: TileStore, ids: readonly number[]): Promise<n
   return missing;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
  * Coordinator side: queue the batches that still have tiles to do and wait until every tile is in
  * the store. A batch whose job failed for good (its attempts used up) fails the run with the
@@ -210,24 +201,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function distributeTiles(settings: QueueSettings, o: DistributeOptions): Promise<void> {
   const log = o.log ?? silentLogger();
   const name = settings.name ?? DEFAULT_QUEUE_NAME;
-  const store = await TileStore.open(o.tilesDir, o.plan.configHash);
-  const queue = new Queue<TileJobData, TileJobResult>(name, { connection: connectionOf(settings.url), ...(settings.prefix ? { prefix: settings.prefix } : {}) });
+  // Keep temporaries: workers may be writing tiles right now (a resumed run).
+  const store = await TileStore.open(o.tilesDir, o.plan.configHash, { keepTemporaries: true });
+  // Commands fail after their retries (instead of waiting forever) so an outage is noticed.
+  const queue = new Queue<TileJobData, TileJobResult>(name, {
+    connection: { ...connectionOf(settings.url), maxRetriesPerRequest: 20, retryStrategy: (times: number) => Math.min(1000 * times, 5000) },
+    ...(settings.prefix ? { prefix: settings.prefix } : {}),
+  });
   queue.on('error', (err) => log.warn({ err }, 'queue connection error'));
   const total = o.batches.reduce((s, b) => s + b.length, 0);
   const pending = new Map<number, readonly number[]>();
   let done = 0;
   const task = (o.progress ?? silentProgress).start('tiles on the queue', { total, unit: 'tiles' });
+  const add = async (batch: number, tiles: readonly number[]): Promise<void> => {
+    const data: TileJobData = { v: 1, region: o.region, run: o.run, planPath: o.planPath, tilesDir: o.tilesDir, configHash: o.plan.configHash, model: o.model, tiles: [...tiles] };
+    await queue.add('tiles', data, {
+      jobId: tileJobId(o.region, o.run, batch),
+      attempts: o.attempts ?? 5,
+      backoff: { type: 'exponential', delay: 5000 },
+      removeOnComplete: { age: 7 * 86400 },
+      removeOnFail: { age: 30 * 86400 },
+    });
+  };
   try {
-    const add = async (batch: number, tiles: readonly number[]): Promise<void> => {
-      const data: TileJobData = { v: 1, region: o.region, run: o.run, planPath: o.planPath, tilesDir: o.tilesDir, configHash: o.plan.configHash, model: o.model, tiles: [...tiles] };
-      await queue.add('tiles', data, {
-        jobId: tileJobId(o.region, o.run, batch),
-        attempts: o.attempts ?? 5,
-        backoff: { type: 'exponential', delay: 5000 },
-        removeOnComplete: { age: 7 * 86400 },
-        removeOnFail: { age: 30 * 86400 },
-      });
-    };
     for (const [i, tiles] of o.batches.entries()) {
       const missing = await tilesPresent(store, tiles);
       if (missing.length === 0) {
@@ -253,30 +249,37 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
     log.info({ queue: name, redis: redactRedisUrl(settings.url), batches: pending.size, tiles: total - done }, 'tile batches queued; waiting for workers');
     let lastWorkerCheck = 0;
     let warnedNoWorkers = false;
+    let outageSince: number | null = null;
+    // One poll at a time; a poll that does not answer within `pollDeadline` counts as an outage
+    // (Redis commands wait for reconnection, they do not fail fast).
+    let current: Promise<unknown> | null = null;
+    const outageLimit = o.redisOutageMs ?? 5 * 60_000;
+    const pollDeadline = Math.min(15_000, Math.max(1000, outageLimit / 2));
     while (pending.size) {
       throwIfAborted(o.signal);
-      for (const [i, tiles] of [...pending]) {
-        const job = await queue.getJob(tileJobId(o.region, o.run, i));
-        const state = job ? await job.getState() : 'unknown';
-        if (state === 'completed' || !job) {
-          const missing = await tilesPresent(store, tiles);
-          if (missing.length === 0) {
-            pending.delete(i);
-            done += tiles.length;
-            task.update(done);
-            o.onTilesDone?.([...tiles]);
-            continue;
-          }
-          // Completed but tiles missing (the store was cleaned meanwhile), or the job vanished: again.
-          log.warn({ batch: i, missing: missing.length }, 'a tile batch is not in the store; queueing it again');
-          if (job) await job.remove();
-          await add(i, tiles);
-        } else if (state === 'failed') {
-          throw new GeoDinoError('E_INTERNAL', `tile batch ${i} of run ${o.run} failed on the workers after ${job.attemptsMade} attempts: ${job.failedReason}`, {
-            details: { batch: i, reason: job.failedReason },
+      current ??= pollOnce().then(
+        () => 'ok' as const,
+        (err: unknown) => err,
+      );
+      const timer = new AbortController();
+      const outcome = await Promise.race([current, systemClock.sleep(pollDeadline, timer.signal).then(() => 'slow' as const)]);
+      timer.abort();
+      if (outcome !== 'slow') current = null;
+      if (outcome === 'ok') outageSince = null;
+      else {
+        if (outcome instanceof GeoDinoError) throw outcome;
+        // Redis went away mid-run: wait for it (workers do too), within limits.
+        outageSince ??= Date.now();
+        const lost = Date.now() - outageSince;
+        const why = outcome === 'slow' ? `no answer within ${pollDeadline / 1000} s` : (outcome as Error).message;
+        if (lost >= outageLimit - pollDeadline) {
+          throw new GeoDinoError('E_UNAVAILABLE', `${redactRedisUrl(settings.url)}: lost Redis for ${Math.round((lost + (outcome === 'slow' ? pollDeadline : 0)) / 1000)} s while waiting for tiles (${why}); the run can be started again once Redis is back`, {
+            details: { url: redactRedisUrl(settings.url) },
           });
         }
+        log.warn({ redis: redactRedisUrl(settings.url), reason: why }, 'cannot reach Redis; waiting for it');
       }
+      throwIfAborted(o.signal);
       if (!pending.size) break;
       if (Date.now() - lastWorkerCheck > 30_000) {
         lastWorkerCheck = Date.now();
@@ -286,11 +289,42 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
           log.warn({ queue: name, redis: redactRedisUrl(settings.url) }, `no worker is connected to queue ${name}; start \`geo-dino worker --queue ${redactRedisUrl(settings.url)}\``);
         } else if (workers > 0) warnedNoWorkers = false;
       }
-      await sleep(o.pollMs ?? 1000, o.signal);
+      await systemClock.sleep(o.pollMs ?? 1000, o.signal);
     }
     task.finish();
+    // Every tile is in: temporaries left by killed workers can go.
+    await TileStore.open(o.tilesDir, o.plan.configHash);
   } finally {
-    await queue.close().catch(() => undefined);
+    // A Redis that is gone would keep close() waiting: give it a few seconds, then drop the connection.
+    const t = new AbortController();
+    const closed = await Promise.race([queue.close().then(() => true, () => true), systemClock.sleep(5000, t.signal).then(() => false)]);
+    t.abort();
+    if (!closed) void queue.disconnect().catch(() => undefined);
+  }
+
+  async function pollOnce(): Promise<void> {
+    for (const [i, tiles] of [...pending]) {
+      const job = await queue.getJob(tileJobId(o.region, o.run, i));
+      const state = job ? await job.getState() : 'unknown';
+      if (state === 'completed' || !job) {
+        const missing = await tilesPresent(store, tiles);
+        if (missing.length === 0) {
+          pending.delete(i);
+          done += tiles.length;
+          task.update(done);
+          o.onTilesDone?.([...tiles]);
+          continue;
+        }
+        // Completed but tiles missing (the store was cleaned meanwhile), or the job vanished: again.
+        log.warn({ batch: i, missing: missing.length }, 'a tile batch is not in the store; queueing it again');
+        if (job) await job.remove();
+        await add(i, tiles);
+      } else if (state === 'failed') {
+        throw new GeoDinoError('E_INTERNAL', `tile batch ${i} of run ${o.run} failed on the workers after ${job.attemptsMade} attempts: ${job.failedReason}`, {
+          details: { batch: i, reason: job.failedReason },
+        });
+      }
+    }
   }
 }
 
@@ -353,7 +387,11 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
     return r;
   };
 
+  // Evidence that the event loop stays free while the model runs (the job lock is renewed on it).
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
   const processor = async (job: Job<TileJobData, TileJobResult>): Promise<TileJobResult> => {
+    loop.reset();
     const d = parseWith(TileJobSchema, job.data, { source: `job ${job.id}`, code: 'E_BAD_JSON' });
     log.debug({ job: job.id, region: d.region, run: d.run, tiles: d.tiles.length, attempt: job.attemptsStarted }, 'tile batch started');
     const plan = await planOf(d.planPath, d.configHash);
@@ -374,7 +412,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
       });
     }
     const result: TileJobResult = { tiles: d.tiles.length, predicted: missing.length, skipped: d.tiles.length - missing.length, worker: me };
-    log.info({ job: job.id, region: d.region, run: d.run, ...result }, 'tile batch done');
+    log.info({ job: job.id, region: d.region, run: d.run, ...result, eventLoopMaxDelayMs: Math.round(loop.max / 1e6) }, 'tile batch done');
     totals.jobs++;
     totals.tiles += missing.length;
     o.onJob?.({ ...result, job: String(job.id) });
@@ -404,6 +442,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
   log.info({ worker: me }, 'stopping: finishing the current batch');
   await worker.close();
   await running.catch(() => undefined);
+  loop.disable();
   const r = runner as { key: string; runner: ModelRunner } | null;
   if (r) await r.runner.close();
   return totals;

@@ -56,6 +56,16 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   }
   const timezone = input.timezone ?? 'UTC';
   const schedule = parseSchedule(input.schedule, timezone);
+  // Cheap checks first; then the ones that read files, the network, the model.
+  const webhookUrl = input.webhook ? checkWebhookUrl(input.webhook) : null;
+  if (input.webhookSecret !== undefined && input.webhookSecret.length < 16) {
+    throw new GeoDinoError('E_ARGUMENT', '--webhook-secret: must be at least 16 characters', { details: { field: '--webhook-secret' } });
+  }
+  const threshold = input.lossThresholdM ?? 5;
+  const minArea = input.minAreaM2 ?? 500;
+  if (!(threshold > 0)) throw new GeoDinoError('E_ARGUMENT', `--loss-threshold-m: must be > 0 (got ${threshold})`, { details: { field: '--loss-threshold-m' } });
+  if (!(minArea >= 0)) throw new GeoDinoError('E_ARGUMENT', `--min-area-m2: must be ≥ 0 (got ${minArea})`, { details: { field: '--min-area-m2' } });
+
   const aoiPath = resolve(cwd, input.aoi);
   const aoi = await loadAoi(aoiPath);
   const imagery = isHttpUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
@@ -72,14 +82,6 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   const model = input.model === 'demo' ? 'demo' : resolve(cwd, input.model);
   const md = await resolveModel(model, { log, cwd, ...(o.env ? { env: o.env } : {}) });
   if (md.meta.demo) log.warn({ model: md.meta.name }, 'this region uses the demo model: random weights, its heights and alerts are NOT real');
-  const webhookUrl = input.webhook ? checkWebhookUrl(input.webhook) : null;
-  if (input.webhookSecret !== undefined && input.webhookSecret.length < 16) {
-    throw new GeoDinoError('E_ARGUMENT', '--webhook-secret: must be at least 16 characters', { details: { field: '--webhook-secret' } });
-  }
-  const threshold = input.lossThresholdM ?? 5;
-  const minArea = input.minAreaM2 ?? 500;
-  if (!(threshold > 0)) throw new GeoDinoError('E_ARGUMENT', `--loss-threshold-m: must be > 0 (got ${threshold})`, { details: { field: '--loss-threshold-m' } });
-  if (!(minArea >= 0)) throw new GeoDinoError('E_ARGUMENT', `--min-area-m2: must be ≥ 0 (got ${minArea})`, { details: { field: '--min-area-m2' } });
 
   // Everything checked: write the AOI copy, then the record (removing the copy if that fails).
   const regionDir = paths.region(input.name);

@@ -674,7 +674,7 @@ export class MonitorStore {
   // --- per-tile state --------------------------------------------------------------------------
 
   /** Record the tiles of a run (pending), keeping the state of tiles already known. */
-  setTiles(seq: number, tiles: readonly { id: string; batch: number }[], now: Date): void {
+  setTiles(seq: number, tiles: Iterable<{ id: string; batch: number }>, now: Date): void {
     const ins = this.db.prepare(`INSERT OR IGNORE INTO run_tiles (run_seq, tile_id, state, batch, updated_at) VALUES (?, ?, 'pending', ?, ?)`);
     this.transaction(() => {
       for (const t of tiles) ins.run(seq, t.id, t.batch, now.toISOString());

@@ -196,6 +196,23 @@ describe('detectChange', () => {
     }
   });
 
+  it('an older raster on a grid that does not share pixel boundaries is resampled (bilinear) onto the newer grid', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'geo-dino-warp-'));
+    try {
+      // Half a pixel east and a third of a pixel north; the older canopy is uniform around the disc.
+      const spec = { ...SPEC, before_shift_m: [0.3, 0.2], clear: [SPEC.clear[0]], nodata_before: [], nodata_after: [], grow: [] };
+      const r = py('make', d, JSON.stringify(spec)) as { before: string; after: string };
+      const res = await detectChange(r.before, r.after, { thresholdM: 5, minAreaM2: 500 });
+      expect(res.aligned).toBe(false);
+      expect(res.changes).toHaveLength(1);
+      expect(Math.abs(res.changes[0]!.areaM2 - Math.PI * 225) / (Math.PI * 225)).toBeLessThan(0.02);
+      // Everything but the last column and row (outside the shifted raster) is compared.
+      expect(res.comparedAreaM2).toBeGreaterThan(0.99 * 700 * 600 * 0.36);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('bad input names the file', async () => {
     await expect(detectChange(join(dir, 'missing.tif'), after)).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND', message: expect.stringContaining('missing.tif') });
     await expect(detectChange(before, after, { thresholdM: -1 })).rejects.toMatchObject({ code: 'E_ARGUMENT' });

@@ -5,7 +5,11 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkRedis, parseQueueUrl, redactRedisUrl, tileJobId } from '../src/queue.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunPlan } from '@geo-dino/chm';
+import { checkRedis, distributeTiles, parseQueueUrl, redactRedisUrl, tileJobId } from '../src/queue.js';
 import { freePort, startRedis, type RedisServer } from './support/redis.js';
 
 const servers: RedisServer[] = [];
@@ -52,6 +56,25 @@ describe('checkRedis', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+
+  it('Redis lost while a coordinator waits for tiles: E_UNAVAILABLE after the allowed outage, not a hang', async () => {
+    const r = await startRedis({ appendonly: false });
+    const dir = mkdtempSync(join(tmpdir(), 'geo-dino-outage-'));
+    try {
+      // No workers: the coordinator queues its batches and waits; then Redis dies.
+      const waiting = distributeTiles(
+        { url: r.url, name: 'outage' },
+        { region: 'r', run: 'x', planPath: join(dir, 'plan.json'), tilesDir: join(dir, 'tiles'), plan: { configHash: 'c0ffee' } as RunPlan, model: 'demo', batches: [[0, 1], [2]], pollMs: 100, redisOutageMs: 2000 },
+      );
+      waiting.catch(() => undefined);
+      await new Promise((res) => setTimeout(res, 500));
+      await r.stop();
+      await expect(waiting).rejects.toMatchObject({ code: 'E_UNAVAILABLE', message: expect.stringMatching(/lost Redis for \d+ s while waiting for tiles/) });
+    } finally {
+      await r.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -5,7 +5,7 @@
  * Collection validated by stac-node-validator, and a STAC source that fails.
  */
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { runDaemon, runRegionNow } from '../src/daemon.js';
 import { verifyWebhookSignature } from '../src/webhook.js';
 import { GDAL_PYTHON, requireGdal } from '../../../test/support/tools.js';
 import { validateStac } from '../../../test/support/stac-validator.js';
-import { close, fileServer, makeScenes, webhookReceiver, type SceneSpec } from './support/scenes.js';
+import { close, fileServer, makeScenes, webhookReceiver, type SceneSpec } from './support/helpers.js';
 
 const ORACLE = fileURLToPath(new URL('./support/change_oracle.py', import.meta.url));
 const STATS_ORACLE = fileURLToPath(new URL('../../../test/support/gdal-oracle.py', import.meta.url));
@@ -155,10 +155,17 @@ describe('monitoring runs (chm pipeline, demo model)', () => {
     expect(payload).toMatchObject({ region: 'forest', run: { id: run.id, previous: baseline.id } });
     expect(payload.changes.map((c) => c.id).sort()).toEqual(changes.map((c) => c.changeId).sort());
     expect(store.alerts({ runSeq: run.seq })).toEqual([expect.objectContaining({ status: 'delivered' })]);
-    // The item lists the change files.
-    const item = JSON.parse(readFileSync(join(run.dir, 'item.json'), 'utf8')) as { assets: Record<string, { href: string }> };
+    // The item lists the change files; every asset's checksum is the file's (recomputed here).
+    const item = JSON.parse(readFileSync(join(run.dir, 'item.json'), 'utf8')) as { assets: Record<string, { href: string; 'file:checksum'?: string }> };
     expect(item.assets['change']!.href).toBe('./change.geojson');
     expect(item.assets['loss']!.href).toBe('./loss.tif');
+    for (const [key, a] of Object.entries(item.assets)) {
+      if (!a['file:checksum']) continue;
+      const sha = createHash('sha256').update(readFileSync(join(run.dir, a.href))).digest('hex');
+      expect(a['file:checksum'], key).toBe(`1220${sha}`);
+    }
+    const runJson = JSON.parse(readFileSync(join(run.dir, 'run.json'), 'utf8')) as { outputs: string[] };
+    expect(runJson.outputs).toEqual(expect.arrayContaining(['chm.tif', 'stats.json', 'change.geojson', 'loss.tif']));
   });
 
   it('the region collection lists the succeeded runs and validates', () => {

@@ -5,7 +5,6 @@
  * repeated or the delivery loop runs again.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,17 +15,11 @@ import { alertKey, deliverDueAlerts, raiseCanopyLossAlert, type CanopyLossPayloa
 import { ManualClock } from '../src/schedule.js';
 import { MonitorStore, type ChangeRecord, type Region, type RunRecord } from '../src/store.js';
 import { signWebhook, verifyWebhookSignature, checkWebhookUrl } from '../src/webhook.js';
+import { close, webhookReceiver, type Received } from './support/helpers.js';
 
-interface Received {
-  headers: IncomingHttpHeaders;
-  body: string;
-  status: number;
-}
-
-let server: Server;
-let url: string;
+let hook: Awaited<ReturnType<typeof webhookReceiver>>;
 let received: Received[];
-let plan: number[]; // statuses to answer, in order; then 200
+let url: string;
 let dir: string;
 let store: MonitorStore;
 let clock: ManualClock;
@@ -35,21 +28,9 @@ const SECRET = 'test-secret-0123456789';
 const FAST = { retries: 3, backoffMs: 5, maxBackoffMs: 20, random: () => 0.5 };
 
 beforeEach(async () => {
-  received = [];
-  plan = [];
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
-    req.on('end', () => {
-      const status = plan.length ? plan.shift()! : 200;
-      received.push({ headers: req.headers, body, status });
-      res.writeHead(status, { 'content-type': 'text/plain' });
-      res.end(status === 200 ? 'ok' : 'boom');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/hook`;
+  hook = await webhookReceiver();
+  received = hook.received;
+  url = hook.url;
   dir = mkdtempSync(join(tmpdir(), 'geo-dino-hook-'));
   store = MonitorStore.open(join(dir, 'geo-dino.sqlite'));
   clock = new ManualClock('2025-03-01T00:00:00Z');
@@ -58,8 +39,13 @@ beforeEach(async () => {
 afterEach(async () => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
-  await new Promise<void>((r) => server.close(() => r()));
+  await close(hook.server);
 });
+
+/** Answer the next requests with these statuses (then 200). */
+function answer(...statuses: number[]): void {
+  hook.plan.push(...statuses);
+}
 
 function setup(webhook: string | null): { region: Region; prev: RunRecord; run: RunRecord } {
   const region = store.addRegion(
@@ -119,7 +105,7 @@ describe('webhook signatures', () => {
 describe('alerts', () => {
   it('retries on 500, signature verifies, exactly one delivery per change', async () => {
     const { region, prev, run } = setup(url);
-    plan = [500, 500];
+    answer(500, 500);
     const first = raiseCanopyLossAlert(store, region, run, prev, CHANGES, FILES, { clock });
     expect(first.raised).toBe(true);
     expect(first.alert!.status).toBe('pending');
@@ -165,7 +151,7 @@ describe('alerts', () => {
 
   it('a receiver that keeps failing: rounds back off, then the alert is marked failed', async () => {
     const { region, prev, run } = setup(url);
-    plan = new Array<number>(100).fill(503);
+    answer(...new Array<number>(100).fill(503));
     const { alert } = raiseCanopyLossAlert(store, region, run, prev, CHANGES, FILES, { clock });
     const opts = { clock, http: FAST, maxRounds: 3, roundBackoffMs: 60_000 };
     expect(await deliverDueAlerts(store, opts)).toEqual({ delivered: 0, retrying: 1, failed: 0 });
@@ -188,7 +174,7 @@ describe('alerts', () => {
 
   it('a 4xx is not retried within a round', async () => {
     const { region, prev, run } = setup(url);
-    plan = [400];
+    answer(400);
     raiseCanopyLossAlert(store, region, run, prev, CHANGES, FILES, { clock });
     expect(await deliverDueAlerts(store, { clock, http: FAST })).toEqual({ delivered: 0, retrying: 1, failed: 0 });
     expect(received).toHaveLength(1);

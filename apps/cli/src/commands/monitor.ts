@@ -230,6 +230,7 @@ export const monitorCommand: CommandModule = {
     addExecOptions(monitor.command('run <name>').description('run a region now (resumes its interrupted run if there is one)')).action(async (name: string, raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(execSchema, raw, { fieldName: flagName });
+      if (o.queue) parseQueueUrl(o.queue);
       await withStore(ctx, async (store, paths) => {
         store.region(name);
         const exec = createExecutor(await executorOptions(ctx, o, store, paths));
@@ -274,6 +275,7 @@ export const monitorCommand: CommandModule = {
     ).action(async (raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(startSchema, raw, { fieldName: flagName });
+      if (o.queue) parseQueueUrl(o.queue);
       await withStore(ctx, async (store, paths) => {
         const exec = createExecutor(await executorOptions(ctx, o, store, paths));
         try {

@@ -6,7 +6,8 @@ make  <dir> <json-spec>  write before.tif / after.tif (float32, nodata -9999, UT
        "clear": [{"circle": [cx, cy, r_m], "to": 0.5}, {"rect": [x0, y0, x1, y1], "to": 1.0}, ...],   (metres, grid CRS)
        "grow":  [{"rect": [...], "by": 8.0}],
        "nodata_before": [{"rect": [...]}], "nodata_after": [...],
-       "before_offset": [dx_px, dy_px]}     (the before raster's grid shifted by whole pixels)
+       "before_offset": [dx_px, dy_px],     (the before raster's grid shifted by whole pixels)
+       "before_shift_m": [dx, dy]}          (the before raster written on a grid moved by dx, dy metres: not aligned)
       prints {"before": path, "after": path}
 oracle <before> <after> <threshold> <min_area>
       loss mask computed with numpy on the after grid, polygonised by gdal.Polygonize (4-connected),
@@ -73,7 +74,8 @@ def make(out_dir, spec):
         before = shifted
         write(before_path, before.astype(np.float32), (x0 + dx * g, g, 0, y0 - dy * g, 0, -g), spec["epsg"])
     else:
-        write(before_path, before.astype(np.float32), (x0, g, 0, y0, 0, -g), spec["epsg"])
+        sx, sy = spec.get("before_shift_m", [0, 0])
+        write(before_path, before.astype(np.float32), (x0 + sx, g, 0, y0 + sy, 0, -g), spec["epsg"])
     print(json.dumps({"before": before_path, "after": after_path}))
 
 
