@@ -3,7 +3,7 @@
  * UV_THREADPOOL_SIZE and VIPS_CONCURRENCY are read at start-up).
  *
  * argv: mode ('decode' | 'stream'), file, threads, [bbox w,s,e,n and GSD for 'stream'].
- * Prints one JSON line: { mpix, seconds }.
+ * Prints one JSON line: { mpix, seconds, cpuSeconds (all threads of the process) }.
  */
 import { aoiFromBbox } from '@geo-dino/geometry';
 import { DecoderPool, createBlockCache, gridForAoi, openRaster, tileStream } from '@geo-dino/tiling';
@@ -22,6 +22,7 @@ if (mode === 'decode') {
   // Warm-up: start the workers and decode one block.
   await src.read(windows[0]!);
   cache.clear();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   let next = 0;
   const lane = async (): Promise<void> => {
@@ -29,16 +30,21 @@ if (mode === 'decode') {
   };
   await Promise.all(Array.from({ length: 2 * threads }, lane));
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ mpix: (width * height) / 1e6, seconds, blocks: src.stats.blocksDecoded }) + '\n');
+  const c = process.cpuUsage(c0);
+  const cpuSeconds = (c.user + c.system) / 1e6;
+  process.stdout.write(JSON.stringify({ mpix: (width * height) / 1e6, seconds, cpuSeconds, blocks: src.stats.blocksDecoded }) + '\n');
   await src.close();
 } else {
   const src = await openRaster(file!, { decoder: pool.decode, cache: createBlockCache(128 * 1024 * 1024) });
   const layout = gridForAoi(aoiFromBbox(bbox!.split(',').map(Number), 'bench'), { tileSize: 512, overlap: 0, gsd: Number(gsd) });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   let px = 0;
   for await (const tile of tileStream(layout, [{ id: 'bench', raster: src }], { lookahead: 2 * threads, warp: pool.warp })) px += tile.spec.width * tile.spec.height;
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ mpix: px / 1e6, seconds, width: layout.grid.width, height: layout.grid.height, transform: layout.grid.transform, epsg: layout.grid.crs.epsg, gsd: layout.grid.gsd }) + '\n');
+  const c = process.cpuUsage(c0);
+  const cpuSeconds = (c.user + c.system) / 1e6;
+  process.stdout.write(JSON.stringify({ mpix: px / 1e6, seconds, cpuSeconds, width: layout.grid.width, height: layout.grid.height, transform: layout.grid.transform, epsg: layout.grid.crs.epsg, gsd: layout.grid.gsd }) + '\n');
   await src.close();
 }
 await pool.close();

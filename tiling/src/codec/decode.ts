@@ -129,6 +129,9 @@ export async function decodeBlock(task: BlockTask): Promise<Uint8Array> {
     undoFloatingPoint(out, task.width, task.rows, task.samples, bps);
     return arrange(task, out, rowBytes);
   }
+  if (bps === 1 && task.layout === 'planar' && task.samples > 1 && (task.predictor === 1 || task.predictor === 2)) {
+    return planar8(out, task.width, task.rows, task.samples, task.predictor === 2);
+  }
   if (bps > 1 && task.littleEndian !== LITTLE_ENDIAN_HOST) swapBytes(out, bps);
   if (task.predictor === 2) {
     if (task.bitsPerSample < 8) throw fail(task, `predictor 2 with ${task.bitsPerSample}-bit samples is not supported`);
@@ -141,15 +144,73 @@ export async function decodeBlock(task: BlockTask): Promise<Uint8Array> {
   return arrange(task, out, rowBytes);
 }
 
+/**
+ * 8-bit pixel-interleaved → planar in one pass, undoing predictor 2 on the way (the common
+ * RGB/RGBA DEFLATE and LZW case; one sequential read, one write per plane).
+ */
+function planar8(src: Uint8Array, width: number, rows: number, spp: number, predictor: boolean): Uint8Array {
+  const n = width * rows;
+  const dst = new Uint8Array(n * spp);
+  if (spp === 3) {
+    const p0 = dst.subarray(0, n);
+    const p1 = dst.subarray(n, 2 * n);
+    const p2 = dst.subarray(2 * n, 3 * n);
+    for (let r = 0, k = 0, i = 0; r < rows; r++) {
+      let a = 0;
+      let b = 0;
+      let c = 0;
+      for (let x = 0; x < width; x++, i++, k += 3) {
+        if (predictor) {
+          a = (a + src[k]!) & 255;
+          b = (b + src[k + 1]!) & 255;
+          c = (c + src[k + 2]!) & 255;
+        } else {
+          a = src[k]!;
+          b = src[k + 1]!;
+          c = src[k + 2]!;
+        }
+        p0[i] = a;
+        p1[i] = b;
+        p2[i] = c;
+      }
+    }
+    return dst;
+  }
+  const prev = new Uint8Array(spp);
+  for (let r = 0, k = 0, i = 0; r < rows; r++) {
+    prev.fill(0);
+    for (let x = 0; x < width; x++, i++) {
+      for (let s = 0; s < spp; s++, k++) {
+        const v = predictor ? (prev[s]! + src[k]!) & 255 : src[k]!;
+        prev[s] = v;
+        dst[s * n + i] = v;
+      }
+    }
+  }
+  return dst;
+}
+
 /** Apply the requested output layout (see BlockTask.layout). */
 function arrange(task: BlockTask, out: Uint8Array, rowBytes: number): Uint8Array {
   if (task.layout === 'bits' && task.bitsPerSample === 1 && task.samples === 1) {
     const w = task.width;
     const px = new Uint8Array(w * task.rows);
+    const full = w >> 3;
     for (let r = 0; r < task.rows; r++) {
       const src = r * rowBytes;
-      const dst = r * w;
-      for (let c = 0; c < w; c++) px[dst + c] = (out[src + (c >> 3)]! >> (7 - (c & 7))) & 1;
+      let d = r * w;
+      for (let j = 0; j < full; j++, d += 8) {
+        const b = out[src + j]!;
+        px[d] = b >> 7;
+        px[d + 1] = (b >> 6) & 1;
+        px[d + 2] = (b >> 5) & 1;
+        px[d + 3] = (b >> 4) & 1;
+        px[d + 4] = (b >> 3) & 1;
+        px[d + 5] = (b >> 2) & 1;
+        px[d + 6] = (b >> 1) & 1;
+        px[d + 7] = b & 1;
+      }
+      for (let c = full * 8; c < w; c++) px[r * w + c] = (out[src + (c >> 3)]! >> (7 - (c & 7))) & 1;
     }
     return px;
   }
@@ -158,12 +219,8 @@ function arrange(task: BlockTask, out: Uint8Array, rowBytes: number): Uint8Array
     const bps = task.bitsPerSample / 8;
     const n = task.width * task.rows;
     const planar = new Uint8Array(out.length);
-    if (bps === 1) {
-      for (let s = 0; s < spp; s++) {
-        const base = s * n;
-        for (let i = 0, k = s; i < n; i++, k += spp) planar[base + i] = out[k]!;
-      }
-    } else if (bps === 2) {
+    if (bps === 1) return planar8(out, task.width, task.rows, spp, false);
+    else if (bps === 2) {
       const a = new Uint16Array(out.buffer, out.byteOffset, out.length / 2);
       const p = new Uint16Array(planar.buffer);
       for (let s = 0; s < spp; s++) for (let i = 0, k = s; i < n; i++, k += spp) p[s * n + i] = a[k]!;

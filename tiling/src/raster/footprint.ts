@@ -129,8 +129,8 @@ function validRectangles(valid: Uint8Array, width: number, height: number): Mult
   ]);
 }
 
-/** Remove vertices in the middle of straight runs (the rectangles' union has many). */
-function simplify(mp: MultiPolygonCoords): MultiPolygonCoords {
+/** Remove vertices in the middle of straight runs (a union of pixel rectangles has many). */
+export function removeCollinearVertices(mp: MultiPolygonCoords): MultiPolygonCoords {
   return mp.map((poly) =>
     poly.map((ring) => {
       const pts = ring.slice(0, -1);
@@ -174,6 +174,6 @@ export async function sceneFootprint(raster: RasterSource, options: FootprintOpt
     return { geometry: [], bbox: [NaN, NaN, NaN, NaN], method: 'mask', level: lv.level };
   }
   const rects = validRectangles(d.valid, lv.width, lv.height);
-  const merged = simplify(union(...rects.map((r): MultiPolygonCoords => [r])));
+  const merged = removeCollinearVertices(union(...rects.map((r): MultiPolygonCoords => [r])));
   return finish(raster, merged, 'mask', lv.level, lv.factorX, lv.factorY);
 }

@@ -11,8 +11,9 @@
  * - a target pixel is valid only if the source pixel under its centre is valid;
  * - 'nearest' takes that pixel;
  * - 'bilinear' weights the valid source pixels with a triangle (tent) kernel centred on the
- *   sample point; its radius is 1 source pixel when upsampling and widens to the
- *   downsampling ratio when downsampling (so reducing 1.5× averages, it does not alias).
+ *   sample point; its radius is 1 source pixel (the 2×2 bilinear) unless downsampling by more
+ *   than 1/0.95, where it widens to the downsampling ratio (so reducing 1.5× averages, it does
+ *   not alias) — gdalwarp's rule.
  *   Invalid neighbours are left out and the weights renormalised.
  *
  * Overviews: a source is read at the coarsest overview whose decimation does not exceed the
@@ -298,16 +299,20 @@ export function resample(
 ): void {
   const rx = Math.max(1, m.scaleX);
   const ry = Math.max(1, m.scaleY);
-  const wide = resampling === 'bilinear' && (rx > 1.0001 || ry > 1.0001);
-  // Work on float copies of the window: one array type, so the loops below stay monomorphic.
-  const planes = bands.map((b) => (b instanceof Float32Array ? b : Float32Array.from(b)));
+  const wide = needsWideKernel(m, resampling);
+  const planes = bands;
   if (resampling === 'nearest') nearestKernel(m, s, win, planes, valid, out, ok, todo);
   else if (!wide) bilinearKernel(m, s, win, planes, valid, out, ok, todo);
   else tentKernel(m, s, win, planes, valid, rx, ry, out, ok, todo);
 }
 
+/** Like gdalwarp: the plain 2×2 bilinear unless downsampling by more than 1/0.95 (about 5 %). */
+export function needsWideKernel(m: Pick<Mapping, 'scaleX' | 'scaleY'>, resampling: Resampling): boolean {
+  return resampling === 'bilinear' && (m.scaleX > 1 / 0.95 || m.scaleY > 1 / 0.95);
+}
+
 /** Index in the window of the source pixel under (x, y), or −1 outside the level or the window. */
-function centreIndex(x: number, y: number, levelWidth: number, levelHeight: number, win: PixelWindow): number {
+export function centreIndex(x: number, y: number, levelWidth: number, levelHeight: number, win: PixelWindow): number {
   if (!(x >= 0 && y >= 0 && x < levelWidth && y < levelHeight)) return -1;
   const ix = Math.floor(x) - win.x;
   const iy = Math.floor(y) - win.y;
@@ -315,7 +320,7 @@ function centreIndex(x: number, y: number, levelWidth: number, levelHeight: numb
   return iy * win.width + ix;
 }
 
-function nearestKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>, win: PixelWindow, planes: Float32Array[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+function nearestKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
   const nb = planes.length;
   const { sx, sy } = m;
   const LW = s.levelWidth;
@@ -329,7 +334,44 @@ function nearestKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeig
   }
 }
 
-function bilinearKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>, win: PixelWindow, planes: Float32Array[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+/**
+ * The 2×2 bilinear taps of a sample at window coordinates (x, y) (pixel i covers [i, i+1)):
+ * weights in `w`, indices in `k`. Neighbours outside the window or invalid get weight 0 (and the
+ * safe index `c`, the pixel under the sample); the rest are renormalised. False when no
+ * neighbour counts.
+ */
+export function bilinearTaps(x: number, y: number, W: number, H: number, valid: Uint8Array, allValid: boolean, c: number, w: Float64Array, k: Int32Array): boolean {
+  const u = x - 0.5;
+  const v = y - 0.5;
+  const x0 = Math.floor(u);
+  const y0 = Math.floor(v);
+  const fx = u - x0;
+  const fy = v - y0;
+  const q = y0 * W + x0;
+  w[0] = (1 - fx) * (1 - fy);
+  w[1] = fx * (1 - fy);
+  w[2] = (1 - fx) * fy;
+  w[3] = fx * fy;
+  k[0] = q;
+  k[1] = q + 1;
+  k[2] = q + W;
+  k[3] = q + W + 1;
+  if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H && allValid) return true;
+  const inside = [x0 >= 0 && y0 >= 0, x0 + 1 < W && y0 >= 0, x0 >= 0 && y0 + 1 < H, x0 + 1 < W && y0 + 1 < H];
+  let ws = 0;
+  for (let t = 0; t < 4; t++) {
+    if (!inside[t] || !(allValid || valid[k[t]!])) {
+      w[t] = 0;
+      k[t] = c;
+    }
+    ws += w[t]!;
+  }
+  if (ws < 1e-5) return false;
+  for (let t = 0; t < 4; t++) w[t] = w[t]! / ws;
+  return true;
+}
+
+function bilinearKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
   const W = win.width;
   const H = win.height;
   const nb = planes.length;
@@ -349,49 +391,48 @@ function bilinearKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHei
       break;
     }
   }
+  const w = new Float64Array(4);
+  const k = new Int32Array(4);
   for (let i = 0, n = sx.length; i < n; i++) {
     if (todo !== undefined && todo[i] === 0) continue;
     const x = sx[i]!;
     const y = sy[i]!;
     const c = centreIndex(x, y, LW, LH, win);
     if (c < 0 || (!allValid && valid[c] === 0)) continue;
+    // Interior with all neighbours valid: the plain formula; else the careful taps.
     const u = x - 0.5 - win.x;
     const v = y - 0.5 - win.y;
     const x0 = Math.floor(u);
     const y0 = Math.floor(v);
-    const fx = u - x0;
-    const fy = v - y0;
-    let w00 = (1 - fx) * (1 - fy);
-    let w10 = fx * (1 - fy);
-    let w01 = (1 - fx) * fy;
-    let w11 = fx * fy;
-    const q00 = y0 * W + x0;
-    if (x0 < 0 || y0 < 0 || x0 + 1 >= W || y0 + 1 >= H || !allValid) {
-      // Edge of the window or masked neighbours: drop what is outside or invalid.
-      if (x0 < 0 || y0 < 0 || !(allValid || valid[q00])) w00 = 0;
-      if (x0 + 1 >= W || y0 < 0 || !(allValid || valid[q00 + 1])) w10 = 0;
-      if (x0 < 0 || y0 + 1 >= H || !(allValid || valid[q00 + W])) w01 = 0;
-      if (x0 + 1 >= W || y0 + 1 >= H || !(allValid || valid[q00 + W + 1])) w11 = 0;
-      const ws = w00 + w10 + w01 + w11;
-      if (ws < 1e-5) continue;
-      const inv = 1 / ws;
-      for (let b = 0; b < nb; b++) {
-        const p = planes[b]!;
-        const g = (k: number, w: number): number => (w === 0 ? 0 : w * p[k]!);
-        out[b]![i] = (g(q00, w00) + g(q00 + 1, w10) + g(q00 + W, w01) + g(q00 + W + 1, w11)) * inv;
-      }
-      ok[i] = 1;
-      continue;
+    let w0: number, w1: number, w2: number, w3: number, k0: number, k1: number, k2: number, k3: number;
+    if (allValid && x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
+      const fx = u - x0;
+      const fy = v - y0;
+      w0 = (1 - fx) * (1 - fy);
+      w1 = fx * (1 - fy);
+      w2 = (1 - fx) * fy;
+      w3 = fx * fy;
+      k0 = y0 * W + x0;
+      k1 = k0 + 1;
+      k2 = k0 + W;
+      k3 = k2 + 1;
+    } else {
+      if (!bilinearTaps(x - win.x, y - win.y, W, H, valid, allValid, c, w, k)) continue;
+      w0 = w[0]!;
+      w1 = w[1]!;
+      w2 = w[2]!;
+      w3 = w[3]!;
+      k0 = k[0]!;
+      k1 = k[1]!;
+      k2 = k[2]!;
+      k3 = k[3]!;
     }
-    const q10 = q00 + 1;
-    const q01 = q00 + W;
-    const q11 = q01 + 1;
-    o0[i] = w00 * p0[q00]! + w10 * p0[q10]! + w01 * p0[q01]! + w11 * p0[q11]!;
-    if (nb > 1) o1[i] = w00 * p1[q00]! + w10 * p1[q10]! + w01 * p1[q01]! + w11 * p1[q11]!;
-    if (nb > 2) o2[i] = w00 * p2[q00]! + w10 * p2[q10]! + w01 * p2[q01]! + w11 * p2[q11]!;
+    o0[i] = w0 * p0[k0]! + w1 * p0[k1]! + w2 * p0[k2]! + w3 * p0[k3]!;
+    if (nb > 1) o1[i] = w0 * p1[k0]! + w1 * p1[k1]! + w2 * p1[k2]! + w3 * p1[k3]!;
+    if (nb > 2) o2[i] = w0 * p2[k0]! + w1 * p2[k1]! + w2 * p2[k2]! + w3 * p2[k3]!;
     for (let b = 3; b < nb; b++) {
       const p = planes[b]!;
-      out[b]![i] = w00 * p[q00]! + w10 * p[q10]! + w01 * p[q01]! + w11 * p[q11]!;
+      out[b]![i] = w0 * p[k0]! + w1 * p[k1]! + w2 * p[k2]! + w3 * p[k3]!;
     }
     ok[i] = 1;
   }
@@ -401,7 +442,7 @@ function tentKernel(
   m: Mapping,
   s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>,
   win: PixelWindow,
-  planes: Float32Array[],
+  planes: readonly TypedArray[],
   valid: Uint8Array,
   rx: number,
   ry: number,
