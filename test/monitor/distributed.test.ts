@@ -5,26 +5,24 @@
  * in the tile store exactly once, the killed worker's batch must have been delivered again, and
  * the outputs must equal a single-process run's of the same region.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { planTileIds, type RunPlan } from '@geo-dino/chm';
-import { MonitorStore, monitorPaths, type RunRecord } from '@geo-dino/monitor';
-import { CLI_BIN } from '../support/shared-data.js';
+import { MonitorStore, monitorPaths } from '@geo-dino/monitor';
 import { runCli } from '../support/cli.js';
-import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
+import { requireGdal } from '../support/tools.js';
 import { makeScenes } from '../../packages/monitor/test/support/helpers.js';
 import { freePort, startRedis, type RedisServer } from '../../packages/monitor/test/support/redis.js';
+import { killChildren, onlyRun, rasterDiff, startCli, type Proc } from './support.js';
 
 let root: string;
 let home: string;
 let redis: RedisServer;
 let catalog: string;
 let aoi: string;
-const children: ChildProcessWithoutNullStreams[] = [];
 const QUEUE = `test-${process.pid}`;
 const env = (): NodeJS.ProcessEnv => ({ GEO_DINO_HOME: home });
 
@@ -42,66 +40,12 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren();
   await redis?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-interface Proc {
-  proc: ChildProcessWithoutNullStreams;
-  lines: Record<string, unknown>[];
-  stdout: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], onLine?: (line: Record<string, unknown>, p: Proc) => void): Proc {
-  const proc = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...env() }, stdio: ['pipe', 'pipe', 'pipe'] });
-  children.push(proc);
-  let out = '';
-  let buf = '';
-  const p: Proc = { proc, lines: [], stdout: () => out, exited: new Promise((r) => proc.on('close', (code) => r(code))) };
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        p.lines.push(rec);
-        onLine?.(rec, p);
-      } catch {
-        /* not a log line */
-      }
-    }
-  });
-  proc.stdin.end();
-  return p;
-}
-
-function run(store: MonitorStore, region: string): RunRecord {
-  const runs = store.runs(region);
-  expect(runs).toHaveLength(1);
-  return runs[0]!;
-}
-
-/** Both bands of two rasters, compared by GDAL: number of differing pixels. */
-function rasterDiff(a: string, b: string): { differing: number; size: number[] } {
-  const script = `
-import json, sys, numpy as np
-from osgeo import gdal
-gdal.UseExceptions()
-a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2])
-assert a.RasterCount == b.RasterCount
-d = 0
-for i in range(1, a.RasterCount + 1):
-    x = a.GetRasterBand(i).ReadAsArray(); y = b.GetRasterBand(i).ReadAsArray()
-    d += int((x != y).sum())
-print(json.dumps({"differing": d, "size": [a.RasterXSize, a.RasterYSize, a.RasterCount], "gt": list(a.GetGeoTransform()) == list(b.GetGeoTransform())}))
-`;
-  return JSON.parse(execFileSync(GDAL_PYTHON, ['-c', script, a, b], { encoding: 'utf8' })) as { differing: number; size: number[] };
-}
+const start = (args: string[], onLine?: (line: Record<string, unknown>, p: Proc) => void): Proc => startCli(args, env(), onLine);
 
 describe('distributed runs on BullMQ', () => {
   it('two workers, one SIGKILLed mid-batch: the run completes, every tile once, output equal to a single-process run', async () => {
@@ -133,8 +77,8 @@ describe('distributed runs on BullMQ', () => {
     const paths = monitorPaths(home);
     const store = MonitorStore.open(paths.store);
     try {
-      const dist = run(store, 'dist');
-      const single = run(store, 'ref');
+      const dist = onlyRun(store, 'dist');
+      const single = onlyRun(store, 'ref');
       expect(dist.status).toBe('succeeded');
       expect(dist.queue).toBe(redis.url);
       // Every planned tile is in the store, once; per-tile state says done.

@@ -6,6 +6,8 @@
   gdal-oracle.py lonlat <raster> <lon,lat> ...   → [{lon,lat,col,row,values}] pixel containing each point.
   gdal-oracle.py stats <raster> <polygon.geojson> → statistics of band 1 (and band 2) over the pixels whose
       centres are inside the polygon (gdal.RasterizeLayer, no ALL_TOUCHED), as numpy computes them.
+  gdal-oracle.py classes <raster> <polygon.geojson> → {inside, pixel_area, counts: {value: pixels}}: the values of
+      band 1 (not nodata) counted over the same pixels — a class map's per-class pixels inside the polygon.
 """
 import json
 import sys
@@ -36,6 +38,26 @@ def values(col, row):
     return None if all(v is None for v in out) else out
 
 
+def inside_polygon(path):
+    """Pixels of the raster whose centres are inside the GeoJSON polygon at `path`."""
+    geo = json.load(open(path))
+    geom = geo['geometry'] if geo.get('type') == 'Feature' else geo
+    g = ogr.CreateGeometryFromJson(json.dumps(geom))
+    g.AssignSpatialReference(ll)
+    g.Segmentize(1e-4)  # edges straight in lon/lat, as geo-dino reads GeoJSON
+    g.TransformTo(srs)
+    mem = gdal.GetDriverByName('MEM').Create('', ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(gt)
+    mem.SetProjection(ds.GetProjection())
+    vds = ogr.GetDriverByName('Memory').CreateDataSource('')
+    lyr = vds.CreateLayer('p', srs=srs)
+    f = ogr.Feature(lyr.GetLayerDefn())
+    f.SetGeometry(g)
+    lyr.CreateFeature(f)
+    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
+    return mem.ReadAsArray() == 1
+
+
 if mode == 'points':
     res = []
     for a in sys.argv[3:]:
@@ -55,23 +77,15 @@ elif mode == 'lonlat':
         ok = 0 <= col < ds.RasterXSize and 0 <= row < ds.RasterYSize
         res.append({'lon': lon, 'lat': lat, 'col': col, 'row': row, 'values': values(col, row) if ok else None})
     print(json.dumps(res))
+elif mode == 'classes':
+    inside = inside_polygon(sys.argv[3])
+    c = bands[0].ReadAsArray()
+    nd = bands[0].GetNoDataValue()
+    vals, counts = np.unique(c[inside & (c != nd)] if nd is not None else c[inside], return_counts=True)
+    print(json.dumps({'inside': int(inside.sum()), 'pixel_area': abs(gt[1] * gt[5] - gt[2] * gt[4]),
+                      'counts': {str(int(v)): int(n) for v, n in zip(vals, counts)}}))
 elif mode == 'stats':
-    geo = json.load(open(sys.argv[3]))
-    geom = geo['geometry'] if geo.get('type') == 'Feature' else geo
-    g = ogr.CreateGeometryFromJson(json.dumps(geom))
-    g.AssignSpatialReference(ll)
-    g.Segmentize(1e-4)  # edges straight in lon/lat, as geo-dino reads GeoJSON
-    g.TransformTo(srs)
-    mem = gdal.GetDriverByName('MEM').Create('', ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Byte)
-    mem.SetGeoTransform(gt)
-    mem.SetProjection(ds.GetProjection())
-    vds = ogr.GetDriverByName('Memory').CreateDataSource('')
-    lyr = vds.CreateLayer('p', srs=srs)
-    f = ogr.Feature(lyr.GetLayerDefn())
-    f.SetGeometry(g)
-    lyr.CreateFeature(f)
-    gdal.RasterizeLayer(mem, [1], lyr, burn_values=[1])
-    inside = mem.ReadAsArray() == 1
+    inside = inside_polygon(sys.argv[3])
     h = bands[0].ReadAsArray()
     nd = bands[0].GetNoDataValue()
     valid = inside & (h != nd) & np.isfinite(h)

@@ -9,6 +9,9 @@
  *
  * - plan: `plannedExtraHeads` checks each head fits the model (split layout, same backbone
  *   weights) and records it in the plan (its graph, hash, class table);
+ * - open: `openPlanModel` opens the plan's model with its head graphs attached (checked against
+ *   the plan's hashes) — the one way `runChm`, monitoring's local executor and BullMQ tile
+ *   workers open a runner;
  * - predict: `runPlannedHeads` runs the batch (`runChm` when there is no extra head, else
  *   `runHeads`: one backbone run for all heads) and `extraTilePlanes` turns a land-cover head's
  *   class probabilities into tile-store planes (`<name>_<k>`, uint16: p·65535, 0 where there is
@@ -20,11 +23,12 @@
  */
 import { join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, type Logger } from '@geo-dino/core';
-import type { ChmResult, ModelDir, ModelRunner } from '@geo-dino/model';
+import { openModel, type ChmResult, type ModelDir, type ModelRunner, type OpenModelOptions } from '@geo-dino/model';
 import type { HostTensor } from '@geo-dino/runtime';
 import { Stitcher } from '@geo-dino/stitcher';
 import type { OutputAsset } from '@geo-dino/stac';
 import { createCogWriter, type CogWriter } from '@geo-dino/tiling';
+import { hashFile } from './hash.js';
 import type { PlaneArray, TileRecord } from './tile-store.js';
 import type { ChmRequest, ExtraHeadSpec, PlannedHead, RunPlan } from './types.js';
 
@@ -82,6 +86,26 @@ export function extraHeadsOf(plan: RunPlan): (PlannedHead & { spec: ExtraHeadSpe
 /** Head graphs to attach to the runner (`openModel(dir, { heads })`). */
 export function extraHeadGraphs(plan: RunPlan): Record<string, string> {
   return Object.fromEntries(extraHeadsOf(plan).map((h) => [h.name, h.spec.graph]));
+}
+
+/**
+ * Open `modelDir` to predict tiles of `plan`: the runner with the plan's extra head graphs
+ * attached. Each graph is checked against the hash recorded in the plan first, so a head replaced
+ * since planning (or another file at that path on a worker machine) fails clearly instead of
+ * mixing two heads in one map.
+ */
+export async function openPlanModel(modelDir: string, plan: RunPlan, options: Omit<OpenModelOptions, 'heads'> = {}): Promise<ModelRunner> {
+  for (const h of extraHeadsOf(plan)) {
+    const sha = await hashFile(h.spec.graph).catch((err: unknown) => {
+      throw new GeoDinoError('E_MODEL_NOT_FOUND', `head ${h.name}: cannot read ${h.spec.graph} (the head graph this run was planned with, from ${h.spec.source})`, { cause: err, details: { head: h.name, path: h.spec.graph } });
+    });
+    if (sha !== h.spec.sha256) {
+      throw new GeoDinoError('E_BAD_MODEL', `head ${h.name}: ${h.spec.graph} has changed since the run was planned (sha256 ${sha.slice(0, 12)}, planned ${h.spec.sha256.slice(0, 12)})`, {
+        details: { head: h.name, path: h.spec.graph },
+      });
+    }
+  }
+  return openModel(modelDir, { ...options, heads: extraHeadGraphs(plan) });
 }
 
 export interface HeadsResult extends ChmResult {

@@ -8,13 +8,16 @@
  *    on BullMQ workers (`queue`). Per-tile state goes to the store as tiles land.
  * 3. assemble — chm.tif, provenance, item.json, run.json, web layers (the chm package), into
  *    `work/<run>/out`.
- * 4. statistics — zonal statistics over the AOI (`stats.json`, the store).
+ * 4. statistics — zonal statistics over the AOI (`stats.json`, the store); with a land-cover head
+ *    (the region's `--landcover`, run on the same backbone pass as canopy height), the area and
+ *    share of every class inside the AOI too.
  * 5. change — against the last succeeded run: `change.geojson`, `loss.tif` (the first run is the
  *    baseline: no change files).
  * 6. the STAC item gets the monitoring assets; `work/<run>/out` is renamed to `runs/<run>` — the
  *    run directory appears complete or not at all.
  * 7. alerts — raised (idempotency key in the store first) and delivered.
- * 8. the region's STAC Collection gets the run; the run is `succeeded`; its work directory goes.
+ * 8. the region's STAC Collection gets the run (and, with land cover, the class table as a
+ *    `classification:classes` summary); the run is `succeeded`; its work directory goes.
  *
  * Every step can be repeated: a run interrupted anywhere is resumed by executing it again. A
  * failure marks the run `failed` with its code and message (the next slot starts a new run); an
@@ -36,18 +39,18 @@ import {
   type Progress,
 } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
-import { PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, planRun, planTileIds, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
-import { openModel } from '@geo-dino/model';
+import { LANDCOVER_FILE, PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, openPlanModel, planRun, planTileIds, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
+import { loadLandcoverHead } from '@geo-dino/landcover';
 import type { Device } from '@geo-dino/runtime';
-import { MEDIA_TYPES, addItemToCollection, fileChecksum, type StacAsset, type StacItem } from '@geo-dino/stac';
+import { EXTENSIONS, MEDIA_TYPES, addItemToCollection, fileChecksum, type JsonObject, type StacAsset, type StacItem } from '@geo-dino/stac';
 import { deliverDueAlerts, raiseCanopyLossAlert, type AlertOptions } from './alerts.js';
 import { detectChange, type ChangeResult } from './change.js';
 import type { RunExecutor } from './daemon.js';
 import type { MonitorPaths } from './paths.js';
 import { DEFAULT_BATCH_TILES, DEFAULT_QUEUE_NAME, distributeTiles, type QueueSettings } from './queue.js';
 import { systemClock, type Clock } from './schedule.js';
-import { zonalStats } from './stats.js';
-import { processOwner, type MonitorStore, type Region, type RunRecord, type RunStats } from './store.js';
+import { landcoverStats, zonalStats } from './stats.js';
+import { processOwner, type LandcoverStats, type MonitorStore, type Region, type RunRecord, type RunStats } from './store.js';
 
 export interface ExecutorOptions {
   store: MonitorStore;
@@ -80,6 +83,8 @@ export interface RunSummaryFile {
   previous_run: string | null;
   acquired: { start: string | null; end: string | null; scenes: number };
   statistics: RunStats;
+  /** Land cover inside the AOI (regions with a land-cover head), else null. */
+  landcover: LandcoverStats | null;
   change: null | {
     threshold_m: number;
     min_area_m2: number;
@@ -196,6 +201,8 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
             ...(region.collections ? { collections: region.collections } : {}),
             ...(region.maxCloud !== null ? { maxCloud: region.maxCloud } : {}),
             ...(newerThan ? { newerThan } : {}),
+            // The head rides on the backbone pass of canopy height (a split model, checked at add).
+            ...(region.landcover ? { extraHeads: [(await loadLandcoverHead(region.landcover)).spec] } : {}),
           },
           common,
         );
@@ -265,7 +272,7 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     } else if (todo.length) {
       const md = await resolveModel(modelRef, common);
       const exec = executionFor(o.device ?? 'auto', { ...(o.workers !== undefined ? { workers: o.workers } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
-      const runner = await openModel(md.dir, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      const runner = await openPlanModel(md.dir, plan, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
       const batch = batchFor(runner.provider, o.batch);
       execution = { mode: 'local', device: exec.device, provider: runner.provider, workers: exec.workers, threads: exec.threads, batch };
       try {
@@ -313,6 +320,9 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     const chmPath = join(out, 'chm.tif');
     const stats = await zonalStats(chmPath, aoi, { progress, ...(signal ? { signal } : {}) });
     store.setStats(run.seq, stats);
+    const lcHead = extraHeadsOf(plan).find((h) => h.kind === 'land-cover');
+    const landcover = lcHead ? await landcoverStats(join(out, LANDCOVER_FILE), aoi, lcHead.spec, { progress, ...(signal ? { signal } : {}) }) : null;
+    store.setLandcoverStats(run.seq, landcover);
 
     // 5. Change against the last succeeded run.
     setPhase('change');
@@ -344,6 +354,7 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
       previous_run: fresh.previousRun,
       acquired: { start: fresh.acquiredStart, end: fresh.acquiredEnd, scenes: fresh.sceneCount ?? 0 },
       statistics: stats,
+      landcover,
       change: change
         ? {
             threshold_m: region.lossThresholdM,
@@ -389,9 +400,9 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
   await addItemToCollection(o.paths.collection(region.name), join(runDir, 'item.json'), {
     id: region.name,
     title: `geo-dino monitoring: ${region.name}`,
-    description: `Canopy-height runs of monitored region ${region.name} (schedule ${region.schedule} ${region.timezone}; imagery ${region.imagery}).`,
+    description: `Canopy-height${region.landcover ? ' and land-cover' : ''} runs of monitored region ${region.name} (schedule ${region.schedule} ${region.timezone}; imagery ${region.imagery}).`,
     keywords: ['canopy height', 'monitoring', 'geo-dino'],
-    extra: { 'geo-dino:region': region.name },
+    extra: { 'geo-dino:region': region.name, ...landcoverSummary(store.landcoverStats(run.seq)) },
   });
   return 'done';
 }
@@ -427,4 +438,18 @@ async function amendItem(itemPath: string, region: Region, run: RunRecord, stats
     'geo-dino:valid_percent': stats.validPercent,
   };
   await writeJsonAtomic(itemPath, item);
+}
+
+/** Collection fields for a region with land cover: the class table as a classification summary. */
+function landcoverSummary(lc: LandcoverStats | null): JsonObject {
+  if (!lc) return {};
+  return {
+    stac_extensions: [EXTENSIONS.classification],
+    summaries: {
+      'classification:classes': [
+        ...lc.classes.map((c) => ({ value: c.value, name: c.name, ...(c.title ? { title: c.title } : {}), color_hint: c.color.replace('#', '') })),
+        { value: lc.nodata, name: 'no_data', nodata: true },
+      ],
+    },
+  };
 }

@@ -7,11 +7,13 @@
  * (`geo-dino worker --queue redis://…`, any number, on any machine that sees the run's work
  * directory at the same path) predict a batch's tiles with the model in worker threads (so the
  * event loop stays free and BullMQ keeps renewing the job's lock during long tiles) and write each
- * tile atomically to the run's tile store. Delivery is at least once: a batch whose worker died is
- * handed to another after its lock expires; tiles already in the store are skipped, and a tile
- * predicted twice is written with the same bytes, so the result does not change. The coordinator
- * watches the jobs, confirms each completed batch against the tile store, and assembles the run
- * when every tile is in.
+ * tile atomically to the run's tile store. A plan with a land-cover head is predicted with the head
+ * attached (the same backbone pass; the head graph is read from the path in the plan, checked
+ * against its hash, so it too must be at the same path on every worker). Delivery is at least
+ * once: a batch whose worker died is handed to another after its lock expires; tiles already in
+ * the store are skipped, and a tile predicted twice is written with the same bytes, so the result
+ * does not change. The coordinator watches the jobs, confirms each completed batch against the
+ * tile store, and assembles the run when every tile is in.
  *
  * Redis must run with `maxmemory-policy noeviction` (an evicted job key silently loses work; this
  * is checked and refused) and should persist with AOF (`appendonly yes`; warned about when off).
@@ -21,8 +23,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GeoDinoError, fileExists, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
-import { PLAN_FORMAT, TileStore, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
-import { openModel, type ModelRunner } from '@geo-dino/model';
+import { PLAN_FORMAT, TileStore, extraHeadsOf, openPlanModel, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
+import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { systemClock } from './schedule.js';
 
@@ -371,19 +373,20 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
     return plan;
   };
   const runnerOf = async (model: string, plan: RunPlan): Promise<ModelRunner> => {
-    const key = `${model}\n${plan.model.weightsSha256}`;
+    // One runner per model and set of heads: a job of a plan with other heads reopens it.
+    const key = [model, plan.model.weightsSha256, ...extraHeadsOf(plan).map((h) => `${h.name}:${h.spec.sha256}`)].join('\n');
     if (runner?.key === key) return runner.runner;
     if (runner) await runner.runner.close();
     runner = null;
     const md = await resolveModel(model, { log, ...(o.env ? { env: o.env } : {}) });
-    const r = await openModel(md.dir, {
+    const r = await openPlanModel(md.dir, plan, {
       log,
       ...(o.device ? { device: o.device } : {}),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.workers !== undefined ? { workers: o.workers } : {}),
     });
     runner = { key, runner: r };
-    log.info({ model: md.meta.name, provider: r.provider }, 'model loaded');
+    log.info({ model: md.meta.name, provider: r.provider, heads: extraHeadsOf(plan).map((h) => h.name) }, 'model loaded');
     return r;
   };
 

@@ -7,12 +7,13 @@ import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, isHttpUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
-import { resolveModel } from '@geo-dino/chm';
+import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
+import { loadLandcoverHead } from '@geo-dino/landcover';
 import { detectImagerySource } from '@geo-dino/stac';
 import type { MonitorPaths } from './paths.js';
 import { assertRegionName } from './paths.js';
 import { parseSchedule, systemClock, type Clock } from './schedule.js';
-import type { AlertRecord, ChangeRecord, MonitorStore, Region, RunRecord, RunStats } from './store.js';
+import type { AlertRecord, ChangeRecord, LandcoverStats, MonitorStore, Region, RunRecord, RunStats } from './store.js';
 import { checkWebhookUrl } from './webhook.js';
 
 export interface AddRegionInput {
@@ -25,6 +26,7 @@ export interface AddRegionInput {
   imagery: string;
   /** Model directory or `demo`. */
   model: string;
+  /** A land-cover head directory (`geo-dino landcover train`): land cover from the same backbone pass (needs a split model). */
   landcover?: string | null;
   collections?: string[];
   maxCloud?: number;
@@ -45,7 +47,7 @@ export interface AddRegionOptions {
   checkImagery?: boolean;
 }
 
-/** Add a region: validates the name, schedule, AOI, imagery, model and webhook, copies the AOI into the region directory, records it. */
+/** Add a region: validates the name, schedule, AOI, imagery, model, land-cover head and webhook, copies the AOI into the region directory, records it. */
 export async function addRegion(store: MonitorStore, paths: MonitorPaths, input: AddRegionInput, o: AddRegionOptions = {}): Promise<{ region: Region; nextRun: string | null }> {
   const cwd = o.cwd ?? process.cwd();
   const log = o.log ?? silentLogger();
@@ -82,6 +84,14 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   const model = input.model === 'demo' ? 'demo' : resolve(cwd, input.model);
   const md = await resolveModel(model, { log, cwd, ...(o.env ? { env: o.env } : {}) });
   if (md.meta.demo) log.warn({ model: md.meta.name }, 'this region uses the demo model: random weights, its heights and alerts are NOT real');
+  // The head, checked as `geo-dino chm --landcover` checks it when planning: a split model, the
+  // backbone the head was trained on. The region keeps the head directory's path (like the model's).
+  let landcover: string | null = null;
+  if (input.landcover) {
+    const head = await loadLandcoverHead(resolve(cwd, input.landcover));
+    plannedExtraHeads({ extraHeads: [head.spec] }, md);
+    landcover = head.dir;
+  }
 
   // Everything checked: write the AOI copy, then the record (removing the copy if that fails).
   const regionDir = paths.region(input.name);
@@ -103,7 +113,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
         timezone,
         imagery,
         model,
-        landcover: input.landcover ?? null,
+        landcover,
         collections: input.collections?.length ? input.collections : null,
         maxCloud: input.maxCloud ?? null,
         lossThresholdM: threshold,
@@ -128,6 +138,8 @@ export interface RegionSummary {
   timezone: string;
   imagery: string;
   model: string | null;
+  /** The land-cover head directory, when the region maps land cover. */
+  landcover: string | null;
   lossThresholdM: number;
   minAreaM2: number;
   webhook: string | null;
@@ -161,6 +173,7 @@ export function describeRegions(store: MonitorStore, now: Date): RegionSummary[]
       timezone: r.timezone,
       imagery: r.imagery,
       model: r.model,
+      landcover: r.landcover,
       lossThresholdM: r.lossThresholdM,
       minAreaM2: r.minAreaM2,
       webhook: r.webhookUrl,
@@ -178,6 +191,8 @@ export function describeRegions(store: MonitorStore, now: Date): RegionSummary[]
 export interface HistoryEntry {
   run: Omit<RunRecord, 'seq'>;
   statistics: RunStats | null;
+  /** Land cover inside the AOI (regions with a land-cover head). */
+  landcover: LandcoverStats | null;
   changes: ChangeRecord[];
   changedAreaM2: number;
   alerts: Omit<AlertRecord, 'payload' | 'runSeq'>[];
@@ -193,6 +208,7 @@ export function regionHistory(store: MonitorStore, name: string, options: { limi
     return {
       run,
       statistics: store.stats(seq),
+      landcover: store.landcoverStats(seq),
       changes,
       changedAreaM2: changes.reduce((s, c) => s + c.areaM2, 0),
       alerts: store.alerts({ runSeq: seq }).map(({ payload: _p, runSeq: _s, ...a }) => {

@@ -1,19 +1,25 @@
 /**
- * Zonal statistics of a canopy-height raster over a region: block by block (bounded memory), over
- * the pixels whose centre lies in the AOI.
+ * Zonal statistics of a run's rasters over a region: block by block (bounded memory), over the
+ * pixels whose centre lies in the AOI.
  *
+ * Canopy height (`zonalStats`, chm.tif):
  * - `validPercent`: share of the AOI's pixels with a valid height;
  * - `meanHeightM`: area-weighted mean height of the valid pixels; `maxHeightM`;
  * - `cover2mPercent` / `cover5mPercent`: canopy cover, the share of the valid area taller than
  *   2 m / 5 m (and the corresponding areas in m²);
  * - areas in m² from the grid (constant pixel area on projected grids, per row on lon/lat grids);
  *   `aoiAreaM2` is the AOI's geodesic area.
+ *
+ * Land cover (`landcoverStats`, landcover.tif): pixels and area of every class of the head's
+ * class table inside the AOI, and its share of the classified area there (nodata pixels — no
+ * valid imagery — are not classified and count nowhere).
  */
-import { silentProgress, throwIfAborted, type Progress } from '@geo-dino/core';
+import { GeoDinoError, silentProgress, throwIfAborted, type Progress } from '@geo-dino/core';
+import type { ExtraHeadSpec } from '@geo-dino/chm';
 import type { Aoi } from '@geo-dino/geometry';
-import { openRaster } from '@geo-dino/tiling';
+import { openRaster, type PixelWindow } from '@geo-dino/tiling';
 import { AoiMask, gridOf, gridReader, pixelAreaOfRow } from './raster-grid.js';
-import type { RunStats } from './store.js';
+import type { LandcoverStats, RunStats } from './store.js';
 
 export interface StatsOptions {
   blockSize?: number;
@@ -21,73 +27,135 @@ export interface StatsOptions {
   signal?: AbortSignal;
 }
 
-export async function zonalStats(chmPath: string, aoi: Aoi, options: StatsOptions = {}): Promise<RunStats> {
-  const raster = await openRaster(chmPath);
+/** A block of band 1 with the AOI mask of its pixels and their area (m²) per row. */
+interface AoiBlock {
+  win: PixelWindow;
+  values: Float32Array;
+  valid: Uint8Array;
+  inside: Uint8Array;
+  areaOfRow: (y: number) => number;
+}
+
+/** Visit the blocks of `path`'s band 1 that meet the AOI. Returns the area of a pixel of the middle row. */
+async function forEachAoiBlock(path: string, aoi: Aoi, task: string, options: StatsOptions, visit: (b: AoiBlock) => void): Promise<number> {
+  const raster = await openRaster(path);
   try {
     const grid = gridOf(raster);
     const reader = gridReader(raster, grid);
     const mask = new AoiMask(aoi, grid);
     const areaOfRow = pixelAreaOfRow(grid);
     const B = options.blockSize ?? 512;
-    let inside = 0;
-    let valid = 0;
-    let insideArea = 0;
-    let validArea = 0;
-    let sumH = 0;
-    let maxH = -Infinity;
-    let area2 = 0;
-    let area5 = 0;
     const across = Math.ceil(grid.width / B);
     const down = Math.ceil(grid.height / B);
-    const task = (options.progress ?? silentProgress).start('zonal statistics', { total: across * down, unit: 'blocks' });
+    const progress = (options.progress ?? silentProgress).start(task, { total: across * down, unit: 'blocks' });
     for (let by = 0; by < down; by++) {
       for (let bx = 0; bx < across; bx++) {
         throwIfAborted(options.signal);
         const win = { x: bx * B, y: by * B, width: Math.min(B, grid.width - bx * B), height: Math.min(B, grid.height - by * B) };
-        const m = mask.window(win);
-        if (!m.includes(1)) {
-          task.tick();
-          continue;
+        const inside = mask.window(win);
+        if (inside.includes(1)) {
+          const d = await reader.read(win, options.signal);
+          visit({ win, values: d.values, valid: d.valid, inside, areaOfRow });
         }
-        const d = await reader.read(win, options.signal);
-        for (let j = 0; j < win.height; j++) {
-          const pa = areaOfRow(win.y + j);
-          for (let i = 0; i < win.width; i++) {
-            const k = j * win.width + i;
-            if (!m[k]) continue;
-            inside++;
-            insideArea += pa;
-            if (!d.valid[k]) continue;
-            const h = d.values[k]!;
-            if (!Number.isFinite(h)) continue;
-            valid++;
-            validArea += pa;
-            sumH += h * pa;
-            if (h > maxH) maxH = h;
-            if (h > 2) area2 += pa;
-            if (h > 5) area5 += pa;
-          }
-        }
-        task.tick();
+        progress.tick();
       }
     }
-    task.finish();
-    const pixelArea = areaOfRow(Math.floor(grid.height / 2));
-    return {
-      aoiAreaM2: aoi.areaM2,
-      pixelAreaM2: pixelArea,
-      pixelsInside: inside,
-      pixelsValid: valid,
-      validAreaM2: validArea,
-      validPercent: insideArea > 0 ? (100 * validArea) / insideArea : 0,
-      meanHeightM: validArea > 0 ? sumH / validArea : null,
-      maxHeightM: valid > 0 ? maxH : null,
-      cover2mPercent: validArea > 0 ? (100 * area2) / validArea : null,
-      cover5mPercent: validArea > 0 ? (100 * area5) / validArea : null,
-      canopy2mAreaM2: area2,
-      canopy5mAreaM2: area5,
-    };
+    progress.finish();
+    return areaOfRow(Math.floor(grid.height / 2));
   } finally {
     await raster.close();
   }
+}
+
+export async function zonalStats(chmPath: string, aoi: Aoi, options: StatsOptions = {}): Promise<RunStats> {
+  let inside = 0;
+  let valid = 0;
+  let insideArea = 0;
+  let validArea = 0;
+  let sumH = 0;
+  let maxH = -Infinity;
+  let area2 = 0;
+  let area5 = 0;
+  const pixelArea = await forEachAoiBlock(chmPath, aoi, 'zonal statistics', options, ({ win, values, valid: ok, inside: m, areaOfRow }) => {
+    for (let j = 0; j < win.height; j++) {
+      const pa = areaOfRow(win.y + j);
+      for (let i = 0; i < win.width; i++) {
+        const k = j * win.width + i;
+        if (!m[k]) continue;
+        inside++;
+        insideArea += pa;
+        if (!ok[k]) continue;
+        const h = values[k]!;
+        if (!Number.isFinite(h)) continue;
+        valid++;
+        validArea += pa;
+        sumH += h * pa;
+        if (h > maxH) maxH = h;
+        if (h > 2) area2 += pa;
+        if (h > 5) area5 += pa;
+      }
+    }
+  });
+  return {
+    aoiAreaM2: aoi.areaM2,
+    pixelAreaM2: pixelArea,
+    pixelsInside: inside,
+    pixelsValid: valid,
+    validAreaM2: validArea,
+    validPercent: insideArea > 0 ? (100 * validArea) / insideArea : 0,
+    meanHeightM: validArea > 0 ? sumH / validArea : null,
+    maxHeightM: valid > 0 ? maxH : null,
+    cover2mPercent: validArea > 0 ? (100 * area2) / validArea : null,
+    cover5mPercent: validArea > 0 ? (100 * area5) / validArea : null,
+    canopy2mAreaM2: area2,
+    canopy5mAreaM2: area5,
+  };
+}
+
+/** What the statistics need of the class map's head (as the plan records it). */
+export type LandcoverHeadInfo = Pick<ExtraHeadSpec, 'source' | 'sha256' | 'nodata' | 'classes'>;
+
+/** Per-class pixels, area and share of a land-cover map (uint8 class values) inside the AOI. */
+export async function landcoverStats(landcoverPath: string, aoi: Aoi, head: LandcoverHeadInfo, options: StatsOptions = {}): Promise<LandcoverStats> {
+  const index = new Int16Array(256).fill(-1);
+  head.classes.forEach((c, k) => (index[c.value] = k));
+  const pixels = new Array<number>(head.classes.length).fill(0);
+  const areas = new Array<number>(head.classes.length).fill(0);
+  let unknown: number | null = null;
+  await forEachAoiBlock(landcoverPath, aoi, 'land-cover statistics', options, ({ win, values, valid, inside, areaOfRow }) => {
+    for (let j = 0; j < win.height; j++) {
+      const pa = areaOfRow(win.y + j);
+      for (let i = 0; i < win.width; i++) {
+        const k = j * win.width + i;
+        if (!inside[k] || !valid[k]) continue;
+        const v = values[k]!;
+        if (v === head.nodata) continue;
+        const c = v >= 0 && v < 256 && Number.isInteger(v) ? index[v]! : -1;
+        if (c < 0) {
+          unknown ??= v;
+          continue;
+        }
+        pixels[c]!++;
+        areas[c]! += pa;
+      }
+    }
+  });
+  if (unknown !== null) throw new GeoDinoError('E_INTERNAL', `${landcoverPath}: holds value ${unknown}, which is not in the class table of ${head.source}`, { details: { path: landcoverPath, value: unknown } });
+  const classifiedArea = areas.reduce((a, b) => a + b, 0);
+  return {
+    head: head.source,
+    headSha256: head.sha256,
+    nodata: head.nodata,
+    pixelsClassified: pixels.reduce((a, b) => a + b, 0),
+    classifiedAreaM2: classifiedArea,
+    classes: head.classes.map((c, k) => ({
+      value: c.value,
+      name: c.name,
+      title: c.title ?? null,
+      color: c.color,
+      pixels: pixels[k]!,
+      areaM2: areas[k]!,
+      percent: classifiedArea > 0 ? (100 * areas[k]!) / classifiedArea : 0,
+    })),
+  };
 }

@@ -1,6 +1,6 @@
 /**
  * The embedded monitoring store: one SQLite file (`$GEO_DINO_HOME/geo-dino.sqlite`) holding
- * regions, runs, per-tile state, statistics, changes and alerts.
+ * regions, runs, per-tile state, statistics (canopy and land cover), changes and alerts.
  *
  * - Schema migrations: `schema_migrations` records every applied version; each migration runs in
  *   its own transaction, so a failing one leaves the store at the previous version. A store
@@ -149,6 +149,34 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    name: 'land-cover statistics',
+    up(db) {
+      db.exec(`
+        CREATE TABLE run_landcover (
+          run_seq             INTEGER PRIMARY KEY REFERENCES runs(seq) ON DELETE CASCADE,
+          head                TEXT NOT NULL,
+          head_sha256         TEXT NOT NULL,
+          nodata              INTEGER NOT NULL,
+          pixels_classified   INTEGER NOT NULL,
+          classified_area_m2  REAL NOT NULL
+        );
+        CREATE TABLE run_landcover_classes (
+          run_seq           INTEGER NOT NULL REFERENCES run_landcover(run_seq) ON DELETE CASCADE,
+          position          INTEGER NOT NULL,
+          value             INTEGER NOT NULL,
+          name              TEXT NOT NULL,
+          title             TEXT,
+          color             TEXT NOT NULL,
+          pixels            INTEGER NOT NULL,
+          area_m2           REAL NOT NULL,
+          percent           REAL NOT NULL,
+          PRIMARY KEY (run_seq, position)
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -268,6 +296,29 @@ export interface RunStats {
   cover5mPercent: number | null;
   canopy2mAreaM2: number;
   canopy5mAreaM2: number;
+}
+
+/** Land cover of a run inside its region's AOI (pixel centres inside the AOI, classified pixels only). */
+export interface LandcoverStats {
+  /** The head directory the run used, and its graph's sha256. */
+  head: string;
+  headSha256: string;
+  /** landcover.tif's nodata value. */
+  nodata: number;
+  pixelsClassified: number;
+  classifiedAreaM2: number;
+  /** In the head's class-table order; `percent` is the share of the classified area. */
+  classes: LandcoverClassStats[];
+}
+
+export interface LandcoverClassStats {
+  value: number;
+  name: string;
+  title: string | null;
+  color: string;
+  pixels: number;
+  areaM2: number;
+  percent: number;
 }
 
 export interface ChangeRecord {
@@ -727,6 +778,43 @@ export class MonitorStore {
       cover5mPercent: num(r['cover_5m_percent']),
       canopy2mAreaM2: Number(r['canopy_2m_area_m2']),
       canopy5mAreaM2: Number(r['canopy_5m_area_m2']),
+    };
+  }
+
+  /** Record (replace) a run's land-cover statistics; null removes them. */
+  setLandcoverStats(seq: number, s: LandcoverStats | null): void {
+    const ins = this.db.prepare(
+      `INSERT INTO run_landcover_classes (run_seq, position, value, name, title, color, pixels, area_m2, percent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.transaction(() => {
+      this.db.prepare(`DELETE FROM run_landcover WHERE run_seq = ?`).run(seq);
+      if (!s) return;
+      this.db
+        .prepare(`INSERT INTO run_landcover (run_seq, head, head_sha256, nodata, pixels_classified, classified_area_m2) VALUES (?, ?, ?, ?, ?, ?)`)
+        .run(seq, s.head, s.headSha256, s.nodata, s.pixelsClassified, s.classifiedAreaM2);
+      s.classes.forEach((c, k) => ins.run(seq, k, c.value, c.name, c.title, c.color, c.pixels, c.areaM2, c.percent));
+    });
+  }
+
+  landcoverStats(seq: number): LandcoverStats | null {
+    const r = this.db.prepare(`SELECT * FROM run_landcover WHERE run_seq = ?`).get(seq) as Row | undefined;
+    if (!r) return null;
+    const classes = (this.db.prepare(`SELECT * FROM run_landcover_classes WHERE run_seq = ? ORDER BY position`).all(seq) as Row[]).map((c) => ({
+      value: Number(c['value']),
+      name: String(c['name']),
+      title: str(c['title']),
+      color: String(c['color']),
+      pixels: Number(c['pixels']),
+      areaM2: Number(c['area_m2']),
+      percent: Number(c['percent']),
+    }));
+    return {
+      head: String(r['head']),
+      headSha256: String(r['head_sha256']),
+      nodata: Number(r['nodata']),
+      pixelsClassified: Number(r['pixels_classified']),
+      classifiedAreaM2: Number(r['classified_area_m2']),
+      classes,
     };
   }
 

@@ -24,7 +24,7 @@ describe('migrations', () => {
     const path = join(dir, 's.sqlite');
     const s = MonitorStore.open(path);
     expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
-    expect(tables(s.db)).toEqual(['alerts', 'changes', 'daemon', 'regions', 'run_stats', 'run_tiles', 'runs', 'schema_migrations']);
+    expect(tables(s.db)).toEqual(['alerts', 'changes', 'daemon', 'regions', 'run_landcover', 'run_landcover_classes', 'run_stats', 'run_tiles', 'runs', 'schema_migrations']);
     expect((s.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
     s.close();
     const db = new Database(path);
@@ -73,7 +73,7 @@ describe('migrations', () => {
     const db = new Database(path);
     migrate(db, [...MIGRATIONS, { version: 42, name: 'future', up: () => undefined }]);
     db.close();
-    expect(() => MonitorStore.open(path)).toThrow(/schema version 42 was written by a newer geo-dino \(this one knows up to 2\)/);
+    expect(() => MonitorStore.open(path)).toThrow(new RegExp(`schema version 42 was written by a newer geo-dino \\(this one knows up to ${SCHEMA_VERSION}\\)`));
   });
 
   it('a file that is not a store is refused with its path', () => {
@@ -121,6 +121,47 @@ describe('records', () => {
     expect(s.runBySeq(b.seq)).toMatchObject({ tilesTotal: 3, tilesDone: 2 });
     s.removeRegion('forest');
     expect(s.runs('forest')).toEqual([]);
+    s.close();
+  });
+
+  it('land-cover statistics: stored in class order, replaced, removed, gone with the region (a v2 store upgraded)', () => {
+    const path = join(dir, 'v2.sqlite');
+    const db = new Database(path);
+    migrate(db, MIGRATIONS.filter((m) => m.version <= 2));
+    db.close();
+    const s = MonitorStore.open(path);
+    expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
+    const now = new Date('2025-01-01T00:00:00Z');
+    s.addRegion(
+      { name: 'forest', aoiPath: '/a.geojson', aoiAreaM2: 5, aoiBbox: [0, 0, 1, 1], schedule: '@daily', timezone: 'UTC', imagery: 'x', model: '/m', landcover: '/h', collections: null, maxCloud: null, lossThresholdM: 5, minAreaM2: 500, webhookUrl: null, webhookSecret: null },
+      now,
+    );
+    expect(s.region('forest').landcover).toBe('/h');
+    const run = s.createRun({ region: 'forest', trigger: 'manual', slot: null, dir: (id) => `/r/${id}` }, now)!;
+    expect(s.landcoverStats(run.seq)).toBeNull();
+    const lc = {
+      head: '/h',
+      headSha256: 'a'.repeat(64),
+      nodata: 0,
+      pixelsClassified: 30,
+      classifiedAreaM2: 10.8,
+      // Not in value order: the class table's order is kept.
+      classes: [
+        { value: 60, name: 'bare', title: null, color: '#b4b4b4', pixels: 10, areaM2: 3.6, percent: 100 / 3 },
+        { value: 10, name: 'forest', title: 'Tree cover', color: '#006400', pixels: 20, areaM2: 7.2, percent: 200 / 3 },
+      ],
+    };
+    s.setLandcoverStats(run.seq, lc);
+    expect(s.landcoverStats(run.seq)).toEqual(lc);
+    const fewer = { ...lc, classes: lc.classes.slice(1) };
+    s.setLandcoverStats(run.seq, fewer);
+    expect(s.landcoverStats(run.seq)).toEqual(fewer);
+    s.setLandcoverStats(run.seq, null);
+    expect(s.landcoverStats(run.seq)).toBeNull();
+    expect((s.db.prepare('SELECT COUNT(*) AS n FROM run_landcover_classes').get() as { n: number }).n).toBe(0);
+    s.setLandcoverStats(run.seq, lc);
+    s.removeRegion('forest');
+    expect((s.db.prepare('SELECT COUNT(*) AS n FROM run_landcover_classes').get() as { n: number }).n).toBe(0);
     s.close();
   });
 

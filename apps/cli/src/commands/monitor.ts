@@ -3,6 +3,7 @@
  * layer over @geo-dino/monitor: flags are validated here, the store lives in `$GEO_DINO_HOME`.
  */
 import { rm } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, toGeoDinoError, z } from '@geo-dino/core';
 import {
@@ -18,6 +19,7 @@ import {
   runRegionNow,
   type ExecutorOptions,
   type HistoryEntry,
+  type LandcoverStats,
   type RegionSummary,
   type RunRecord,
 } from '@geo-dino/monitor';
@@ -34,6 +36,7 @@ const addSchema = z.object({
   timezone: z.string().min(1).default('UTC'),
   imagery: z.string({ error: 'is required (a STAC API URL or a static STAC catalog)' }).min(1),
   model: z.string().min(1).optional(),
+  landcover: z.string().min(1).optional(),
   collections: cliValues.list.optional(),
   maxCloud: z.coerce.number().min(0, 'must be between 0 and 100').max(100, 'must be between 0 and 100').optional(),
   lossThresholdM: cliValues.positiveNumber.default(5),
@@ -104,6 +107,14 @@ function fmtNum(v: number | null | undefined, digits: number, unit = ''): string
   return v === null || v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`;
 }
 
+/** `tree_cover 61.2 %, water 20.0 %, …`: the classes by share, largest first. */
+function landcoverLine(lc: LandcoverStats | null | undefined, top = Infinity): string {
+  if (!lc) return '–';
+  const cls = [...lc.classes].sort((a, b) => b.percent - a.percent);
+  const shown = cls.slice(0, top).map((c) => `${c.name} ${fmtNum(c.percent, 1, ' %')}`);
+  return shown.join(', ') + (cls.length > top ? ', …' : '');
+}
+
 function runLine(r: RunRecord | Omit<RunRecord, 'seq'>): string {
   return `run ${r.id} (${r.region}): ${r.status}${r.errorMessage ? ` — ${r.errorMessage}` : ''}`;
 }
@@ -111,7 +122,7 @@ function runLine(r: RunRecord | Omit<RunRecord, 'seq'>): string {
 function listHuman(rows: RegionSummary[]): string {
   if (!rows.length) return 'no regions yet: add one with `geo-dino monitor add <name> --aoi <file> --schedule "<cron>" --imagery <stac>`';
   return table(
-    ['region', 'schedule', 'next run', 'last run', 'mean height', 'cover >2 m', 'webhook'],
+    ['region', 'schedule', 'next run', 'last run', 'mean height', 'cover >2 m', 'land cover', 'webhook'],
     rows.map((r) => [
       r.enabled ? r.name : `${r.name} (paused)`,
       `${r.schedule}${r.timezone !== 'UTC' ? ` ${r.timezone}` : ''}`,
@@ -119,6 +130,7 @@ function listHuman(rows: RegionSummary[]): string {
       r.lastRun ? `${r.lastRun.id} ${r.lastRun.status}` : '–',
       fmtNum(r.lastSucceeded?.meanHeightM, 1, ' m'),
       fmtNum(r.lastSucceeded?.cover2mPercent, 1, ' %'),
+      r.landcover ? basename(r.landcover) : '–',
       r.webhook ? 'yes' : 'no',
     ]),
   );
@@ -134,11 +146,12 @@ function historyHuman(name: string, runs: HistoryEntry[]): string {
     fmtNum(h.statistics?.meanHeightM, 2, ' m'),
     fmtNum(h.statistics?.cover2mPercent, 1, ' %'),
     fmtNum(h.statistics?.cover5mPercent, 1, ' %'),
+    landcoverLine(h.landcover, 3),
     h.run.previousRun ? `${h.changes.length} (${fmtNum(h.changedAreaM2, 0, ' m²')})` : h.run.status === 'succeeded' ? 'baseline' : '–',
     h.alerts.map((a) => a.status).join(', ') || '–',
     h.run.errorMessage ?? '',
   ]);
-  return table(['run', 'trigger', 'status', 'imagery', 'mean height', 'cover >2 m', 'cover >5 m', 'changes', 'alert', 'note'], rows);
+  return table(['run', 'trigger', 'status', 'imagery', 'mean height', 'cover >2 m', 'cover >5 m', 'land cover', 'changes', 'alert', 'note'], rows);
 }
 
 async function withStore<T>(ctx: CommandContext, fn: (store: MonitorStore, paths: ReturnType<typeof monitorPaths>) => Promise<T>): Promise<T> {
@@ -159,6 +172,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .option('--timezone <iana>', 'time zone of the schedule (default UTC)')
     .option('--imagery <stac>', 'STAC API URL or static STAC catalog to search for new scenes')
     .option('--model <dir|demo>', 'model directory (default $GEO_DINO_MODEL or the CHMv2 model in $GEO_DINO_HOME/models)')
+    .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train) on the same backbone pass: needs a split model (geo-dino model build --split); each run adds landcover.tif, landcover.pmtiles and per-class areas')
     .option('--collections <ids>', 'STAC collections to search (comma-separated)')
     .option('--max-cloud <percent>', 'maximum eo:cloud_cover of scenes')
     .option('--loss-threshold-m <m>', 'height loss (m) a pixel must reach to count as loss (default 5)')
@@ -180,6 +194,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             timezone: o.timezone,
             imagery: o.imagery,
             model,
+            ...(o.landcover ? { landcover: o.landcover } : {}),
             ...(o.collections ? { collections: o.collections } : {}),
             ...(o.maxCloud !== undefined ? { maxCloud: o.maxCloud } : {}),
             lossThresholdM: o.lossThresholdM,
@@ -195,6 +210,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             `region ${region.name} added: ${(region.aoiAreaM2 / 1e6).toFixed(3)} km², schedule ${region.schedule} (${region.timezone}), next run ${nextRun ?? 'never'}`,
             `imagery   ${region.imagery}`,
             `model     ${region.model}`,
+            ...(region.landcover ? [`landcover ${region.landcover}`] : []),
             `loss      ≥ ${region.lossThresholdM} m over ≥ ${region.minAreaM2} m²`,
             `outputs   ${paths.runs(name)}`,
             ...(region.webhookUrl
@@ -242,6 +258,7 @@ export const monitorCommand: CommandModule = {
             const s = entry.statistics;
             lines.push(`mean height ${fmtNum(s.meanHeightM, 2, ' m')}, canopy cover >2 m ${fmtNum(s.cover2mPercent, 1, ' %')}, >5 m ${fmtNum(s.cover5mPercent, 1, ' %')}, ${fmtNum(s.validPercent, 1, ' %')} of the region imaged`);
           }
+          if (entry?.landcover) lines.push(`land cover ${landcoverLine(entry.landcover)}`);
           if (entry?.run.previousRun) lines.push(`${entry.changes.length} loss area${entry.changes.length === 1 ? '' : 's'} since ${entry.run.previousRun} (${fmtNum(entry.changedAreaM2, 0, ' m²')})`);
           if (run.status === 'succeeded') lines.push(`outputs ${run.dir}`);
           return lines.join('\n');
