@@ -1,8 +1,8 @@
 /**
  * Memory does not grow with the AOI: the same run on an area 4× larger (twice as wide and twice
  * as tall: 3072² instead of 1536² output pixels, 196 tiles instead of 49) must peak within 10 % of
- * the smaller run's peak RSS (`process.resourceUsage().maxRSS`, which counts the model's worker
- * threads and the decoder pool: all run in the CLI process; recorded in run.json).
+ * the smaller run's peak RSS (VmHWM of the CLI process, which counts the model's worker threads and
+ * the decoder pool: all run in that process; recorded in run.json).
  *
  * Why 10 %: what may legitimately differ is (a) the COG writer's overview row, which is
  * proportional to the width (2 bands × 512 rows × 4 B × 1536 more columns ≈ 6 MiB), (b) fixed-size

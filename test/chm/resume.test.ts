@@ -1,10 +1,11 @@
 /**
  * Interrupt and resume: a demo run (`--model demo` alone: the built-in synthetic
- * scene, outputs labelled DEMO; 81 tiles of 256²) is stopped mid-way,
+ * scene, outputs labelled DEMO; 25 tiles of 256² at 1.2 m) is stopped mid-way,
  * once with SIGKILL (no chance to clean up) and once with SIGINT (Ctrl-C: stops at a tile
  * boundary, exit 130), then continued with `--resume`. The oracle is an uninterrupted run of
  * the same command: chm.tif and provenance.geojson must be byte-identical to it, and the resumed
- * run must not predict again the tiles that were already in the state. Nothing may appear in
+ * run must not predict again the tiles that were already in the state (and a run whose blending is
+ * cut into 512-pixel chunks must give the same bytes). Nothing may appear in
  * --out before the run completes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +23,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const ARGS = ['--model', 'demo', '--no-web-tiles', '--tile-size', '256', '--overlap', '32'];
-const TOTAL = 81; // 9 × 9 tiles of 256² over the 2018² demo grid
+const ARGS = ['--model', 'demo', '--no-web-tiles', '--tile-size', '256', '--overlap', '32', '--gsd', '1.2'];
+const TOTAL = 25; // 5 × 5 tiles of 256² over the demo scene at 1.2 m (1009² pixels)
 
 function tilesIn(state: string): number {
   const tiles = join(state, 'tiles');
@@ -78,28 +79,36 @@ describe('interrupt and --resume', () => {
     reference = { chm: readFileSync(join(dir, 'reference', 'chm.tif')), provenance: readFileSync(join(dir, 'reference', 'provenance.geojson')) };
   }, 240_000);
 
+  it('gives byte-identical outputs when blending is cut into 512-pixel chunks (memory bound, not an output change)', async () => {
+    const out = join(dir, 'chunked');
+    const r = await chm([...ARGS, '--out', out, '--chunk-width', '512'], home);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(out, 'chm.tif')).equals(reference.chm)).toBe(true);
+    expect(readFileSync(join(out, 'provenance.geojson')).equals(reference.provenance)).toBe(true);
+  });
+
   for (const signal of ['SIGKILL', 'SIGINT'] as const) {
     it(`after ${signal}, --resume finishes without redoing stored tiles and gives byte-identical outputs`, async () => {
       const out = join(dir, `run-${signal}`);
       const state = join(dir, `.run-${signal}.geo-dino-state`);
-      const k = await interrupt(out, signal, 12);
-      expect(k.tilesAtSignal).toBeGreaterThanOrEqual(12);
+      const k = await interrupt(out, signal, 6);
+      expect(k.tilesAtSignal).toBeGreaterThanOrEqual(6);
       if (signal === 'SIGKILL') expect(k.signal).toBe('SIGKILL');
       else {
         expect(k.code, k.stderr).toBe(130);
-        expect(k.stderr).toMatch(/interrupted with \d+ of 81 tiles done; rerun the same command with --resume/);
+        expect(k.stderr).toMatch(/interrupted with \d+ of 25 tiles done; rerun the same command with --resume/);
       }
       // Nothing presented as complete; the state is there.
       expect(existsSync(out)).toBe(false);
       expect(existsSync(join(state, 'plan.json'))).toBe(true);
       const stored = tilesIn(state);
-      expect(stored).toBeGreaterThanOrEqual(12);
+      expect(stored).toBeGreaterThanOrEqual(6);
       expect(stored).toBeLessThan(TOTAL);
 
       // Without --resume the state is not discarded: a clear error says what to do.
       const refused = await chm([...ARGS, '--out', out], home);
       expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(/interrupted run of these arguments has \d+ of 81 tiles done; add --resume/);
+      expect(refused.stderr).toMatch(/interrupted run of these arguments has \d+ of 25 tiles done; add --resume/);
       // A state of other arguments is refused too.
       const other = await chm([...ARGS, '--out', out, '--overlap', '16', '--resume'], home);
       expect(other.code).toBe(2);

@@ -72,7 +72,8 @@ export async function startHubServer(repos: Record<string, HubRepo>): Promise<Hu
     let bytes = data;
     if (corrupted.has(name)) {
       bytes = Uint8Array.from(data);
-      bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+      const mid = Math.floor(bytes.length / 2);
+      bytes[mid] = bytes[mid]! ^ 0xff;
     }
     let start = 0;
     let end = bytes.length - 1;

@@ -6,6 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import {
+  GeoDinoError,
   createLogger,
   createProgress,
   progressModeFor,
@@ -64,4 +65,15 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Repeated `--header "Name: value"` flags → a header object (one clear error for a malformed one). */
+export function parseHeaders(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of list) {
+    const i = h.indexOf(':');
+    if (i <= 0) throw new GeoDinoError('E_ARGUMENT', `--header: expected "Name: value" (got ${JSON.stringify(h)})`, { details: { field: '--header' } });
+    out[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  }
+  return out;
 }

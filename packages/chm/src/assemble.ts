@@ -20,6 +20,7 @@
 import { rename, rm, stat, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
@@ -30,6 +31,7 @@ import { layoutOf, planHasTile, planTileIds } from './plan.js';
 import { ProvenanceBuilder } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
+import { ClassMapLayer, chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 
 export const DEFAULT_CHUNK_WIDTH = 4096;
@@ -110,6 +112,21 @@ class Acc {
   }
 }
 
+/**
+ * Peak resident memory of this process (worker threads included). Linux: VmHWM of
+ * /proc/self/status, the high-water mark of this program's own address space; getrusage's maxrss
+ * would also count the parent's memory copied at fork (a child of a 3 GB process reports 3 GB).
+ */
+export function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 let ortVersion: string | null | undefined;
 /** onnxruntime-node's version, for run.json and the STAC Item. */
 export function onnxruntimeVersion(): string | null {
@@ -181,7 +198,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
   const out = options.out;
   const staging = options.staging ?? join(dirname(out), `.${basename(out)}.staging`);
   const B = plan.tiling.blockSize;
-  const C = options.chunkWidth ?? DEFAULT_CHUNK_WIDTH;
+  const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
   if (!Number.isInteger(C) || C < B || C % B !== 0) throw new GeoDinoError('E_ARGUMENT', `--chunk-width: must be a multiple of ${B} (got ${C})`, { details: { field: '--chunk-width' } });
   const { width: W, height: H } = plan.grid;
   const T = plan.tiling.tileSize;
@@ -233,6 +250,13 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     ...(signal ? { signal } : {}),
   });
 
+  // Land-cover (class) maps blended beside the heights, window by window (extra-heads.ts).
+  const classLayers = await ClassMapLayer.openAll(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
+    await cog.abort();
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  });
+  const classMaps: ClassMapResult[] = [];
   const stats = bandNames.map(() => new Acc());
   const provenance = new ProvenanceBuilder(plan, B);
   // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
@@ -269,6 +293,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         const ids: number[] = [];
         for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
         const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA });
+        for (const l of classLayers) l.begin(cw, rows);
         const source = new Uint16Array(cw * rows).fill(NO_SOURCE);
         // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
         const ahead: Promise<TileRecord>[] = [];
@@ -294,6 +319,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
             bands: bandNames.map((n) => rec.planes[n] as Float32Array),
             valid,
           });
+          for (const l of classLayers) l.add(rec, cx0, y0);
           const src = rec.planes['source'] as Uint16Array;
           const xa = Math.max(0, rec.spec.x - cx0);
           const xb = Math.min(cw, rec.spec.x + rec.spec.width - cx0);
@@ -318,6 +344,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
           }
           await cog.writeBlock(blk.col + cx0 / B, br, blk.bands);
         }
+        for (const l of classLayers) await l.end(br, cx0);
         provenance.addWindow(cx0, cw, rows, source);
         task.tick();
       }
@@ -325,8 +352,10 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     }
     task.finish();
     await cog.close();
+    for (const l of classLayers) classMaps.push(await l.close());
   } catch (err) {
     await cog.abort();
+    await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
@@ -386,6 +415,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     };
     const baseAssets: OutputAsset[] = [
       chmAsset,
+      ...classMapAssets(classMaps, plan.demo),
       { key: 'provenance', path: join(staging, 'provenance.geojson'), roles: ['metadata'], title: 'Source scene and acquisition time of every part of the map' },
       { key: 'run', path: join(staging, 'run.json'), roles: ['metadata'], title: 'How this run was made', type: 'application/json' },
     ];
@@ -411,7 +441,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     if (options.webTiles !== false) {
       const imagery = plan.sources.length === 1 && plan.sources[0]!.sign === null ? plan.sources[0]!.href : undefined;
       if (!imagery) log.info({ scenes: plan.sources.length }, 'imagery.pmtiles is written for single-scene runs only');
-      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(imagery ? { imagery } : {}) });
+      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(imagery ? { imagery } : {}), ...classMapTileOptions(classMaps) });
     }
     throwIfAborted(signal);
     const webAssets: OutputAsset[] = Object.entries(web)
@@ -436,11 +466,12 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       sources: plan.sources.map((s, i) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref, pixels: prov.features.find((f) => f.properties.priority === i)?.properties.pixels ?? 0 })),
       pixels: { total, valid: validPixels },
       statistics: { height: byName('height'), uncertainty: byName('uncertainty') },
+      ...classMapRunInfo(classMaps),
       outputs: [...(await listFiles(staging)).filter((f) => f.name !== 'item.json').map((f) => f.name), 'item.json', 'run.json'],
     };
     const timings = { ...((run['timings'] as Record<string, unknown> | undefined) ?? {}), assemble_s: Number(((performance.now() - t0) / 1000).toFixed(3)), total_s: Number(((performance.now() - (options.startedAt ?? t0)) / 1000).toFixed(3)) };
     run['timings'] = timings;
-    run['memory'] = { maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    run['memory'] = { maxRssBytes: peakRssBytes() };
     await writeJsonAtomic(join(staging, 'run.json'), run);
 
     await writeOutputItem(itemInput([...baseAssets, ...webAssets]));

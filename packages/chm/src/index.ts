@@ -9,4 +9,5 @@ export * from './provenance.js';
 export * from './assemble.js';
 export * from './execution.js';
 export * from './feed.js';
+export * from './extra-heads.js';
 export * from './run.js';

@@ -10,6 +10,7 @@ import { defaultDemoDir, ensureDemoModel, openModelDir, type ModelDir } from '@g
 import { crsLabel, gridForAoi, lonLatToPixels, prepareWarpSource, TileLayout, type Grid, type TileSpec } from '@geo-dino/tiling';
 import { hashFile, hashJson } from './hash.js';
 import { ensureDemoScene, DEMO_SCENE_SEED, DEMO_SCENE_SIZE } from './demo-scene.js';
+import { extraHeadsIdentity, plannedExtraHeads } from './extra-heads.js';
 import { resolveImagery, SourceOpener } from './sources.js';
 import { BLOCK_SIZE, NODATA, PLAN_FORMAT, PLAN_FORMAT_VERSION, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
 
@@ -69,6 +70,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     overlap: request.overlap ?? null,
     blend: request.blend ?? 'raised-cosine',
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
+    ...(extraHeadsIdentity(request) ? { extraHeads: extraHeadsIdentity(request) } : {}),
   });
 }
 
@@ -124,9 +126,10 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   const log = options.log ?? silentLogger();
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
-  const ctx = { log, env, cwd, ...(options.signal ? { signal: options.signal } : {}), ...(request.headers ? { headers: request.headers } : {}) };
+  const ctx = { log, env, cwd, ...(options.progress ? { progress: options.progress } : {}), ...(options.signal ? { signal: options.signal } : {}), ...(request.headers ? { headers: request.headers } : {}) };
   const md = options.modelDir ?? (await resolveModel(request.model, ctx));
   const requestHash = await requestHashOf(request, md, ctx);
+  const extraHeads = plannedExtraHeads(request, md);
   throwIfAborted(options.signal);
 
   let aoi: Aoi | null = typeof request.aoi === 'string' ? await loadAoi(resolve(cwd, request.aoi)) : (request.aoi ?? null);
@@ -213,7 +216,7 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
       dtype: md.meta.dtype,
       gsd: md.meta.gsd,
     },
-    heads: [{ name: md.chmHead()!.name, kind: 'canopy-height', planes: md.chmHead()!.outputs.uncertainty ? ['height', 'uncertainty'] : ['height'] }],
+    heads: [{ name: md.chmHead()!.name, kind: 'canopy-height', planes: md.chmHead()!.outputs.uncertainty ? ['height', 'uncertainty'] : ['height'] }, ...extraHeads],
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     nodata: NODATA,
   };

@@ -13,6 +13,7 @@ import { GeoDinoError, silentLogger, silentProgress, throwIfAborted, type Progre
 import { normalizeRgb, type ModelRunner } from '@geo-dino/model';
 import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource } from '@geo-dino/tiling';
 import { layoutOf, tileSpecOf } from './plan.js';
+import { extraHeadsOf, extraTilePlanes, runPlannedHeads } from './extra-heads.js';
 import { SourceOpener } from './sources.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { CommonOptions, RunPlan } from './types.js';
@@ -77,7 +78,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
   const lookahead = options.lookahead ?? Math.max(4, 2 * B);
   const maxInflight = options.inflight ?? 2;
   const head = plan.heads.find((h) => h.kind === 'canopy-height');
-  if (!head || plan.heads.length !== 1) throw new GeoDinoError('E_ARGUMENT', `heads ${plan.heads.map((h) => h.name).join(', ')}: only a single canopy-height head is supported yet`);
+  if (!head || plan.heads.length !== 1 + extraHeadsOf(plan).length) throw new GeoDinoError('E_ARGUMENT', `heads ${plan.heads.map((h) => h.name).join(', ')}: one canopy-height head (and extra heads) expected`);
   if (runner.meta.source.weightsSha256 !== plan.model.weightsSha256) {
     throw new GeoDinoError('E_ARGUMENT', `model ${runner.meta.name} (weights ${runner.meta.source.weightsSha256.slice(0, 12)}) is not the plan's ${plan.model.name} (${plan.model.weightsSha256.slice(0, 12)})`);
   }
@@ -146,7 +147,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
         const m0 = performance.now();
         // Not cancelled mid-call: an interruption lets the running batch finish and stores it
         // (a tile boundary), and onnxruntime is never torn down while it computes.
-        const res = await runner.runChm(px, tiles.length, T, T);
+        const res = await runPlannedHeads(runner, plan, px, tiles.length, T);
         summary.modelSeconds += (performance.now() - m0) / 1000;
         summary.modelCalls++;
         const [rb, rh, rw] = res.dims;
@@ -163,6 +164,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
             }
             const planes: TileRecord['planes'] = { height };
             if (uncertainty && head.planes.includes('uncertainty')) planes['uncertainty'] = uncertainty;
+            Object.assign(planes, extraTilePlanes(plan, res.extra, k, T, t.valid));
             planes['valid'] = t.valid;
             planes['source'] = remap(t);
             const record: TileRecord = { id: t.spec.index, spec: specOf(t), empty: false, validCount: t.validCount, sourcesUsed: t.sourcesUsed.map((i) => planIndex[i]!), planes };

@@ -17,10 +17,11 @@
 import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
-import { openModel, type ModelRunner } from '@geo-dino/model';
+import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { assembleRun, type AssembleResult } from './assemble.js';
 import { batchFor, executionFor } from './execution.js';
+import { openPlanModel } from './extra-heads.js';
 import { planRun, planTileIds, requestHashOf, resolveModel } from './plan.js';
 import { predictTiles, type PredictSummary } from './predict.js';
 import { TileStore } from './tile-store.js';
@@ -199,7 +200,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   } else {
     if (options.resume) log.info({ state: stateDir }, 'nothing to resume; starting the run');
     // Planning writes nothing: a bad AOI, unreachable imagery or no overlap leaves no trace.
-    plan = await planRun(options, { ...common, modelDir: md });
+    plan = await planRun(options, { ...common, progress, modelDir: md });
     await ensureDir(stateDir);
     unlock = await lock(stateDir);
     try {
@@ -230,6 +231,8 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     let provider: string | null = null;
     let batch = options.batch ?? null;
     let fallbacks: readonly { provider: string; reason: string }[] = [];
+    // Executions this process made (a fused graph counts as a backbone run); null when nothing was predicted.
+    let modelRuns: { backbone: number; heads: Record<string, number> } | null = null;
     // Prediction and assembly run together: blending follows a row behind inference (TileFeed).
     // A failure of either stops the other; an interruption stops both and leaves the state.
     const inner = new AbortController();
@@ -238,7 +241,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     const feed = new TileFeed(done);
     const predicting = (async (): Promise<void> => {
       if (!todo.length) return;
-      const runner: ModelRunner = await openModel(md.dir, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      const runner: ModelRunner = await openPlanModel(md.dir, plan, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
       provider = runner.provider;
       fallbacks = runner.fallbacks;
       batch = batchFor(runner.provider, options.batch);
@@ -256,6 +259,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
           onTile: (r) => feed.offer(r),
         });
       } finally {
+        modelRuns = { backbone: runner.stats.backboneRuns, heads: { ...runner.stats.headRuns } };
         await runner.close();
       }
     })();
@@ -276,7 +280,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
       ...(options.webTiles !== undefined ? { webTiles: options.webTiles } : {}),
       runInfo: () => ({
         command: options.command ?? null,
-        execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch },
+        execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch, modelRuns },
         tiles: { total, predicted: summary.tiles - summary.empty, empty: summary.empty, resumed: already, modelCalls: summary.modelCalls },
         timings: {
           plan_s: Number(planSeconds.toFixed(3)),

@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { GeoDinoError, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
+import { GeoDinoError, silentLogger, throwIfAborted, type Logger, type Progress } from '@geo-dino/core';
 import { union, parseAoi, type Aoi, type MultiPolygonCoords } from '@geo-dino/geometry';
 import {
   detectImagerySource,
@@ -25,6 +25,7 @@ export interface SourceContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
   headers?: Record<string, string>;
+  progress?: Progress;
 }
 
 const PC_HOST = /planetarycomputer\.microsoft\.com|\.blob\.core\.windows\.net/i;
@@ -129,7 +130,7 @@ export async function resolveImagery(request: ChmRequest, inputs: readonly strin
         ...(request.newerThan ? { newerThan: request.newerThan } : {}),
         ...(request.maxCloud !== undefined ? { maxCloudCover: request.maxCloud } : {}),
       },
-      { log: ctx.log, cwd: ctx.cwd, ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) },
+      { log: ctx.log, cwd: ctx.cwd, ...(ctx.progress ? { progress: ctx.progress } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) },
     );
     if (result.scenes.length === 0) {
       ctx.log.warn({ source: displayLocation(location), considered: result.considered, eligible: result.eligible }, 'no scene of this source covers the AOI');

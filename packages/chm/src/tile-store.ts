@@ -107,7 +107,8 @@ export async function encodeTile(record: TileRecord, configHash: string): Promis
         applyFloatingPoint(raw, record.spec.width, record.spec.height, 1, 4);
         predictor = 'float';
       }
-      const z = await deflateEncodeAsync(raw, 6);
+      // Level 1: state files are temporary; CPU spent here competes with inference.
+      const z = await deflateEncodeAsync(raw, 1);
       planes.push({ name, dtype, raw: raw.length, bytes: z.length, predictor });
       chunks.push(z);
     }

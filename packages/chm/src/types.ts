@@ -47,9 +47,35 @@ export interface PlannedSource {
 
 export interface PlannedHead {
   name: string;
-  kind: 'canopy-height';
+  kind: 'canopy-height' | 'land-cover';
   /** Tile-store planes this head writes. */
   planes: string[];
+  /** Heads other than canopy height (see extra-heads.ts). */
+  spec?: ExtraHeadSpec;
+}
+
+/**
+ * A head besides canopy height, run on the same backbone pass (issue 8: land cover). Plain data,
+ * made by the head's own package (`@geo-dino/landcover`'s `loadLandcoverHead`).
+ */
+export interface ExtraHeadSpec {
+  /** Head name: the prefix of its tile-store planes (`landcover`). */
+  name: string;
+  kind: 'land-cover';
+  /** The head's ONNX graph (absolute path); its inputs are backbone outputs. */
+  graph: string;
+  /** sha256 of the graph file. */
+  sha256: string;
+  /** Output holding per-class probabilities, float32 [batch, K, H, W]. */
+  output: string;
+  /** Classes in output-channel order: value in landcover.tif, machine name, `#rrggbb`. */
+  classes: { value: number; name: string; color: string; title?: string }[];
+  /** landcover.tif's value where there is no prediction. */
+  nodata: number;
+  /** Weights hash of the backbone the head was trained on (must equal the model's). */
+  backboneWeightsSha256: string;
+  /** Where the head came from (its directory), for run.json and the STAC Item. */
+  source: string;
 }
 
 export interface RunPlan {
@@ -107,6 +133,8 @@ export interface ChmRequest {
   overlap?: number;
   blend?: BlendWindow;
   provenanceCell?: number;
+  /** Heads to run beside canopy height on the same backbone pass (needs a split model). */
+  extraHeads?: readonly ExtraHeadSpec[];
 }
 
 export interface CommonOptions {

@@ -158,7 +158,8 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
       const res = await fetch(url, {
         method: options.method ?? 'GET',
         headers,
-        ...(options.body !== undefined ? { body: options.body } : {}),
+        // (a copy typed Uint8Array<ArrayBuffer> satisfies both Node's and the DOM's BodyInit)
+        ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : new Uint8Array(options.body) } : {}),
         signal: controller.signal,
         redirect: 'follow',
       });

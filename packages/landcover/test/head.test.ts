@@ -129,7 +129,7 @@ describe('head directory', () => {
     const dir = join(root, 'head');
     await makeHead(dir);
     const onnx = readFileSync(join(dir, 'head.onnx'));
-    onnx[onnx.length - 5] ^= 0xff;
+    onnx[onnx.length - 5] = onnx[onnx.length - 5]! ^ 0xff;
     writeFileSync(join(dir, 'head.onnx'), onnx);
     const damaged = await err(loadLandcoverHead(dir));
     expect(damaged.code).toBe('E_BAD_MODEL');

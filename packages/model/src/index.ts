@@ -14,6 +14,6 @@ export * from './runner.js';
 export * from './demo.js';
 export * from './hub.js';
 export * from './external.js';
-export { Graph, attr, lazyBytes, saveModel, ONNX_DTYPE, type DType, type SaveOptions, type SavedModel } from './onnx/graph.js';
+export { Graph, attr, lazyBytes, saveModel, ONNX_DTYPE, type DType, type Dim, type SaveOptions, type SavedModel } from './onnx/graph.js';
 export { ProtoMessage, writeMessage, type LazyBytes } from './onnx/proto.js';
 export { replaceDirectory } from './fsutil.js';

@@ -8,9 +8,10 @@ import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
 import { requestHashOf, resolveModel, runChm, DEFAULT_CHUNK_WIDTH, type ChmRunResult } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
+import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import type { CommandModule } from '../app.js';
-import { table } from '../context.js';
+import { parseHeaders, table } from '../context.js';
 import { findModelDirs } from '../models.js';
 
 const optionsSchema = z.object({
@@ -36,19 +37,10 @@ const optionsSchema = z.object({
   chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
+  landcover: z.string().min(1).optional(),
 });
 
 type Options = z.output<typeof optionsSchema>;
-
-function parseHeaders(list: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const h of list) {
-    const i = h.indexOf(':');
-    if (i <= 0) throw new GeoDinoError('E_ARGUMENT', `--header: expected "Name: value" (got ${JSON.stringify(h)})`, { details: { field: '--header' } });
-    out[h.slice(0, i).trim()] = h.slice(i + 1).trim();
-  }
-  return out;
-}
 
 const HOW_TO_GET_WEIGHTS = [
   'get the released CHMv2 weights (gated on Hugging Face: accept the licence on the model page, then set HF_TOKEN):',
@@ -104,6 +96,7 @@ export interface ChmReport {
   sources: unknown;
   timings: unknown;
   configHash: unknown;
+  landcover: unknown;
 }
 
 function report(r: ChmRunResult): ChmReport {
@@ -119,6 +112,7 @@ function report(r: ChmRunResult): ChmReport {
     sources: r.run['sources'] ?? null,
     timings: r.run['timings'] ?? null,
     configHash: r.run['configHash'] ?? null,
+    landcover: r.run['landcover'] ?? null,
   };
 }
 
@@ -135,6 +129,8 @@ function human(r: ChmReport): string {
   lines.push(
     `tiles      ${r.tiles.total} (${r.tiles.predicted} predicted, ${r.tiles.resumed} from an earlier attempt, ${r.tiles.empty} without imagery)${r.provider ? ` on ${r.provider}` : ''}${t?.tiles_per_s ? `, ${t.tiles_per_s.toFixed(2)} tiles/s` : ''}${t?.total_s !== undefined ? `, ${t.total_s.toFixed(1)} s in all` : ''}`,
   );
+  const lc = r.landcover as { classes?: { name: string; percentage: number }[] } | null;
+  if (lc?.classes) lines.push(`land cover ${lc.classes.map((c) => `${c.name} ${c.percentage.toFixed(1)}%`).join(', ')}`);
   lines.push('');
   lines.push(table(['file', 'size'], r.files.map((f) => [f.name, fmtBytes(f.bytes)])));
   return lines.join('\n');
@@ -158,7 +154,7 @@ export const chmCommand: CommandModule = {
       .option('--overlap <px>', 'pixels shared by neighbouring tiles, blended (default 64)')
       .option('--batch <n>', 'tiles per model call (default: 1 on CPU, 4 on GPU)')
       .option('--device <auto|cpu|cuda|webgpu>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked', 'auto')
-      .option('--threads <n>', 'CPU intra-op threads (default: cores − 1)')
+      .option('--threads <n>', 'CPU intra-op threads (default: every core below 8, cores − 1 from 8)')
       .option('--resume', 'continue an interrupted run of the same arguments')
       .option('--force', 'replace --out if it holds another run (or recompute a finished one)')
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
@@ -167,6 +163,7 @@ export const chmCommand: CommandModule = {
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
+      .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles')
       .action(async (raw: Record<string, unknown>) => {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
@@ -191,6 +188,7 @@ export const chmCommand: CommandModule = {
           sign: o.sign,
           blend: o.blend,
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
+          ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
         };
         let out = o.out;
         if (!out) {

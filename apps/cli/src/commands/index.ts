@@ -10,7 +10,8 @@ import { tilesCommand } from './tiles.js';
 import { serveCommand } from './serve.js';
 import { rasterCommand } from './raster.js';
 import { chmCommand } from './chm.js';
+import { landcoverCommand } from './landcover.js';
 import { monitorCommand } from './monitor.js';
 import { workerCommand } from './worker.js';
 
-export const COMMANDS: readonly CommandModule[] = [doctorCommand, chmCommand, modelCommand, stacCommand, tilesCommand, rasterCommand, serveCommand, monitorCommand, workerCommand];
+export const COMMANDS: readonly CommandModule[] = [doctorCommand, chmCommand, landcoverCommand, modelCommand, stacCommand, tilesCommand, rasterCommand, serveCommand, monitorCommand, workerCommand];

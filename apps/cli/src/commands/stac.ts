@@ -2,7 +2,7 @@
  * `geo-dino stac search`: which scenes of a STAC API or static catalog cover an AOI, and how much
  * of it. A thin layer over @geo-dino/stac's `searchScenes`.
  */
-import { GeoDinoError, cliValues, flagName, parseWith, z } from '@geo-dino/core';
+import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
 import {
   parseDatetimeRange,
@@ -13,7 +13,7 @@ import {
   type SceneSearchResult,
 } from '@geo-dino/stac';
 import type { CommandModule } from '../app.js';
-import { table } from '../context.js';
+import { parseHeaders, table } from '../context.js';
 
 const optionsSchema = z
   .object({
@@ -60,16 +60,6 @@ export interface StacSearchReport {
   truncated: boolean;
   server?: SceneSearchResult['server'];
   problems: SceneSearchResult['problems'];
-}
-
-function parseHeaders(list: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const h of list) {
-    const i = h.indexOf(':');
-    if (i <= 0) throw new GeoDinoError('E_ARGUMENT', `--header: expected "Name: value" (got ${JSON.stringify(h)})`, { details: { field: '--header' } });
-    out[h.slice(0, i).trim()] = h.slice(i + 1).trim();
-  }
-  return out;
 }
 
 function fmt(n: number, digits: number): string {
