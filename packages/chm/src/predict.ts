@@ -9,7 +9,7 @@
  * (compression on libuv's thread pool). Memory is bounded by the look-ahead, the batches in
  * flight and the decoded-block cache, never by the number of tiles.
  */
-import { GeoDinoError, silentLogger, silentProgress, throwIfAborted, type ProgressTask } from '@geo-dino/core';
+import { GeoDinoError, TaskGroup, silentLogger, silentProgress, throwIfAborted, type ProgressTask } from '@geo-dino/core';
 import { normalizeRgb, type ModelRunner } from '@geo-dino/model';
 import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource } from '@geo-dino/tiling';
 import { layoutOf, tileSpecOf } from './plan.js';
@@ -105,8 +105,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
   const task: ProgressTask = progress.start('predicting', { total: options.progressTotal ?? ids.length, done: options.progressDone ?? 0, unit: 'tiles' });
 
   const renderQ: Promise<Tile>[] = [];
-  const inflight = new Set<Promise<void>>();
-  let failure: unknown = null;
+  const inflight = new TaskGroup(maxInflight);
   let next = 0;
   try {
     const prepared = await prepareTileSources(layout, sources, { log, ...(signal ? { signal } : {}) });
@@ -133,8 +132,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
     };
 
     const submit = async (tiles: Tile[]): Promise<void> => {
-      while (inflight.size >= maxInflight) await Promise.race(inflight);
-      if (failure) throw failure;
+      await inflight.room();
       throwIfAborted(signal);
       const per = 3 * T * T;
       const px = new Float32Array(tiles.length * per);
@@ -143,7 +141,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
         for (let i = 0; i < mask.length; i++) mask[i] = t.source[i] !== NO_SOURCE ? 1 : 0;
         normalizeRgb(t.rgb, { height: T, width: T, layout: 'chw', mask, out: px.subarray(k * per, (k + 1) * per) });
       });
-      const job = (async (): Promise<void> => {
+      inflight.add((async (): Promise<void> => {
         const m0 = performance.now();
         // Not cancelled mid-call: an interruption lets the running batch finish and stores it
         // (a tile boundary), and onnxruntime is never torn down while it computes.
@@ -172,24 +170,14 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
             stored(record);
           }),
         );
-      })();
-      const tracked: Promise<void> = job.then(
-        () => {
-          inflight.delete(tracked);
-        },
-        (err: unknown) => {
-          inflight.delete(tracked);
-          failure ??= err;
-        },
-      );
-      inflight.add(tracked);
+      })());
     };
 
     fill();
     let batch: Tile[] = [];
     while (renderQ.length) {
       throwIfAborted(signal);
-      if (failure) throw failure;
+      inflight.check();
       const tile = await renderQ.shift()!;
       fill();
       if (tile.validCount === 0) {
@@ -206,12 +194,11 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
       }
     }
     if (batch.length) await submit(batch);
-    while (inflight.size) await Promise.race(inflight);
-    if (failure) throw failure;
+    await inflight.drain();
     throwIfAborted(signal);
   } finally {
     await Promise.allSettled(renderQ);
-    await Promise.allSettled([...inflight]);
+    await inflight.settle();
     await Promise.all(rasters.map((r) => r.close()));
     task.finish();
   }

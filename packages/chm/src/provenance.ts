@@ -17,7 +17,7 @@
  * boundaries (proportional to boundary length, not area). Each scene's rectangles are unioned
  * into a MultiPolygon at the end and projected to WGS 84.
  */
-import { densify, geodesicArea, mapPositions, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { densify, geodesicArea, mapPositions, removeCollinearVertices, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { NO_SOURCE, pixelToCrs, transformBetween, WGS84, type Grid } from '@geo-dino/tiling';
 import type { RunPlan } from './types.js';
 
@@ -165,7 +165,7 @@ export class ProvenanceBuilder {
     for (const l of labels) {
       const merged = unionRects(this.rects.get(l)!);
       const px = mapPositions(merged, ([x, y]): Position => [Math.min(grid.width, x * c), Math.min(grid.height, y * c)]);
-      const lonlat = mapPositions(densify(removeCollinear(px), 256), ([x, y]) => {
+      const lonlat = mapPositions(densify(removeCollinearVertices(px), 256), ([x, y]) => {
         const [X, Y] = pixelToCrs(grid, x, y);
         return toLonLat.forward(X, Y);
       });
@@ -224,21 +224,3 @@ function unionRects(rects: Rect[]): MultiPolygonCoords {
   return parts[0] ?? [];
 }
 
-/** Drop vertices in the middle of straight runs (axis-aligned staircase outlines have many). */
-function removeCollinear(mp: MultiPolygonCoords): MultiPolygonCoords {
-  return mp.map((poly) =>
-    poly.map((ring) => {
-      const pts = ring.slice(0, -1);
-      const out: Position[] = [];
-      for (let i = 0; i < pts.length; i++) {
-        const a = pts[(i - 1 + pts.length) % pts.length]!;
-        const b = pts[i]!;
-        const d = pts[(i + 1) % pts.length]!;
-        if ((b[0] - a[0]) * (d[1] - b[1]) - (b[1] - a[1]) * (d[0] - b[0]) !== 0) out.push(b);
-      }
-      if (out.length < 3) return ring;
-      out.push(out[0]!);
-      return out;
-    }),
-  );
-}

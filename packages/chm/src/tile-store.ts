@@ -22,7 +22,7 @@ import { readdir, readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inflate, constants } from 'node:zlib';
 import { GeoDinoError, ensureDir, fsError, isTemporaryName, writeFileAtomic, writeJsonAtomic, readJsonFile, fileExists } from '@geo-dino/core';
-import { applyFloatingPoint, deflateEncodeAsync, undoFloatingPoint } from '@geo-dino/tiling';
+import { applyFloatingPoint, deflateEncodeAsync, undoFloatingPoint, type TileSpec } from '@geo-dino/tiling';
 import { sha256Hex } from './hash.js';
 
 const MAGIC = new TextEncoder().encode('GDTILE1\n');
@@ -32,14 +32,8 @@ const MAX_HEADER = 1 << 20;
 export type PlaneDtype = 'float32' | 'uint8' | 'uint16';
 export type PlaneArray = Float32Array | Uint8Array | Uint16Array;
 
-export interface TileRecordSpec {
-  row: number;
-  col: number;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+/** Where a stored tile sits in the grid (the tiler's tile spec without layout-only fields). */
+export type TileRecordSpec = Pick<TileSpec, 'row' | 'col' | 'x' | 'y' | 'width' | 'height'>;
 
 export interface TileRecord {
   id: number;

@@ -6,3 +6,4 @@ export * from './http.js';
 export * from './schema.js';
 export * from './home.js';
 export * from './version.js';
+export * from './tasks.js';

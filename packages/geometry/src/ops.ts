@@ -79,3 +79,27 @@ export function densify(mp: MultiPolygonCoords, maxStep: number): MultiPolygonCo
     }),
   );
 }
+
+/**
+ * Remove vertices in the middle of straight runs (exactly collinear with their neighbours), as a
+ * union of pixel rectangles or a staircase outline has many. Rings that would fall below three
+ * vertices are kept as they are.
+ */
+export function removeCollinearVertices(mp: MultiPolygonCoords): MultiPolygonCoords {
+  return mp.map((poly) =>
+    poly.map((ring) => {
+      const pts = ring.slice(0, -1);
+      const out: Position[] = [];
+      for (let i = 0; i < pts.length; i++) {
+        const a = pts[(i - 1 + pts.length) % pts.length]!;
+        const b = pts[i]!;
+        const c = pts[(i + 1) % pts.length]!;
+        const cross = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]);
+        if (cross !== 0) out.push(b);
+      }
+      if (out.length < 3) return ring;
+      out.push(out[0]!);
+      return out;
+    }),
+  );
+}

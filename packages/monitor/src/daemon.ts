@@ -81,16 +81,9 @@ export async function runRegionNow(region: string, o: ManualRunOptions): Promise
   return o.execute(run, o.signal ? { signal: o.signal } : {});
 }
 
-export interface DaemonOptions {
-  store: MonitorStore;
-  paths: MonitorPaths;
-  execute: RunExecutor;
-  clock?: Clock;
-  log?: Logger;
-  signal?: AbortSignal;
+export interface DaemonOptions extends ManualRunOptions {
   /** Longest sleep between checks (default 60 s). */
   maxSleepMs?: number;
-  staleAfterMs?: number;
   /** One pass (resume, fire what is due, deliver alerts), then return. */
   once?: boolean;
   alerts?: AlertOptions;

@@ -5,7 +5,7 @@
  * never a whole level. Encoding runs a few tiles ahead on sharp's thread pool; the writer takes
  * tiles in any order.
  */
-import { GeoDinoError, silentProgress, throwIfAborted, type Progress } from '@geo-dino/core';
+import { GeoDinoError, TaskGroup, silentProgress, throwIfAborted, type Progress } from '@geo-dino/core';
 import { intersects, tileBounds, tileRange, type MercatorBounds } from './mercator.js';
 import { reduceChildren, type TileData, type TileKind } from './tiles.js';
 import type { PMTilesWriter } from './writer.js';
@@ -52,16 +52,15 @@ export async function buildPyramid(opts: PyramidOptions): Promise<PyramidResult>
   }
   const task = (opts.progress ?? silentProgress).start(opts.task ?? 'tiles', { total: countCandidateTiles(bounds, minZoom, maxZoom), unit: 'tiles' });
   const limit = Math.max(1, opts.concurrency ?? 4);
-  const inflight = new Set<Promise<void>>();
+  const inflight = new TaskGroup(limit);
   let writing: Promise<void> = Promise.resolve();
-  let failure: unknown = null;
   const tilesPerZoom: Record<number, number> = {};
   let tiles = 0;
 
   const emit = async (z: number, x: number, y: number, tile: TileData): Promise<void> => {
-    while (inflight.size >= limit) await Promise.race(inflight);
-    if (failure) throw failure;
-    const job = opts
+    await inflight.room();
+    inflight.add(
+      opts
       .encode(tile, z)
       .then((bytes) => {
         // One writer call at a time, in completion order.
@@ -71,17 +70,13 @@ export async function buildPyramid(opts: PyramidOptions): Promise<PyramidResult>
       .then(() => {
         tilesPerZoom[z] = (tilesPerZoom[z] ?? 0) + 1;
         tiles++;
-      })
-      .catch((err: unknown) => {
-        failure ??= err;
-      })
-      .finally(() => inflight.delete(job));
-    inflight.add(job);
+      }),
+    );
   };
 
   const visit = async (z: number, x: number, y: number): Promise<TileData | null> => {
     throwIfAborted(signal);
-    if (failure) throw failure;
+    inflight.check();
     if (!intersects(tileBounds(z, x, y), bounds)) return null;
     let tile: TileData | null;
     if (z === maxZoom) tile = await opts.render(x, y);
@@ -99,12 +94,11 @@ export async function buildPyramid(opts: PyramidOptions): Promise<PyramidResult>
 
   try {
     await visit(0, 0, 0);
-    await Promise.all(inflight);
+    await inflight.drain();
     await writing;
-    if (failure) throw failure;
   } catch (err) {
     // Let jobs still running settle before the caller removes their files.
-    await Promise.allSettled(inflight);
+    await inflight.settle();
     await writing.catch(() => undefined);
     throw err;
   } finally {

@@ -24,7 +24,7 @@
  * alpha band itself takes the cell's maximum.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { GeoDinoError, openAtomic, fsError, throwIfAborted, silentLogger, silentProgress, type Logger, type Progress } from '@geo-dino/core';
+import { GeoDinoError, TaskGroup, openAtomic, fsError, throwIfAborted, silentLogger, silentProgress, type Logger, type Progress } from '@geo-dino/core';
 import { parseCrs, type Crs } from '../crs/crs.js';
 import { deflateEncodeAsync } from '../codec/deflate.js';
 import { applyFloatingPoint, applyHorizontal, LITTLE_ENDIAN_HOST } from '../codec/predictor.js';
@@ -178,8 +178,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
   let spillPos = 0;
   let spillChain: Promise<void> = Promise.resolve();
   const compressSem = new Semaphore(8);
-  const inflight = new Set<Promise<void>>();
-  let failure: unknown = null;
+  const inflight = new TaskGroup(16);
   let state: 'open' | 'closing' | 'closed' | 'aborted' = 'open';
   const written = new Uint8Array(levels[0]!.across * levels[0]!.down);
   let currentRow = 0;
@@ -208,7 +207,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     if (float) applyFloatingPoint(bytes, B, B, nb, bps);
     else applyHorizontal(bytes, B, B, nb, bps);
     const lv = levels[lvIndex]!;
-    const p = compressSem.run(async () => {
+    inflight.add(compressSem.run(async () => {
       const z = await deflateEncodeAsync(bytes, level);
       await (spillChain = spillChain.then(async () => {
         const at = spillPos;
@@ -217,17 +216,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
         lv.spillOffset[bi] = at;
         lv.spillLength[bi] = z.length;
       }));
-    });
-    const tracked = p.then(
-      () => {
-        inflight.delete(tracked);
-      },
-      (err: unknown) => {
-        inflight.delete(tracked);
-        failure ??= err;
-      },
-    );
-    inflight.add(tracked);
+    }));
   };
 
   /** Fold a finished block of level k-1 into level k's row buffer. */
@@ -323,6 +312,14 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
   const fail = (err: unknown): never => {
     throw err instanceof GeoDinoError ? err : fsError(err, path, 'write');
   };
+  /** Throw the first compression/spill failure, as a write error naming the file. */
+  const checkTasks = (): void => {
+    try {
+      inflight.check();
+    } catch (err) {
+      fail(err);
+    }
+  };
 
   const writer: CogWriter = {
     path,
@@ -332,7 +329,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     levels: dims,
     async writeBlock(col, row, bands) {
       if (state !== 'open') throw new GeoDinoError('E_INTERNAL', `${path}: writeBlock after ${state}`);
-      if (failure) fail(failure);
+      checkTasks();
       throwIfAborted(o.signal);
       const l0 = levels[0]!;
       if (!Number.isInteger(col) || !Number.isInteger(row) || col < 0 || row < 0 || col >= l0.across || row >= l0.down) {
@@ -349,8 +346,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       if (levels.length > 1) fold(1, col, row, bands, 0, B);
       task.tick();
       // Back-pressure: keep the number of blocks being compressed bounded.
-      while (inflight.size >= 16) await Promise.race(inflight);
-      if (failure) fail(failure);
+      await inflight.room().catch(fail);
     },
     async close() {
       if (state !== 'open') throw new GeoDinoError('E_INTERNAL', `${path}: close after ${state}`);
@@ -358,9 +354,9 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       try {
         const l0 = levels[0]!;
         while (currentRow < l0.down) finishLevel0Row(currentRow++);
-        while (inflight.size) await Promise.race(inflight);
+        await inflight.settle();
         await spillChain;
-        if (failure) fail(failure);
+        checkTasks();
         throwIfAborted(o.signal);
         const bytes = await assemble();
         task.finish();
@@ -375,7 +371,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     async abort() {
       if (state === 'closed' || state === 'aborted') return;
       state = 'aborted';
-      await Promise.allSettled([...inflight]);
+      await inflight.settle();
       await spillChain.catch(() => undefined);
       await cleanup();
     },

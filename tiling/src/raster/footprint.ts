@@ -9,7 +9,7 @@
  * Polygons crossing the antimeridian are split there, as geo-dino's AOIs are.
  */
 import { GeoDinoError, throwIfAborted, type Logger } from '@geo-dino/core';
-import { parseAoi, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { parseAoi, removeCollinearVertices, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { transformBetween, WGS84 } from '../crs/crs.js';
 import type { RasterSource } from './source.js';
 
@@ -127,26 +127,6 @@ function validRectangles(valid: Uint8Array, width: number, height: number): Mult
       [x0, y0],
     ],
   ]);
-}
-
-/** Remove vertices in the middle of straight runs (a union of pixel rectangles has many). */
-export function removeCollinearVertices(mp: MultiPolygonCoords): MultiPolygonCoords {
-  return mp.map((poly) =>
-    poly.map((ring) => {
-      const pts = ring.slice(0, -1);
-      const out: Position[] = [];
-      for (let i = 0; i < pts.length; i++) {
-        const a = pts[(i - 1 + pts.length) % pts.length]!;
-        const b = pts[i]!;
-        const c = pts[(i + 1) % pts.length]!;
-        const cross = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]);
-        if (cross !== 0) out.push(b);
-      }
-      if (out.length < 3) return ring;
-      out.push(out[0]!);
-      return out;
-    }),
-  );
 }
 
 export interface FootprintOptions {
