@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../../test/support/cli.js';
@@ -41,9 +41,19 @@ describe('geo-dino CLI shell', () => {
   });
 });
 
+const homes: string[] = [];
+async function tempHome(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gd-home-'));
+  homes.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const d of homes) await rm(d, { recursive: true, force: true });
+});
+
 describe('geo-dino doctor', () => {
   it('reports cpu working, cuda and webgpu with reasons, and the models it finds; exits 0', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'gd-home-'));
+    const home = await tempHome();
     const model = join(home, 'models', 'my-chm');
     await mkdir(model, { recursive: true });
     await writeFile(join(model, 'geo-dino.json'), JSON.stringify({ name: 'test model' }));
@@ -81,7 +91,7 @@ describe('geo-dino doctor', () => {
   });
 
   it('human output names each provider', async () => {
-    const r = await runCli(['doctor'], { env: { GEO_DINO_HOME: await mkdtemp(join(tmpdir(), 'gd-home-')) } });
+    const r = await runCli(['doctor'], { env: { GEO_DINO_HOME: await tempHome() } });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/cpu\s+works/);
     expect(r.stdout).toMatch(/cuda\s+unavailable: /);

@@ -1,12 +1,18 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, chmod, writeFile } from 'node:fs/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readdir, readFile, chmod, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeoDinoError, openAtomic, writeFileAtomic, readJsonFile, assertWritableDir, isTemporaryName } from '../src/index.js';
 
+const made: string[] = [];
 async function tmp(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'gd-core-'));
+  const dir = await mkdtemp(join(tmpdir(), 'gd-core-'));
+  made.push(dir);
+  return dir;
 }
+afterAll(async () => {
+  for (const d of made) await rm(d, { recursive: true, force: true });
+});
 
 describe('atomic files', () => {
   it('nothing appears under the final name until commit', async () => {

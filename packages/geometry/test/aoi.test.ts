@@ -147,6 +147,8 @@ describe('invalid AOIs give one clear error naming the place', () => {
     await writeFile(`${dir}/broken.geojson`, '{"type": "Feature",');
     await expect(loadAoi(`${dir}/broken.geojson`)).rejects.toThrow(/broken\.geojson: not valid JSON/);
     await expect(loadAoi(`${dir}/missing.geojson`)).rejects.toThrow(/missing\.geojson: no such file/);
+    const { rm } = await import('node:fs/promises');
+    await rm(dir, { recursive: true, force: true });
   });
 });
 
