@@ -195,8 +195,10 @@ describe('geo-dino chm on cogeo.tif', () => {
     expect(run['pixels']['valid']).toBe(v.got);
     expect(run['memory']['maxRssBytes']).toBeGreaterThan(0);
 
-    const verify = runPmtilesCli(['verify', join(out, 'chm.pmtiles')]);
-    expect(verify.code, verify.output).toBe(0);
+    for (const layer of ['chm.pmtiles', 'imagery.pmtiles']) {
+      const verify = runPmtilesCli(['verify', join(out, layer)]);
+      expect(verify.code, verify.output).toBe(0);
+    }
     const meta = runPmtilesCli(['show', '--metadata', join(out, 'chm.pmtiles')]);
     expect((JSON.parse(meta.output) as { geo_dino: { demo: boolean } }).geo_dino.demo).toBe(true);
 

@@ -9,9 +9,10 @@
  *
  * - blending: (bands + 1) × (tileSize + 512) × min(width, chunkWidth) × 4 bytes
  *   (3 × 1024 × 4096 × 4 = 48 MiB at the defaults), plus a few tiles being read;
- * - COG writer: one row of blocks per overview level, about bands × 512 × width × 4 bytes
- *   (4 KiB per output column for two bands: 40 MiB for a 6 km-wide AOI at 0.6 m);
- * - provenance: a row of cells plus rectangles along scene boundaries.
+ * - COG writer: ≤ 16 blocks waiting for compression and a few overview blocks being built,
+ *   whatever the width (overviews come from quarters spilled to its temporary file);
+ * - provenance: a row of cells plus rectangles along scene boundaries;
+ * - imagery (for imagery.pmtiles, imagery.ts): an RGBA window, 4 bytes per window pixel.
  *
  * Then provenance.geojson, run.json, item.json (STAC) and the web layers (the pmtiles package's
  * `writeRunTiles`) are written into a staging directory, which is renamed into place only when
@@ -32,6 +33,7 @@ import { ProvenanceBuilder } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
 import { ClassMapLayer, chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
+import { ImageryLayer, tileWindowOverlap, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 
 export const DEFAULT_CHUNK_WIDTH = 4096;
@@ -256,11 +258,23 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   });
+  // The model's input imagery on the same grid, for imagery.pmtiles (imagery.ts).
+  const imagery =
+    options.webTiles === false
+      ? null
+      : await ImageryLayer.open(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
+          await cog.abort();
+          await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
+          await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+          throw err;
+        });
+  let mosaic: ImageryMosaic | null = null;
   const classMaps: ClassMapResult[] = [];
   const stats = bandNames.map(() => new Acc());
   const provenance = new ProvenanceBuilder(plan, B);
   // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
-  const tileBytes = T * T * 11;
+  // Bytes per pixel: height 4, uncertainty 4, valid 1, source 2, imagery 3.
+  const tileBytes = T * T * 14;
   const cache = new LruCache<number, TileRecord>(options.tileCacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(Math.min(C, W) / stride) + 2) * tileBytes));
   const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
   const readTile = async (id: number): Promise<TileRecord> => {
@@ -294,6 +308,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
         const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA });
         for (const l of classLayers) l.begin(cw, rows);
+        imagery?.begin(cw, rows);
         const source = new Uint16Array(cw * rows).fill(NO_SOURCE);
         // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
         const ahead: Promise<TileRecord>[] = [];
@@ -320,11 +335,10 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
             valid,
           });
           for (const l of classLayers) l.add(rec, cx0, y0);
+          // Provenance and imagery take each pixel from the same tile: the last one valid there.
+          imagery?.add(rec, cx0, y0);
           const src = rec.planes['source'] as Uint16Array;
-          const xa = Math.max(0, rec.spec.x - cx0);
-          const xb = Math.min(cw, rec.spec.x + rec.spec.width - cx0);
-          const ya = Math.max(0, rec.spec.y - y0);
-          const yb = Math.min(rows, rec.spec.y + rec.spec.height - y0);
+          const { xa, xb, ya, yb } = tileWindowOverlap(rec.spec, cx0, y0, cw, rows);
           for (let y = ya; y < yb; y++) {
             const t = (y + y0 - rec.spec.y) * rec.spec.width - rec.spec.x + cx0;
             const o = y * cw;
@@ -345,6 +359,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
           await cog.writeBlock(blk.col + cx0 / B, br, blk.bands);
         }
         for (const l of classLayers) await l.end(br, cx0);
+        await imagery?.end(br, cx0);
         provenance.addWindow(cx0, cw, rows, source);
         task.tick();
       }
@@ -353,9 +368,11 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     task.finish();
     await cog.close();
     for (const l of classLayers) classMaps.push(await l.close());
+    mosaic = imagery ? await imagery.close() : null;
   } catch (err) {
     await cog.abort();
     await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
+    await imagery?.abort().catch(() => undefined);
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
@@ -436,13 +453,13 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     // A first item.json: the pmtiles package reads the acquisition date from it.
     await writeOutputItem(itemInput(baseAssets.filter((a) => a.key !== 'run')));
 
-    // Web layers (the pmtiles package's run-directory writer: chm.pmtiles, chm-uncertainty.pmtiles, imagery.pmtiles).
+    // Web layers (the pmtiles package's run-directory writer: chm.pmtiles, chm-uncertainty.pmtiles,
+    // imagery.pmtiles from the temporary mosaic COG, which is not an output).
     let web: RunTilesResult = {};
     if (options.webTiles !== false) {
-      const imagery = plan.sources.length === 1 && plan.sources[0]!.sign === null ? plan.sources[0]!.href : undefined;
-      if (!imagery) log.info({ scenes: plan.sources.length }, 'imagery.pmtiles is written for single-scene runs only');
-      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(imagery ? { imagery } : {}), ...classMapTileOptions(classMaps) });
+      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(mosaic ? { imagery: mosaic.path } : {}), ...classMapTileOptions(classMaps) });
     }
+    if (mosaic) await rm(mosaic.path, { force: true });
     throwIfAborted(signal);
     const webAssets: OutputAsset[] = Object.entries(web)
       .filter(([, s]) => s)

@@ -23,7 +23,7 @@
  */
 import { join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, type Logger } from '@geo-dino/core';
-import { openModel, type ChmResult, type ModelDir, type ModelRunner, type OpenModelOptions } from '@geo-dino/model';
+import { openModel, type ChmResult, type ModelDir, type ModelRunner, type OpenModelOptions, type RunCallOptions } from '@geo-dino/model';
 import type { HostTensor } from '@geo-dino/runtime';
 import { Stitcher } from '@geo-dino/stitcher';
 import type { OutputAsset } from '@geo-dino/stac';
@@ -114,12 +114,12 @@ export interface HeadsResult extends ChmResult {
 }
 
 /** Run a batch through canopy height and the plan's extra heads (one backbone pass for all). */
-export async function runPlannedHeads(runner: ModelRunner, plan: RunPlan, pixels: Float32Array, batch: number, size: number): Promise<HeadsResult> {
+export async function runPlannedHeads(runner: ModelRunner, plan: RunPlan, pixels: Float32Array, batch: number, size: number, options: RunCallOptions = {}): Promise<HeadsResult> {
   const extra = extraHeadsOf(plan);
-  if (!extra.length) return { ...(await runner.runChm(pixels, batch, size, size)), extra: {} };
+  if (!extra.length) return { ...(await runner.runChm(pixels, batch, size, size, options)), extra: {} };
   const chm = runner.dir.chmHead();
   if (!chm) throw new GeoDinoError('E_BAD_MODEL', `${runner.meta.name} has no canopy-height head`);
-  const r = await runner.runHeads(pixels, batch, size, size, [chm.name, ...extra.map((h) => h.name)]);
+  const r = await runner.runHeads(pixels, batch, size, size, [chm.name, ...extra.map((h) => h.name)], options);
   const c = r[chm.name]!;
   const h = c[chm.outputs.height!];
   if (!h) throw new GeoDinoError('E_INTERNAL', `head ${chm.name} returned no ${chm.outputs.height}`);

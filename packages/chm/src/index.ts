@@ -10,4 +10,5 @@ export * from './assemble.js';
 export * from './execution.js';
 export * from './feed.js';
 export * from './extra-heads.js';
+export * from './imagery.js';
 export * from './run.js';

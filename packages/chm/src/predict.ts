@@ -8,12 +8,16 @@
  * for input when reading is faster than inference. Tiles are written as their batch completes
  * (compression on libuv's thread pool). Memory is bounded by the look-ahead, the batches in
  * flight and the decoded-block cache, never by the number of tiles.
+ *
+ * An abort stops at a tile boundary: no new tile is read or batch submitted, batches queued on
+ * the runner are cancelled before they start, and the batch in the model finishes and is stored.
  */
 import { GeoDinoError, TaskGroup, silentLogger, silentProgress, throwIfAborted, type ProgressTask } from '@geo-dino/core';
 import { normalizeRgb, type ModelRunner } from '@geo-dino/model';
 import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource } from '@geo-dino/tiling';
 import { layoutOf, tileSpecOf } from './plan.js';
 import { extraHeadsOf, extraTilePlanes, runPlannedHeads } from './extra-heads.js';
+import { imageryPlanes } from './imagery.js';
 import { SourceOpener } from './sources.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { CommonOptions, RunPlan } from './types.js';
@@ -143,9 +147,11 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
       });
       inflight.add((async (): Promise<void> => {
         const m0 = performance.now();
-        // Not cancelled mid-call: an interruption lets the running batch finish and stores it
-        // (a tile boundary), and onnxruntime is never torn down while it computes.
-        const res = await runPlannedHeads(runner, plan, px, tiles.length, T);
+        // An interruption cancels the batches still waiting for the model (they never start) and
+        // lets the one in the model finish and be stored (a tile boundary). Dropping that one
+        // would not end the run sooner: onnxruntime cannot be interrupted, so closing the runner
+        // waits for the session in progress anyway (runtime README); it would only be recomputed.
+        const res = await runPlannedHeads(runner, plan, px, tiles.length, T, { ...(signal ? { signal } : {}), finishIfStarted: true });
         summary.modelSeconds += (performance.now() - m0) / 1000;
         summary.modelCalls++;
         const [rb, rh, rw] = res.dims;
@@ -165,6 +171,8 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
             Object.assign(planes, extraTilePlanes(plan, res.extra, k, T, t.valid));
             planes['valid'] = t.valid;
             planes['source'] = remap(t);
+            // The model's 8-bit input, for imagery.pmtiles (imagery.ts).
+            Object.assign(planes, imageryPlanes(t.rgb, t.valid));
             const record: TileRecord = { id: t.spec.index, spec: specOf(t), empty: false, validCount: t.validCount, sourcesUsed: t.sourcesUsed.map((i) => planIndex[i]!), planes };
             await store.write(record);
             stored(record);

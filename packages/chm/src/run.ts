@@ -8,7 +8,8 @@
  *
  * - Re-running a finished run with the same arguments (same request hash in `<out>/run.json`) is a
  *   no-op that reports the existing outputs.
- * - An interrupted run (Ctrl-C, SIGTERM: stops at a tile boundary; SIGKILL, crash: loses at most
+ * - An interrupted run (Ctrl-C, SIGTERM: stops at a tile boundary — queued batches never start,
+ *   the one in the model finishes and is stored, see predict.ts; SIGKILL, crash: loses at most
  *   the tiles in flight) leaves its state; `resume: true` continues it. Without `resume`, an
  *   existing state is an error that says what to do, never silently discarded; a state of a
  *   different request is an error unless the user removes it.

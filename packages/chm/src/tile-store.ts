@@ -45,7 +45,8 @@ export interface TileRecord {
   sourcesUsed: number[];
   /**
    * width × height arrays, row-major: `height`, `uncertainty` (float32, metres), `valid` (uint8,
-   * 1 = valid imagery inside the AOI), `source` (uint16, index of the scene of each pixel).
+   * 1 = valid imagery inside the AOI), `source` (uint16, index of the scene of each pixel), `red`,
+   * `green`, `blue` (uint8, the model's input imagery, 0 where not valid; see imagery.ts).
    */
   planes: Record<string, PlaneArray>;
 }

@@ -5,7 +5,7 @@
  * heads). The pool is @geo-dino/runtime's; see its README for providers and threading.
  */
 import { GeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
-import { createSessionPool, type Device, type ExecutionProvider, type HostTensor, type IoMeta, type SessionPool, type SessionSpec } from '@geo-dino/runtime';
+import { createSessionPool, type Device, type ExecutionProvider, type HostTensor, type IoMeta, type RunOptions, type SessionPool, type SessionSpec } from '@geo-dino/runtime';
 import { openModelDir, type ModelDir, type ModelMeta } from './modeldir.js';
 import { ensureDemoModel } from './demo.js';
 import { chmOutputSize } from './graph/model.js';
@@ -43,7 +43,10 @@ export interface BackboneFeatures {
 }
 
 export interface RunCallOptions {
+  /** Rejects the call with E_CANCELLED when aborted, also while it runs (its result is dropped). */
   signal?: AbortSignal;
+  /** An abort only cancels the call while it waits for a worker; once running it completes (the pool's `finishIfStarted`). */
+  finishIfStarted?: boolean;
   /** Transfer the input buffer to the worker (default true: do not reuse `pixels` afterwards). */
   transfer?: boolean;
 }
@@ -159,10 +162,11 @@ function makeRunner(md: ModelDir, pool: SessionPool, extraHeads: string[]): Mode
   const feed = (pixels: Float32Array, B: number, H: number, W: number): Record<string, HostTensor> => ({
     [meta.input.name]: { type: 'float32', dims: [B, 3, H, W], data: pixels },
   });
-  const runOpts = (o: RunCallOptions | undefined, outputs?: string[]): { outputs?: string[]; transfer: boolean; signal?: AbortSignal } => ({
+  const runOpts = (o: RunCallOptions | undefined, outputs?: string[]): RunOptions => ({
     ...(outputs ? { outputs } : {}),
     transfer: o?.transfer ?? true,
     ...(o?.signal ? { signal: o.signal } : {}),
+    ...(o?.finishIfStarted ? { finishIfStarted: true } : {}),
   });
   const needBackbone = (): string => {
     if (!backboneGraph) {

@@ -3,7 +3,8 @@
  *
  *   chm.tif band 1      → chm.pmtiles              (canopy height, rg16 PNG)
  *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, rg16 PNG)
- *   input imagery       → imagery.pmtiles          (WebP), when the caller passes it
+ *   input imagery       → imagery.pmtiles          (WebP), when the caller passes it (`geo-dino chm`
+ *                                                  passes the mosaic the model saw, see packages/chm)
  *   landcover.tif       → landcover.pmtiles        (class8 PNG), when present
  *
  * The DEMO flag comes from run.json (`model.demo` or `demo`), the date from item.json.

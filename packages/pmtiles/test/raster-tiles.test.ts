@@ -6,9 +6,7 @@
 import { mkdtempSync, readdirSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tileIdToZxy } from 'pmtiles';
 import {
   decodeValueTile,
   writeRasterTiles,
@@ -16,7 +14,7 @@ import {
   type RasterTilesSummary,
   type ValueEncoding,
 } from '../src/index.js';
-import { allEntries, openArchive } from './support.js';
+import { decodeRgba as decode, openArchive, tilesOf } from './support.js';
 import { gdalJson, gdalTiles, makeFixtureRun, type FixtureRun } from '../../../test/support/fixture-run.js';
 import { runPmtilesCli } from '../../../test/support/pmtiles-cli.js';
 import { sharedData } from '../../../test/support/shared-data.js';
@@ -27,19 +25,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(() => {
   run = makeFixtureRun(join(dir, 'run'));
 });
-
-async function decode(bytes: ArrayBuffer): Promise<Uint8Array> {
-  const { data, info } = await sharp(Buffer.from(bytes)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  expect([info.width, info.height, info.channels]).toEqual([256, 256, 4]);
-  return new Uint8Array(data);
-}
-
-/** Every tile of an archive as [z, x, y]. */
-function tilesOf(path: string): [number, number, number][] {
-  const out: [number, number, number][] = [];
-  for (const e of allEntries(path).entries) for (let k = 0; k < e.runLength; k++) out.push(tileIdToZxy(e.tileId + k));
-  return out;
-}
 
 function verify(path: string): void {
   const r = runPmtilesCli(['verify', path]);

@@ -4,7 +4,8 @@
  */
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { PMTiles, bytesToHeader, readVarint, type Header, type RangeResponse, type Source } from 'pmtiles';
+import sharp from 'sharp';
+import { PMTiles, bytesToHeader, readVarint, tileIdToZxy, type Header, type RangeResponse, type Source } from 'pmtiles';
 
 /** A pmtiles `Source` reading a local file. */
 export class LocalFileSource implements Source {
@@ -82,6 +83,20 @@ export function allEntries(path: string): { header: Header; entries: DecodedEntr
   };
   walk(header.rootDirectoryOffset, header.rootDirectoryLength, 0);
   return { header, entries, leafDirectories };
+}
+
+/** Every tile of an archive as [z, x, y]. */
+export function tilesOf(path: string): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (const e of allEntries(path).entries) for (let k = 0; k < e.runLength; k++) out.push(tileIdToZxy(e.tileId + k));
+  return out;
+}
+
+/** A 256² tile image (PNG, WebP) decoded by sharp to RGBA bytes. */
+export async function decodeRgba(bytes: ArrayBuffer): Promise<Uint8Array> {
+  const { data, info } = await sharp(Buffer.from(bytes)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== 256 || info.height !== 256 || info.channels !== 4) throw new Error(`tile decodes to ${info.width}×${info.height}×${info.channels}, not 256×256×4`);
+  return new Uint8Array(data);
 }
 
 /** A small deterministic PRNG (mulberry32). */

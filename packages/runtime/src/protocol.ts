@@ -33,8 +33,30 @@ export interface SessionSpec {
   path: string;
 }
 
+/**
+ * Control words shared by the pool and one worker (an `Int32Array` over `InitMessage.control`),
+ * read and written with `Atomics` so they work while the other thread is blocked in onnxruntime.
+ *
+ * - `CONTROL_STATE`: `STATE_IDLE`, `STATE_NATIVE` while the worker is inside an onnxruntime call
+ *   (session create, run, release), `STATE_FROZEN` once the process is exiting: the worker
+ *   never enters onnxruntime again. Tearing down a worker's JavaScript environment (terminate(),
+ *   process.exit()) while it is inside onnxruntime aborts the whole process, so the pool's exit
+ *   hook freezes every worker, waiting for a running call to return first.
+ * - `CONTROL_CANCEL`: the id of a run to abandon at its next step (`CANCEL_ALL`: every run, the
+ *   pool is closing); checked by the worker between the sessions of a chain.
+ */
+export const CONTROL_WORDS = 2;
+export const CONTROL_STATE = 0;
+export const CONTROL_CANCEL = 1;
+export const STATE_IDLE = 0;
+export const STATE_NATIVE = 1;
+export const STATE_FROZEN = 2;
+export const CANCEL_ALL = -1;
+
 export interface InitMessage {
   type: 'init';
+  /** `CONTROL_WORDS` Int32 words, see `CONTROL_STATE`. */
+  control: SharedArrayBuffer;
   sessions: SessionSpec[];
   /** Providers to try, in order; the first with which every session loads is used. */
   providers: ExecutionProvider[];

@@ -9,11 +9,19 @@
  *   backbone's features go straight into one or more heads without crossing threads.
  * - Input buffers are transferred to the worker (not copied) when the typed array owns its whole
  *   buffer; outputs come back transferred.
+ * - A worker is never torn down while onnxruntime runs on it: onnxruntime-node's `run()` is
+ *   synchronous native code on the worker's thread, and a worker terminated mid-run aborts the
+ *   whole process when the call returns (`terminate called after throwing an instance of
+ *   'Napi::Error'`, not a catchable error). So `close()` waits for each worker's current session
+ *   run to return (the rest of its chain is skipped) and lets the worker end by itself; an aborted
+ *   run rejects at once and its worker finishes in the background; and an exit hook makes
+ *   `process.exit()` / an uncaught exception wait for the running session first (`freezeWorkers`).
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { GeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
 import { cudaProviderInstalled, providerHint, type ExecutionProvider } from './providers.js';
+import { CANCEL_ALL, CONTROL_CANCEL, CONTROL_STATE, CONTROL_WORDS, STATE_FROZEN, STATE_IDLE, STATE_NATIVE } from './protocol.js';
 import type { FromWorker, HostTensor, IoMeta, ReadyMessage, RunMessage, SessionSpec, ToWorker, WireTensor } from './protocol.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -35,7 +43,15 @@ export interface RunOptions {
   outputs?: readonly string[];
   /** Transfer input buffers to the worker (default true); false always copies. */
   transfer?: boolean;
+  /** Rejects the run with E_CANCELLED when aborted (see `finishIfStarted`). */
   signal?: AbortSignal;
+  /**
+   * When `signal` aborts after the run was handed to a worker, let it complete and resolve
+   * (default false: reject at once, skip the rest of the chain, drop the result). For callers
+   * that would wait for the session anyway (`close()` does) and want to keep what it computes;
+   * a run still queued is cancelled either way.
+   */
+  finishIfStarted?: boolean;
 }
 
 export interface RunResult {
@@ -55,9 +71,28 @@ export interface SessionPool {
   readonly threads: number;
   /** Inputs and outputs of each session (names, element types, dims; symbolic dims as strings). */
   readonly io: Readonly<Record<string, { inputs: IoMeta[]; outputs: IoMeta[] }>>;
-  /** How many times each session has run (counted from completed runs). */
-  readonly stats: { readonly runs: Readonly<Record<string, number>> };
+  readonly stats: {
+    /** How many times each session has run (counted from completed runs). */
+    readonly runs: Readonly<Record<string, number>>;
+    /**
+     * Workers inside an onnxruntime call right now: a run in progress, including one whose caller
+     * aborted it or closed the pool (it is finishing in the background; its result is dropped).
+     */
+    readonly executing: number;
+  };
+  /**
+   * Run `chain` in one worker. Rejects with E_CANCELLED when `signal` aborts (at once, also while
+   * the worker is running it: the rest of the chain is skipped, the result dropped) or when the
+   * pool is closed before the run completes.
+   */
   run(chain: string | readonly string[], feeds: Record<string, HostTensor>, options?: RunOptions): Promise<RunResult>;
+  /**
+   * Stop: later runs are refused, queued and running calls reject with E_CANCELLED, and it
+   * resolves once every worker has ended by itself — after its current *session* run (not the
+   * rest of the chain) has returned and its sessions are released. There is no deadline after
+   * which workers are terminated: that cannot be made safe (see the file comment), so a session
+   * run that never returns keeps close() waiting. Calling it again returns the same promise.
+   */
   close(): Promise<void>;
 }
 
@@ -81,26 +116,63 @@ interface Pending {
   signal?: AbortSignal;
   onAbort?: () => void;
   settled: boolean;
+  finishIfStarted: boolean;
+  /** The worker running it, once dispatched. */
+  slot?: Slot;
 }
 
 interface Slot {
   index: number;
   worker: Worker;
+  control: Int32Array;
   busy: Pending | undefined;
   dead: boolean;
+  exited: Promise<void>;
+}
+
+/** Control words of every live session worker in this process. */
+const liveControls = new Set<Int32Array>();
+let exitHook = false;
+
+/**
+ * The process is exiting (`process.exit()`, an uncaught exception): Node is about to tear down
+ * the worker threads, which aborts the process if one is inside onnxruntime. Freeze every worker
+ * first — one in a session run is waited for (synchronously: 'exit' listeners cannot wait
+ * otherwise), and none starts another onnxruntime call.
+ */
+function freezeWorkers(): void {
+  for (const c of liveControls) {
+    Atomics.store(c, CONTROL_CANCEL, CANCEL_ALL);
+    while (Atomics.compareExchange(c, CONTROL_STATE, STATE_IDLE, STATE_FROZEN) === STATE_NATIVE) {
+      Atomics.wait(c, CONTROL_STATE, STATE_NATIVE);
+    }
+  }
+}
+
+function track(worker: Worker): Int32Array {
+  const control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * Int32Array.BYTES_PER_ELEMENT));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', freezeWorkers);
+  }
+  liveControls.add(control);
+  worker.once('exit', () => liveControls.delete(control));
+  return control;
 }
 
 const WORKER_URL = new URL('./session-worker.js', import.meta.url);
 
-function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], threads: number, optimization: SessionPoolOptions['optimization']): Promise<{ worker: Worker; ready: ReadyMessage }> {
+function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], threads: number, optimization: SessionPoolOptions['optimization']): Promise<{ worker: Worker; control: Int32Array; ready: ReadyMessage }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_URL);
+    const control = track(worker);
     const onMessage = (msg: FromWorker): void => {
       if (msg.type === 'ready') {
         cleanup();
-        resolve({ worker, ready: msg });
+        resolve({ worker, control, ready: msg });
       } else if (msg.type === 'init-error') {
         cleanup();
+        // Safe: it has left onnxruntime (every load failed) and waits for messages.
         void worker.terminate();
         reject(
           new GeoDinoError('E_RUNTIME', `onnxruntime could not load ${sessions.map((s) => s.path).join(', ')}: ${msg.message}`, {
@@ -125,7 +197,7 @@ function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], th
     worker.on('message', onMessage);
     worker.on('error', onError);
     worker.on('exit', onExit);
-    worker.postMessage({ type: 'init', sessions, providers, threads, optimization: optimization ?? 'all' } satisfies ToWorker);
+    worker.postMessage({ type: 'init', control: control.buffer as SharedArrayBuffer, sessions, providers, threads, optimization: optimization ?? 'all' } satisfies ToWorker);
   });
 }
 
@@ -182,13 +254,19 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
     log[level]({ provider: f.provider, reason: f.reason }, `execution provider ${f.provider} unavailable, using ${provider}`);
   }
   candidates = [provider];
-  const slots: Slot[] = [{ index: 0, worker: first.worker, busy: undefined, dead: false }];
+  const slotOf = (index: number, w: { worker: Worker; control: Int32Array }): Slot => ({
+    index,
+    worker: w.worker,
+    control: w.control,
+    busy: undefined,
+    dead: false,
+    exited: new Promise<void>((r) => w.worker.once('exit', () => r())),
+  });
+  const slots: Slot[] = [slotOf(0, first)];
   try {
-    for (let i = 1; i < workersN; i++) {
-      const w = await startWorker([...sessions], candidates, threads, options.optimization);
-      slots.push({ index: i, worker: w.worker, busy: undefined, dead: false });
-    }
+    for (let i = 1; i < workersN; i++) slots.push(slotOf(i, await startWorker([...sessions], candidates, threads, options.optimization)));
   } catch (err) {
+    // Safe: these are loaded and idle (no run was sent).
     await Promise.all(slots.map((s) => s.worker.terminate()));
     throw err;
   }
@@ -198,6 +276,7 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
   const queue: Pending[] = [];
   let nextId = 1;
   let closed = false;
+  let closing: Promise<void> | undefined;
 
   const settle = (p: Pending, ok: boolean, value: unknown): void => {
     if (p.settled) return;
@@ -216,6 +295,7 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
       }
       if (!job) return;
       slot.busy = job;
+      job.slot = slot;
       try {
         slot.worker.postMessage(job.msg, job.transfer);
       } catch (err) {
@@ -262,7 +342,12 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
     workers: workersN,
     threads,
     io: first.ready.io,
-    stats: { runs },
+    stats: {
+      runs,
+      get executing() {
+        return slots.filter((s) => !s.dead && Atomics.load(s.control, CONTROL_STATE) === STATE_NATIVE).length;
+      },
+    },
     run(chainIn, feeds, runOptions = {}) {
       if (closed) return Promise.reject(new GeoDinoError('E_INTERNAL', 'session pool used after close()'));
       const chain = typeof chainIn === 'string' ? [chainIn] : [...chainIn];
@@ -283,37 +368,46 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
           resolve,
           reject,
           settled: false,
+          finishIfStarted: runOptions.finishIfStarted ?? false,
         };
         if (runOptions.signal) {
           job.signal = runOptions.signal;
-          job.onAbort = () => settle(job, false, new GeoDinoError('E_CANCELLED', 'interrupted'));
+          job.onAbort = () => {
+            if (job.slot && job.finishIfStarted) return;
+            settle(job, false, new GeoDinoError('E_CANCELLED', 'interrupted'));
+            // Running: the worker skips the rest of the chain; its result will be dropped.
+            if (job.slot?.busy === job) Atomics.store(job.slot.control, CONTROL_CANCEL, job.msg.id);
+          };
           runOptions.signal.addEventListener('abort', job.onAbort, { once: true });
         }
         queue.push(job);
         dispatch();
       });
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const q of queue.splice(0)) settle(q, false, new GeoDinoError('E_CANCELLED', 'session pool closed'));
-      await Promise.all(
-        slots.map(async (s) => {
-          const busy = s.busy;
-          if (busy) settle(busy, false, new GeoDinoError('E_CANCELLED', 'session pool closed'));
-          const wasDead = s.dead;
-          s.dead = true;
-          if (wasDead) return;
-          if (!busy) {
-            // Let the worker release its sessions and exit; terminate if it does not.
-            const exited = new Promise<void>((r) => s.worker.once('exit', () => r()));
-            s.worker.postMessage({ type: 'close' } satisfies ToWorker);
-            const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
-            if ((await Promise.race([exited, timer])) !== 'timeout') return;
-          }
-          await s.worker.terminate();
-        }),
-      );
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        for (const q of queue.splice(0)) settle(q, false, new GeoDinoError('E_CANCELLED', 'session pool closed before this run started'));
+        await Promise.all(
+          slots.map(async (s) => {
+            Atomics.store(s.control, CONTROL_CANCEL, CANCEL_ALL);
+            const busy = s.busy;
+            if (busy) {
+              settle(busy, false, new GeoDinoError('E_CANCELLED', `session pool closed while this run (${busy.msg.chain.join(' → ')}) was executing; its result is discarded`));
+            }
+            if (s.dead) return;
+            // The worker finishes its current session run, releases its sessions and ends by
+            // itself; terminating it instead would abort the process if it is inside onnxruntime.
+            try {
+              s.worker.postMessage({ type: 'close' } satisfies ToWorker);
+            } catch {
+              /* already ending */
+            }
+            await s.exited;
+          }),
+        );
+      })();
+      return closing;
     },
   };
   return pool;

@@ -7,12 +7,45 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { cleanOrtMessage } from './providers.js';
 import type { ExecutionProvider } from './providers.js';
+import { CANCEL_ALL, CONTROL_CANCEL, CONTROL_STATE, STATE_FROZEN, STATE_IDLE, STATE_NATIVE } from './protocol.js';
 import type { FromWorker, InitMessage, IoMeta, RunMessage, ToWorker, WireTensor, TensorData } from './protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
 
 let sessions = new Map<string, ort.InferenceSession>();
+/** Shared with the pool (protocol.ts, CONTROL_STATE). */
+let control: Int32Array | undefined;
+/** The run in progress: `close` releases the sessions only after it. */
+let active: Promise<void> = Promise.resolve();
+
+class Cancelled extends Error {}
+
+/**
+ * Make an onnxruntime call (create, run, release) with the control state saying so: the pool's
+ * exit hook waits for it to return before the process tears this thread down, and once the
+ * process is exiting no call starts.
+ */
+async function native<T>(what: string, call: () => Promise<T>): Promise<T> {
+  if (control && Atomics.compareExchange(control, CONTROL_STATE, STATE_IDLE, STATE_NATIVE) === STATE_FROZEN) {
+    throw new Cancelled(`${what}: not started, the process is exiting`);
+  }
+  try {
+    return await call();
+  } finally {
+    if (control) {
+      Atomics.compareExchange(control, CONTROL_STATE, STATE_NATIVE, STATE_IDLE);
+      Atomics.notify(control, CONTROL_STATE);
+    }
+  }
+}
+
+function abandoned(id: number): boolean {
+  if (!control) return false;
+  const c = Atomics.load(control, CONTROL_CANCEL);
+  return c === id || c === CANCEL_ALL || Atomics.load(control, CONTROL_STATE) === STATE_FROZEN;
+}
+
 // Failures are reported through exceptions (and logged by the pool); keep native error lines
 // about unavailable GPU providers off the user's terminal.
 ort.env.logLevel = 'fatal';
@@ -40,6 +73,7 @@ function ioMeta(list: readonly ort.InferenceSession.ValueMetadata[]): IoMeta[] {
 }
 
 async function init(msg: InitMessage): Promise<void> {
+  control = new Int32Array(msg.control);
   const failures: { provider: ExecutionProvider; reason: string }[] = [];
   for (const provider of msg.providers) {
     const created = new Map<string, ort.InferenceSession>();
@@ -55,7 +89,7 @@ async function init(msg: InitMessage): Promise<void> {
           enableMemPattern: true,
         };
         if (provider === 'cpu') options.intraOpNumThreads = msg.threads;
-        created.set(spec.name, await ort.InferenceSession.create(spec.path, options));
+        created.set(spec.name, await native(`load ${spec.path}`, () => ort.InferenceSession.create(spec.path, options)));
       }
       sessions = created;
       const io: Record<string, { inputs: IoMeta[]; outputs: IoMeta[] }> = {};
@@ -63,7 +97,7 @@ async function init(msg: InitMessage): Promise<void> {
       send({ type: 'ready', provider, failures, io });
       return;
     } catch (err) {
-      for (const s of created.values()) await s.release().catch(() => undefined);
+      for (const s of created.values()) await native('release', () => s.release()).catch(() => undefined);
       failures.push({ provider, reason: cleanOrtMessage(err instanceof Error ? err.message : String(err)) });
     }
   }
@@ -84,6 +118,8 @@ async function run(msg: RunMessage): Promise<void> {
   const timings: { session: string; ms: number }[] = [];
   let lastOutputs: string[] = [];
   for (const name of msg.chain) {
+    // Abandoned by its caller or the pool is closing: the rest of the chain is not run.
+    if (abandoned(msg.id)) throw new Cancelled(`run ${msg.id} abandoned before ${name}`);
     const s = sessions.get(name);
     if (!s) throw new Error(`no session named ${name} (have ${[...sessions.keys()].join(', ')})`);
     const feeds: Record<string, ort.Tensor> = {};
@@ -93,7 +129,7 @@ async function run(msg: RunMessage): Promise<void> {
       feeds[input] = v;
     }
     const t0 = performance.now();
-    const out = await s.run(feeds);
+    const out = await native(`run ${name}`, () => s.run(feeds));
     timings.push({ session: name, ms: performance.now() - t0 });
     for (const [k, v] of Object.entries(out)) values.set(k, v);
     lastOutputs = s.outputNames.slice();
@@ -115,12 +151,16 @@ port.on('message', (msg: ToWorker) => {
   if (msg.type === 'init') {
     void init(msg);
   } else if (msg.type === 'run') {
-    run(msg).catch((err: unknown) => {
+    active = run(msg).catch((err: unknown) => {
+      // An abandoned run's error is dropped by the pool: its caller was answered when it was abandoned.
       send({ type: 'run-error', id: msg.id, message: cleanOrtMessage(err instanceof Error ? err.message : String(err)) });
     });
   } else if (msg.type === 'close') {
+    // Never torn down mid-run: the run in progress ends (or stops at its next step) first, then
+    // the sessions are released and the thread ends by itself (the pool never terminates it).
     void (async () => {
-      for (const s of sessions.values()) await s.release().catch(() => undefined);
+      await active;
+      for (const s of sessions.values()) await native('release', () => s.release()).catch(() => undefined);
       sessions.clear();
       port.close();
     })();
