@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCogWriter, openRaster, parseCrs, transformBetween, WGS84, type CogWriterOptions } from '@geo-dino/tiling';
 import { requireGdal } from '../../test/support/tools.js';
-import { diff, gdal, gdalinfoJson, gdalLonLat, gdalRead, validateCog } from './support/gdal.js';
+import { diff, gdal, gdalinfoJson, gdalLonLat, gdalPython, gdalRead, validateCog } from './support/gdal.js';
 
 let dir: string;
 beforeAll(() => {
@@ -119,6 +119,136 @@ describe('COG writer', () => {
     const d = diff(ours.bands[0]!, ref.bands[0]!);
     expect(d.maxAbs, d.first ?? '').toBeLessThan(1e-4);
     expect(diff(ours.valid, ref.valid).count).toBe(0);
+  });
+
+  it('every overview level, over many block rows with sparse blocks and sparse groups, equals an independent 2×2 reduction; only all-sparse groups stay sparse', async () => {
+    // Small blocks, so each level has several block rows and the writer's spilled quarters are
+    // reused many times. The reference reduces the full-resolution data (sparse = fill) level by
+    // level with the documented rule, in float64, storing each level in the data type.
+    const sparse = (c: number, r: number): boolean => (c >= 4 && c < 8 && r >= 4 && r < 8) || (c + 2 * r) % 9 === 0;
+    const cases: { name: string; opts: CogWriterOptions; gen: Gen }[] = [
+      {
+        name: 'float32 average, nodata',
+        opts: { width: 1000, height: 900, bands: 2, dtype: 'float32', blockSize: 64, nodata: -9999, crs: 'EPSG:32633', transform: [500000, 1, 0, 4000000, 0, -1] },
+        gen: floatGen,
+      },
+      {
+        name: 'uint8 RGBA average, alpha',
+        opts: { width: 700, height: 1000, bands: 4, dtype: 'uint8', blockSize: 64, crs: 'EPSG:32633', transform: [500000, 1, 0, 4000000, 0, -1], colorInterp: ['red', 'green', 'blue', 'alpha'] },
+        gen: (b, x, y) => (b === 3 ? ((x * 7 + y * 3) % 5 < 2 ? 0 : 255) : (x * (b + 3) + y * 5 + ((x * y) >> 4)) & 255),
+      },
+      {
+        name: 'uint8 mode, nodata',
+        opts: { width: 900, height: 700, bands: 1, dtype: 'uint8', blockSize: 64, nodata: 0, crs: 'EPSG:32633', transform: [500000, 1, 0, 4000000, 0, -1], overviewResampling: 'mode' },
+        gen: (_b, x, y) => ((x >> 2) * 5 + (y >> 1) * 3 + ((x ^ y) & 1)) % 6,
+      },
+    ];
+    for (const { name, opts, gen } of cases) {
+      const path = join(dir, `levels-${opts.dtype}-${opts.bands}.tif`);
+      await writeRaster(path, opts, gen, sparse);
+      const v = validateCog(path);
+      expect(v.ok, `${name}: ${v.output}`).toBe(true);
+      if (opts.overviewResampling === 'mode') {
+        // Half the cells are ties here: the first level equals gdaladdo's.
+        const plain = join(dir, 'levels-mode-plain.tif');
+        gdal('gdal_translate', ['-q', '-of', 'GTiff', '-co', 'TILED=YES', path, plain]);
+        gdal('gdaladdo', ['-q', '-r', 'mode', plain, '2']);
+        const win: [number, number, number, number] = [0, 0, Math.ceil(opts.width / 2), Math.ceil(opts.height / 2)];
+        const d = diff(gdalRead(path, win, { level: 1 }).bands[0]!, gdalRead(plain, win, { level: 1 }).bands[0]!);
+        expect(d.count, `${name} vs gdaladdo: ${d.first}`).toBe(0);
+      }
+      const B = opts.blockSize!;
+      const fill = opts.nodata ?? 0;
+      const alpha = opts.colorInterp?.indexOf('alpha') ?? -1;
+      const store = (x: number): number => (opts.dtype === 'float32' ? Math.fround(x) : x);
+      // Which blocks of each level GDAL finds stored (TIFF BLOCK_OFFSET_x_y; none for sparse ones).
+      const present = JSON.parse(
+        gdalPython(
+          String.raw`
+import sys, json
+from osgeo import gdal
+ds = gdal.Open(sys.argv[1])
+band = ds.GetRasterBand(1)
+out = []
+for b in [band] + [band.GetOverview(i) for i in range(band.GetOverviewCount())]:
+    bx, by = b.GetBlockSize()
+    nx, ny = (b.XSize + bx - 1) // bx, (b.YSize + by - 1) // by
+    out.append([[b.GetMetadataItem('BLOCK_OFFSET_%d_%d' % (x, y), 'TIFF') is not None for x in range(nx)] for y in range(ny)])
+print(json.dumps(out))
+`,
+          [path],
+        ),
+      ) as boolean[][][];
+      // Level 0 as written (sparse blocks read as the fill value).
+      let w = opts.width;
+      let h = opts.height;
+      let data = Array.from({ length: opts.bands }, (_, b) => {
+        const a = new Float64Array(w * h);
+        for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) a[y * w + x] = sparse(Math.floor(x / B), Math.floor(y / B)) ? fill : store(gen(b, x, y));
+        return a;
+      });
+      for (let level = 0; ; level++) {
+        const ours = gdalRead(path, [0, 0, w, h], { level });
+        for (let b = 0; b < opts.bands; b++) {
+          const d = diff(ours.bands[b]!, data[b]!);
+          expect(d.count, `${name}, level ${level}, band ${b + 1}: ${d.first}`).toBe(0);
+        }
+        // Sparse blocks: those whose full-resolution blocks were all skipped, and only those.
+        const f = 2 ** level;
+        present[level]!.forEach((row, by) =>
+          row.forEach((stored, bx) => {
+            let any = false;
+            for (let r = by * f; r < Math.min((by + 1) * f, Math.ceil(opts.height / B)); r++) for (let c = bx * f; c < Math.min((bx + 1) * f, Math.ceil(opts.width / B)); c++) any ||= !sparse(c, r);
+            expect(stored, `${name}, level ${level}, block (${bx}, ${by})`).toBe(any);
+          }),
+        );
+        if (w <= B && h <= B) {
+          expect(present.length, name).toBe(level + 1);
+          break;
+        }
+        // The next level: each 2×2 cell (clipped at the edges) by the documented rule.
+        const nw = Math.ceil(w / 2);
+        const nh = Math.ceil(h / 2);
+        const next = data.map(() => new Float64Array(nw * nh));
+        for (let y = 0; y < nh; y++) {
+          for (let x = 0; x < nw; x++) {
+            const cell: number[] = [];
+            for (let yy = 2 * y; yy < Math.min(2 * y + 2, h); yy++) for (let xx = 2 * x; xx < Math.min(2 * x + 2, w); xx++) cell.push(yy * w + xx);
+            const valid = (i: number, b: number): boolean => {
+              const v = data[b]![i]!;
+              return !Number.isNaN(v) && v !== opts.nodata && (alpha < 0 || data[alpha]![i]! > 0);
+            };
+            for (let b = 0; b < opts.bands; b++) {
+              let out: number;
+              if (b === alpha) out = Math.max(...cell.map((i) => data[b]![i]!));
+              else {
+                const vals = cell.filter((i) => valid(i, b)).map((i) => data[b]![i]!);
+                if (!vals.length) out = fill;
+                else if (opts.overviewResampling === 'mode') {
+                  // Most frequent; of tied values, the one that reached the count first in row
+                  // order (gdaladdo's rule: checked against it below).
+                  const counts = new Map<number, number>();
+                  let best = 0;
+                  out = fill;
+                  for (const v of vals) {
+                    const c = (counts.get(v) ?? 0) + 1;
+                    counts.set(v, c);
+                    if (c > best) [best, out] = [c, v];
+                  }
+                } else {
+                  const mean = vals.reduce((s, v) => s + v, 0) / vals.length;
+                  out = opts.dtype === 'float32' ? Math.fround(mean) : Math.floor(mean + 0.5);
+                }
+              }
+              next[b]![y * nw + x] = out;
+            }
+          }
+        }
+        data = next;
+        w = nw;
+        h = nh;
+      }
+    }
   });
 
   it('uint8 land cover with a colour table and mode overviews: palette read by GDAL, mode equals gdaladdo -r mode', async () => {
@@ -235,6 +365,24 @@ describe('COG writer', () => {
     await w.abort();
     expect(existsSync(path)).toBe(false);
     expect(readdirSync(join(dir, 'sub'))).toEqual([]);
+  });
+
+  it('cancellation while overview rows are being built: E_CANCELLED from writeBlock and close; nothing left behind', async () => {
+    for (const at of ['write', 'close'] as const) {
+      const sub = join(dir, `cancel-${at}`);
+      rmSync(sub, { recursive: true, force: true });
+      gdal('mkdir', ['-p', sub]);
+      const ac = new AbortController();
+      const w = await createCogWriter(join(sub, 'c.tif'), { width: 2000, height: 2000, bands: 1, dtype: 'float32', blockSize: 64, crs: 'EPSG:32633', transform: [0, 1, 0, 0, 0, -1], signal: ac.signal });
+      const blk = [new Float32Array(64 * 64).fill(1)];
+      // Enough rows for several overview rows to be queued or running.
+      for (let row = 0; row < 12; row++) for (let col = 0; col < w.blocksAcross; col++) await w.writeBlock(col, row, blk);
+      ac.abort();
+      if (at === 'write') await expect(w.writeBlock(0, 12, blk)).rejects.toMatchObject({ code: 'E_CANCELLED' });
+      else await expect(w.close()).rejects.toMatchObject({ code: 'E_CANCELLED' });
+      await w.abort();
+      expect(readdirSync(sub)).toEqual([]);
+    }
   });
 
   it('an unwritable directory is E_WRITE naming the path', async () => {

@@ -8,6 +8,11 @@
  *
  * The source is a synthetic 1.2 m COG (3200 × 9000 px) written here with geo-dino's writer; the
  * grid is the default 0.6 m UTM grid, so every tile is warped (2× upsampling) from decoded blocks.
+ *
+ * The COG writer alone is measured on rasters 10× wider (the direction in which a writer that
+ * buffers a row of blocks per overview level would grow). It keeps working between calls
+ * (compression, overview rows, the copy at close), so there live memory is what survives a full
+ * GC taken every 20 ms (within +12 MiB), and peak RSS within +48 MiB.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -77,12 +82,18 @@ interface Peak {
   highWater: number;
 }
 
-function run(mode: 'stream' | 'warp', box: string): Peak {
-  const out = execFileSync(process.execPath, ['--expose-gc', CHILD, mode, source, box, join(dir, `out-${mode}-${Math.random().toString(36).slice(2)}.tif`)], {
-    encoding: 'utf8',
-    timeout: 240_000,
-  });
+function child(args: string[]): Peak {
+  const out = execFileSync(process.execPath, ['--expose-gc', CHILD, ...args], { encoding: 'utf8', timeout: 240_000 });
   return JSON.parse(out.trim().split('\n').pop()!) as Peak;
+}
+
+function run(mode: 'stream' | 'warp', box: string): Peak {
+  return child([mode, source, box, join(dir, `out-${mode}-${Math.random().toString(36).slice(2)}.tif`)]);
+}
+
+/** The COG writer alone: a float32 2-band raster (like chm.tif) of width × height px. */
+function writer(width: number, height: number, blockSize: number): Peak & { levels: number; live: number } {
+  return child(['writer', String(width), String(height), join(dir, `out-writer-${width}.tif`), String(blockSize)]) as Peak & { levels: number; live: number };
 }
 
 const MiB = 1024 * 1024;
@@ -98,14 +109,28 @@ describe('memory does not grow with the AOI', () => {
     expect(large.highWater).toBeLessThan(small.highWater + 24 * MiB);
   });
 
-  it('warp to COG (stream + writer): an AOI 10× taller peaks at the same memory (the writer holds one row of blocks)', { timeout: 300_000 }, () => {
-    // 1.1 km wide: 4 tile columns; 3 rows against 30 (a single-row run would not yet have touched
-    // the writer's overview row buffers).
+  it('warp to COG (stream + writer): an AOI 10× taller peaks at the same memory', { timeout: 300_000 }, () => {
+    // 1.1 km wide: 4 tile columns; 3 rows against 30 (a single-row run would not yet have built
+    // an overview row).
     const small = run('warp', bbox(1100, 900));
     const large = run('warp', bbox(1100, 9000));
     console.log('warp to COG', { small, large });
     expect(large.tiles).toBeGreaterThanOrEqual(8 * small.tiles);
     expect(large.maxRssKiB * 1024).toBeLessThan(small.maxRssKiB * 1024 + 64 * MiB);
     expect(large.highWater).toBeLessThan(small.highWater + 24 * MiB);
+  });
+
+  it('COG writer: a raster 10× wider peaks at the same memory (no row of blocks is held)', { timeout: 300_000 }, () => {
+    // 256-px blocks, 3 block rows. 16 blocks across already fill the writer's bounded compression
+    // and overview pipelines (~13 MiB of blocks at this size); 160 blocks across is where a writer
+    // holding one row of blocks per overview level would need ~150 MiB more (the writer before
+    // streaming its overviews: +146 MiB live, +145 MiB RSS on this pair).
+    const narrow = writer(4096, 768, 256);
+    const wide = writer(40960, 768, 256);
+    console.log('COG writer', { narrow, wide });
+    expect(wide.tiles).toBe(10 * narrow.tiles);
+    expect(wide.levels).toBeGreaterThan(narrow.levels);
+    expect(wide.live).toBeLessThan(narrow.live + 12 * MiB);
+    expect(wide.maxRssKiB * 1024).toBeLessThan(narrow.maxRssKiB * 1024 + 48 * MiB);
   });
 });

@@ -9,7 +9,8 @@ export type FieldType = 2 | 3 | 4 | 12 | 16; // ASCII, SHORT, LONG, DOUBLE, LONG
 export interface OutEntry {
   tag: number;
   type: FieldType;
-  values: number[] | string;
+  /** Numbers (a typed array for long offset/count lists) or an ASCII string. */
+  values: ArrayLike<number> | string;
 }
 
 const SIZE: Record<FieldType, number> = { 2: 1, 3: 2, 4: 4, 12: 8, 16: 8 };
@@ -38,8 +39,10 @@ function writeValues(dv: DataView, at: number, e: OutEntry): void {
     return;
   }
   const s = SIZE[e.type];
-  e.values.forEach((v, i) => {
+  const values = e.values;
+  for (let i = 0; i < values.length; i++) {
     const o = at + i * s;
+    const v = values[i]!;
     switch (e.type) {
       case 3:
         dv.setUint16(o, v, true);
@@ -54,7 +57,7 @@ function writeValues(dv: DataView, at: number, e: OutEntry): void {
         dv.setBigUint64(o, BigInt(v), true);
         break;
     }
-  });
+  }
 }
 
 /** Serialise an IFD to be placed at `offset`, pointing to `next`. Entries are sorted by tag. */

@@ -4,10 +4,19 @@
  * Blocks arrive in row order (`writeBlock(col, row, bands)`, rows never going back; any column
  * order within a row; blocks never written stay sparse and read as nodata). Each block is
  * compressed at once (predictor 2 for integers, 3 for floats, then DEFLATE on libuv's thread
- * pool) and appended to a spill file beside the output, and folded 2×2 into the first overview
- * level; an overview row is compressed and folded into the next level as soon as its two source
- * rows are complete. So the writer holds one row of blocks per overview level (about one row of
- * full-resolution blocks in total), never the raster.
+ * pool) and appended to a spill file beside the output.
+ *
+ * Overviews are built row by row while later blocks arrive, without holding a row of blocks:
+ * each block, once it is in memory (as written, or as built), is reduced 2×2 into its quarter of
+ * the block above it in the next level, and that quarter (¼ of a block, uncompressed) is written
+ * to a slot of the spill file. Once rows 2R and 2R+1 of a level are complete, row R of the next
+ * level is built block by block from its ≤ 4 quarters read back (a sparse quarter stays fill;
+ * four sparse quarters leave the block sparse), folded in turn into the level above, and
+ * compressed like a full-resolution block. Slots read back are reused, so the quarters take a
+ * few block rows' worth of disk, not the raster's. In memory: the blocks waiting for compression
+ * (≤ 16) and the few overview blocks being built, whatever the raster's width or height, plus an
+ * index of 12 bytes per block. The cost over holding rows: writing and reading back each quarter
+ * (⅓ of the raw full-resolution data in all, mostly from the page cache).
  *
  * `close()` lays the file out as GDAL's COG driver does and `validate_cloud_optimized_geotiff.py`
  * checks: header, GDAL's "ghost" structural metadata (LAYOUT=IFDS_BEFORE_DATA,
@@ -18,8 +27,9 @@
  * nothing behind. BigTIFF is chosen at close when the file would pass 4 GiB.
  *
  * Overviews: 'average' (mean of the valid pixels of each 2×2 cell, rounded for integers) for
- * continuous data, 'mode' (most frequent valid value; ties go to the first in row order) for
- * categorical data, 'nearest' (top-left pixel). Each level is computed from the previous one.
+ * continuous data, 'mode' (most frequent valid value; of tied values the one that reached the
+ * count first in row order, as gdaladdo) for categorical data, 'nearest' (top-left pixel). Each
+ * level is computed from the previous one.
  * Valid means not nodata, not NaN and, when a band is marked 'alpha', opaque (alpha > 0); the
  * alpha band itself takes the cell's maximum.
  */
@@ -29,7 +39,7 @@ import { parseCrs, type Crs } from '../crs/crs.js';
 import { deflateEncodeAsync } from '../codec/deflate.js';
 import { applyFloatingPoint, applyHorizontal, LITTLE_ENDIAN_HOST } from '../codec/predictor.js';
 import { Semaphore } from '../io/lru.js';
-import { allocate, BYTES_PER_SAMPLE, isFloat, type DataType, type TypedArray } from '../raster/types.js';
+import { allocate, viewAs, BYTES_PER_SAMPLE, isFloat, type DataType } from '../raster/types.js';
 import { geoKeysFor } from '../tiff/geokeys-write.js';
 import type { GeoTransform } from '../tiff/geokeys.js';
 import { formatGdalMetadata, formatNodata, type GdalMetadataItem } from '../tiff/gdal-metadata.js';
@@ -101,11 +111,20 @@ interface LevelState {
   /** Spill positions per block: [offset, length]; length 0 = sparse. */
   spillOffset: Float64Array;
   spillLength: Uint32Array;
-  /** Buffer of the block row being assembled (levels ≥ 1): bands × across·B·B samples. */
-  row: TypedArray[] | null;
-  rowPresent: Uint8Array | null;
-  rowIndex: number;
+  /**
+   * Levels ≥ 1: the spilled quarters of the blocks not yet built, by block index: where each
+   * quadrant (top-left, top-right, bottom-left, bottom-right) lies in the spill file, NaN if its
+   * source block is sparse. Holds at most a few rows of blocks' worth of numbers.
+   */
+  quarters: Map<number, Float64Array>;
+  /** Quarter writes of this level's completed rows not yet built into the next level (≤ 2 rows). */
+  pending: Promise<unknown>[];
 }
+
+/** Overview blocks built at once. */
+const OVERVIEW_PARALLEL = 4;
+/** Overview rows queued behind the writer before `writeBlock` waits for them. */
+const MAX_QUEUED_ROWS = 4;
 
 const SAMPLE_FORMAT: Record<WritableDataType, number> = { uint8: 1, uint16: 1, uint32: 1, int16: 2, int32: 2, float32: 3, float64: 3 };
 
@@ -153,54 +172,58 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     if (last.width <= B && last.height <= B) break;
     dims.push({ width: Math.ceil(last.width / 2), height: Math.ceil(last.height / 2) });
   }
-  const levels: LevelState[] = dims.map((d, i) => {
+  const levels: LevelState[] = dims.map((d) => {
     const across = Math.ceil(d.width / B);
     const down = Math.ceil(d.height / B);
-    return {
-      ...d,
-      across,
-      down,
-      spillOffset: new Float64Array(across * down),
-      spillLength: new Uint32Array(across * down),
-      row: i === 0 ? null : Array.from({ length: o.bands }, () => allocate(o.dtype, across * B * B)),
-      rowPresent: i === 0 ? null : new Uint8Array(across),
-      rowIndex: 0,
-    };
+    return { ...d, across, down, spillOffset: new Float64Array(across * down), spillLength: new Uint32Array(across * down), quarters: new Map(), pending: [] };
   });
   const fill = nodata ?? 0;
   /** With an alpha band, overviews average only the opaque pixels. */
   const alphaIndex = o.colorInterp ? o.colorInterp.indexOf('alpha') : -1;
-  for (const lv of levels) if (lv.row && fill !== 0) for (const r of lv.row) r.fill(fill);
+  const nb = o.bands;
+  const H = B / 2;
+  /** A quarter: the 2×2 reduction of one block, band after band, H×H samples each. */
+  const quarterBytes = H * H * nb * bps;
 
-  // Tiles are spilled to a temporary sibling (never committed: removed when done).
+  // Tiles are spilled to a temporary sibling (never committed: removed when done), together
+  // with the quarters waiting for their overview block, read back through a second handle.
   const spill = await openAtomic(path + '.tiles');
   const spillPath = spill.tmpPath;
+  let spillReader: FileHandle;
+  try {
+    spillReader = await open(spillPath, 'r');
+  } catch (err) {
+    await spill.abort();
+    throw fsError(err, spillPath, 'read');
+  }
   let spillPos = 0;
   let spillChain: Promise<void> = Promise.resolve();
+  /** Quarter slots of the spill file that were read back and can be written again. */
+  const freeSlots: number[] = [];
   const compressSem = new Semaphore(8);
   const inflight = new TaskGroup(16);
   let state: 'open' | 'closing' | 'closed' | 'aborted' = 'open';
   const written = new Uint8Array(levels[0]!.across * levels[0]!.down);
   let currentRow = 0;
+  /** Quarter writes of the full-resolution row being written. */
+  let rowQuarters: Promise<unknown>[] = [];
   const task = progress.start('writing COG', { total: written.length, unit: 'blocks' });
 
-  const cleanup = (): Promise<void> => spill.abort();
+  /** Overview rows are built one at a time, in this chain, while blocks keep arriving. */
+  let pyramid: Promise<void> = Promise.resolve();
+  let queuedRows = 0;
+  let pyramidFailure: { error: unknown } | null = null;
 
-  /** Interleave bands, apply the predictor, deflate, append to the spill file. */
-  const encode = (lvIndex: number, bi: number, planes: readonly ArrayLike<number>[], planeOffset: number, planeStride: number): void => {
-    const nb = o.bands;
+  /** Interleave planar bands, apply the predictor, deflate, append to the spill file. */
+  const encode = (lvIndex: number, bi: number, planes: readonly ArrayLike<number>[]): void => {
     const buf = allocate(o.dtype, B * B * nb);
-    for (let y = 0; y < B; y++) {
-      const src = planeOffset + y * planeStride;
-      const dst = y * B * nb;
-      if (nb === 1) {
-        const p = planes[0]!;
-        for (let x = 0; x < B; x++) buf[dst + x] = p[src + x]!;
-      } else {
-        for (let b = 0; b < nb; b++) {
-          const p = planes[b]!;
-          for (let x = 0, d = dst + b; x < B; x++, d += nb) buf[d] = p[src + x]!;
-        }
+    if (nb === 1) {
+      const p = planes[0]!;
+      for (let i = 0; i < B * B; i++) buf[i] = p[i]!;
+    } else {
+      for (let b = 0; b < nb; b++) {
+        const p = planes[b]!;
+        for (let i = 0, d = b; i < B * B; i++, d += nb) buf[d] = p[i]!;
       }
     }
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -219,23 +242,23 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     }));
   };
 
-  /** Fold a finished block of level k-1 into level k's row buffer. */
-  const fold = (k: number, col: number, row: number, planes: readonly ArrayLike<number>[], planeOffset: number, planeStride: number): void => {
+  /**
+   * Reduce block (col, row) of level k-1 (planar bands of B×B samples) 2×2 into its quarter of
+   * level k's block and spill it; returns the write. Only the block's pixels inside its level
+   * count.
+   */
+  const fold = (k: number, col: number, row: number, planes: readonly ArrayLike<number>[]): Promise<void> => {
     const src = levels[k - 1]!;
     const dst = levels[k]!;
-    const H = B / 2;
-    const dcol = col >> 1;
-    const dx0 = dcol * B + (col & 1) * H;
-    const dy0 = (row & 1) * H;
     const srcW = Math.min(B, src.width - col * B);
     const srcH = Math.min(B, src.height - row * B);
-    dst.rowPresent![dcol] = 1;
-    const rowLen = dst.across * B;
+    const q = allocate(o.dtype, H * H * nb);
+    if (fill !== 0) q.fill(fill);
     const counts = new Map<number, number>();
     const alpha = alphaIndex >= 0 ? planes[alphaIndex]! : null;
-    for (let b = 0; b < o.bands; b++) {
+    for (let b = 0; b < nb; b++) {
       const s = planes[b]!;
-      const d = dst.row![b]!;
+      const qb = b * H * H;
       const isAlpha = b === alphaIndex;
       for (let j = 0; j < H; j++) {
         const sy = 2 * j;
@@ -243,16 +266,16 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
         for (let i = 0; i < H; i++) {
           const sx = 2 * i;
           if (sx >= srcW) break;
-          const di = (dy0 + j) * rowLen + dx0 + i;
+          const di = qb + j * H + i;
           if (resampling === 'nearest') {
-            d[di] = s[planeOffset + sy * planeStride + sx]!;
+            q[di] = s[sy * B + sx]!;
             continue;
           }
           if (isAlpha) {
             // Alpha: opaque if any of the cell's pixels is.
             let m = 0;
-            for (let yy = 0; yy < 2 && sy + yy < srcH; yy++) for (let xx = 0; xx < 2 && sx + xx < srcW; xx++) m = Math.max(m, s[planeOffset + (sy + yy) * planeStride + sx + xx]!);
-            d[di] = m;
+            for (let yy = 0; yy < 2 && sy + yy < srcH; yy++) for (let xx = 0; xx < 2 && sx + xx < srcW; xx++) m = Math.max(m, s[(sy + yy) * B + sx + xx]!);
+            q[di] = m;
             continue;
           }
           let sum = 0;
@@ -262,7 +285,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
           let bestCount = 0;
           for (let yy = 0; yy < 2 && sy + yy < srcH; yy++) {
             for (let xx = 0; xx < 2 && sx + xx < srcW; xx++) {
-              const at = planeOffset + (sy + yy) * planeStride + sx + xx;
+              const at = (sy + yy) * B + sx + xx;
               const v = s[at]!;
               if (Number.isNaN(v) || (nodata !== null && v === nodata) || (alpha !== null && alpha[at] === 0)) continue;
               if (resampling === 'mode') {
@@ -278,47 +301,135 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
               }
             }
           }
-          if (resampling === 'mode') d[di] = bestCount > 0 ? best : fill;
-          else d[di] = n === 0 ? fill : float ? sum / n : Math.floor(sum / n + 0.5);
+          if (resampling === 'mode') q[di] = bestCount > 0 ? best : fill;
+          else q[di] = n === 0 ? fill : float ? sum / n : Math.floor(sum / n + 0.5);
         }
       }
     }
+    // Record the slot now (the block is built only after this row's writes are awaited).
+    const bi = (row >> 1) * dst.across + (col >> 1);
+    let slots = dst.quarters.get(bi);
+    if (!slots) dst.quarters.set(bi, (slots = new Float64Array(4).fill(NaN)));
+    let at = freeSlots.pop();
+    if (at === undefined) {
+      at = spillPos;
+      spillPos += quarterBytes;
+    }
+    slots[(col & 1) + 2 * (row & 1)] = at;
+    const done = spill.writeAt(new Uint8Array(q.buffer, q.byteOffset, q.byteLength), at);
+    inflight.add(done);
+    return done;
   };
 
-  /** Level k's buffered row is complete: encode its blocks, fold them upward, reset. */
-  const finishRow = (k: number): void => {
-    const lv = levels[k]!;
-    const r = lv.rowIndex;
-    const rowLen = lv.across * B;
-    for (let c = 0; c < lv.across; c++) {
-      if (!lv.rowPresent![c]) continue;
-      encode(k, r * lv.across + c, lv.row!, c * B, rowLen);
-      if (k + 1 < levels.length) {
-        fold(k + 1, c, r, lv.row!, c * B, rowLen);
+  /** Build block (col, row) of level k (≥ 1) from its spilled quarters: fold it upward, encode it. */
+  const buildBlock = async (k: number, col: number, row: number, slots: Float64Array, writes: Promise<unknown>[]): Promise<void> => {
+    const data = allocate(o.dtype, B * B * nb);
+    if (fill !== 0) data.fill(fill);
+    const planes = Array.from({ length: nb }, (_, b) => data.subarray(b * B * B, (b + 1) * B * B));
+    const qBytes = new Uint8Array(quarterBytes);
+    const q = viewAs(o.dtype, qBytes);
+    for (let quad = 0; quad < 4; quad++) {
+      const at = slots[quad]!;
+      if (Number.isNaN(at)) continue;
+      await readFully(spillReader, qBytes, 0, at);
+      freeSlots.push(at);
+      const x0 = (quad & 1) * H;
+      const y0 = (quad >> 1) * H;
+      for (let b = 0; b < nb; b++) {
+        for (let j = 0; j < H; j++) planes[b]!.set(q.subarray(b * H * H + j * H, b * H * H + (j + 1) * H), (y0 + j) * B + x0);
       }
     }
-    if (k + 1 < levels.length && (r % 2 === 1 || r === lv.down - 1)) finishRow(k + 1);
-    // Reset the buffer for the next row.
-    for (const p of lv.row!) p.fill(fill);
-    lv.rowPresent!.fill(0);
-    lv.rowIndex = r + 1;
+    if (k + 1 < levels.length) writes.push(fold(k + 1, col, row, planes));
+    await inflight.room();
+    encode(k, row * levels[k]!.across + col, planes);
   };
 
-  /** Full-resolution row r is complete. */
-  const finishLevel0Row = (r: number): void => {
-    if (levels.length > 1 && (r % 2 === 1 || r === levels[0]!.down - 1)) finishRow(1);
+  /** Build row `row` of level k (≥ 1): its quarters are spilled. Returns the quarter writes for level k+1. */
+  const buildRow = async (k: number, row: number): Promise<Promise<unknown>[]> => {
+    const lv = levels[k]!;
+    const writes: Promise<unknown>[] = [];
+    const group = new TaskGroup(OVERVIEW_PARALLEL);
+    try {
+      for (let col = 0; col < lv.across; col++) {
+        const bi = row * lv.across + col;
+        const slots = lv.quarters.get(bi);
+        if (!slots) continue; // no source block written: stays sparse
+        lv.quarters.delete(bi);
+        await group.room();
+        if (state === 'aborted') return writes;
+        throwIfAborted(o.signal);
+        group.add(buildBlock(k, col, row, slots, writes));
+      }
+      await group.drain();
+    } finally {
+      await group.settle();
+    }
+    return writes;
+  };
+
+  /**
+   * Row r of level k is complete (`writes`: its quarter writes for level k+1). Once it completes a
+   * pair of rows (or is the last), queue the build of level k+1's row from them.
+   */
+  const rowComplete = (k: number, r: number, writes: Promise<unknown>[]): void => {
+    const lv = levels[k]!;
+    if (k + 1 >= levels.length) return;
+    lv.pending.push(Promise.allSettled(writes));
+    if (r % 2 === 0 && r !== lv.down - 1) return;
+    const ready = lv.pending;
+    lv.pending = [];
+    queuedRows++;
+    pyramid = pyramid.then(async () => {
+      try {
+        if (pyramidFailure || state === 'aborted') return;
+        await Promise.all(ready);
+        inflight.check();
+        rowComplete(k + 1, r >> 1, await buildRow(k + 1, r >> 1));
+      } catch (err) {
+        pyramidFailure ??= { error: err };
+      } finally {
+        queuedRows--;
+      }
+    });
+  };
+
+  /** Wait until at most `n` overview rows are queued. */
+  const pyramidBelow = async (n: number): Promise<void> => {
+    while (queuedRows > n) await pyramid;
+  };
+
+  const readFully = async (handle: FileHandle, buf: Uint8Array, at: number, position: number): Promise<void> => {
+    let got = 0;
+    const n = buf.length - at;
+    while (got < n) {
+      const { bytesRead } = await handle.read(buf, at + got, n - got, position + got).catch((err: unknown) => {
+        throw fsError(err, spillPath, 'read');
+      });
+      if (bytesRead === 0) throw new GeoDinoError('E_WRITE', `${path}: spill file ${spillPath} is shorter than expected`);
+      got += bytesRead;
+    }
   };
 
   const fail = (err: unknown): never => {
     throw err instanceof GeoDinoError ? err : fsError(err, path, 'write');
   };
-  /** Throw the first compression/spill failure, as a write error naming the file. */
+  /** Throw the first compression/spill/overview failure, as a write error naming the file. */
   const checkTasks = (): void => {
     try {
+      if (pyramidFailure) throw pyramidFailure.error;
       inflight.check();
     } catch (err) {
       fail(err);
     }
+  };
+
+  /** Stop the overview chain, let running tasks finish, remove the spill file. */
+  const cleanup = async (): Promise<void> => {
+    await pyramidBelow(0);
+    await inflight.settle();
+    await spillChain.catch(() => undefined);
+    await spillReader.close().catch(() => undefined);
+    await spill.abort();
   };
 
   const writer: CogWriter = {
@@ -340,10 +451,20 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       if (bands.length !== o.bands || bands.some((b) => b.length !== B * B)) {
         throw bad(path, `block (${col}, ${row}) must be ${o.bands} arrays of ${B}×${B} samples (got ${bands.length} of ${bands.map((b) => b.length).join(', ')})`);
       }
-      while (currentRow < row) finishLevel0Row(currentRow++);
+      if (currentRow < row) {
+        while (currentRow < row) {
+          rowComplete(0, currentRow++, rowQuarters);
+          rowQuarters = [];
+        }
+        // Back-pressure: the overviews must not fall far behind.
+        await pyramidBelow(MAX_QUEUED_ROWS);
+        if (state !== 'open') throw new GeoDinoError('E_INTERNAL', `${path}: writeBlock after ${state}`);
+        checkTasks();
+        throwIfAborted(o.signal);
+      }
       written[row * l0.across + col] = 1;
-      encode(0, row * l0.across + col, bands, 0, B);
-      if (levels.length > 1) fold(1, col, row, bands, 0, B);
+      encode(0, row * l0.across + col, bands);
+      if (levels.length > 1) rowQuarters.push(fold(1, col, row, bands));
       task.tick();
       // Back-pressure: keep the number of blocks being compressed bounded.
       await inflight.room().catch(fail);
@@ -353,7 +474,11 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       state = 'closing';
       try {
         const l0 = levels[0]!;
-        while (currentRow < l0.down) finishLevel0Row(currentRow++);
+        while (currentRow < l0.down) {
+          rowComplete(0, currentRow++, rowQuarters);
+          rowQuarters = [];
+        }
+        await pyramidBelow(0);
         await inflight.settle();
         await spillChain;
         checkTasks();
@@ -371,8 +496,6 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     async abort() {
       if (state === 'closed' || state === 'aborted') return;
       state = 'aborted';
-      await inflight.settle();
-      await spillChain.catch(() => undefined);
       await cleanup();
     },
   };
@@ -382,7 +505,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     const ghost = ghostArea();
     const dataBytes = levels.reduce((s, lv) => s + lv.spillLength.reduce((a, n) => a + (n ? n + 8 : 0), 0), 0);
     const bigTiff = o.bigTiff === true || dataBytes + 1024 * 1024 + levels.reduce((s, lv) => s + lv.spillLength.length * 16, 0) > 0xfff00000;
-    const entriesFor = (k: number, offsets: number[], counts: number[]): OutEntry[] => {
+    const entriesFor = (k: number, offsets: ArrayLike<number>, counts: ArrayLike<number>): OutEntry[] => {
       const lv = levels[k]!;
       const rgb = o.dtype === 'uint8' && o.bands >= 3 && o.colorInterp?.[0] === 'red' && o.colorInterp[1] === 'green' && o.colorInterp[2] === 'blue';
       const photometric = o.colorTable ? 3 : rgb ? 2 : 1;
@@ -450,8 +573,8 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     // Sizes first (offsets do not change sizes), then offsets.
     const headerSize = bigTiff ? 16 : 8;
     const firstIfd = headerSize + ghost.length + ((headerSize + ghost.length) % 2);
-    const zeros = (n: number): number[] => new Array<number>(n).fill(0);
-    const sizes = levels.map((lv, k) => ifdSize(entriesFor(k, zeros(lv.spillLength.length), zeros(lv.spillLength.length)), bigTiff));
+    const blockOffsets = levels.map((lv) => new Float64Array(lv.spillLength.length));
+    const sizes = levels.map((lv, k) => ifdSize(entriesFor(k, blockOffsets[k]!, lv.spillLength), bigTiff));
     const ifdOffsets: number[] = [];
     let pos = firstIfd;
     for (const s of sizes) {
@@ -459,7 +582,6 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       pos += s;
     }
     // Data: smallest overview first, full resolution last; each block = leader(4) + data + trailer(4).
-    const blockOffsets = levels.map((lv) => zeros(lv.spillLength.length));
     for (let k = levels.length - 1; k >= 0; k--) {
       const lv = levels[k]!;
       for (let i = 0; i < lv.spillLength.length; i++) {
@@ -472,17 +594,13 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     const total = pos;
     if (!bigTiff && total > 0xffffffff) throw new GeoDinoError('E_INTERNAL', `${path}: classic TIFF chosen for a ${total}-byte file`);
     const out = await openAtomic(path);
-    let reader: FileHandle | null = null;
     try {
-      reader = await open(spillPath, 'r').catch((err: unknown) => {
-        throw fsError(err, spillPath, 'read');
-      });
       await out.write(tiffHeader(firstIfd, bigTiff));
       await out.write(ghost);
       if (out.position < firstIfd) await out.write(new Uint8Array(firstIfd - out.position));
       for (let k = 0; k < levels.length; k++) {
         const lv = levels[k]!;
-        const ifd = serializeIfd(entriesFor(k, blockOffsets[k]!, Array.from(lv.spillLength)), ifdOffsets[k]!, k + 1 < levels.length ? ifdOffsets[k + 1]! : 0, bigTiff);
+        const ifd = serializeIfd(entriesFor(k, blockOffsets[k]!, lv.spillLength), ifdOffsets[k]!, k + 1 < levels.length ? ifdOffsets[k + 1]! : 0, bigTiff);
         await out.write(ifd);
       }
       // Copy blocks from the spill file, batching reads into ~4 MiB chunks.
@@ -510,12 +628,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
           if (!n) continue;
           const data = new Uint8Array(n + 8);
           new DataView(data.buffer).setUint32(0, n, true);
-          let got = 0;
-          while (got < n) {
-            const { bytesRead } = await reader.read(data, 4 + got, n - got, lv.spillOffset[i]! + got);
-            if (bytesRead === 0) throw new GeoDinoError('E_WRITE', `${path}: spill file ${spillPath} is shorter than expected`);
-            got += bytesRead;
-          }
+          await readFully(spillReader, data.subarray(0, n + 4), 4, lv.spillOffset[i]!);
           data.copyWithin(n + 4, n, n + 4);
           chunk.push(data);
           chunkBytes += data.length;
@@ -530,7 +643,6 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
       await out.abort();
       throw err;
     } finally {
-      await reader?.close().catch(() => undefined);
       await cleanup();
     }
     log.debug({ path, bytes: total, levels: levels.length, bigTiff }, 'COG written');
