@@ -3,9 +3,9 @@
  * (the demo model is made there on first use), AOIs over the shared real imagery, running the CLI
  * with `--json`, and GDAL oracles.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCli, type CliResult } from '../support/cli.js';
 import { gdalJson } from '../support/fixture-run.js';
 
@@ -86,5 +86,6 @@ print(json.dumps({'width': ds.RasterXSize, 'height': ds.RasterYSize}))
     [path, String(band), out],
   ) as { width: number; height: number };
   const buf = readFileSync(out);
+  rmSync(dirname(out), { recursive: true, force: true });
   return { ...meta, values: new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8) };
 }

@@ -227,6 +227,8 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
   await ensureDir(staging);
   const bandNames = plan.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
   const nb = bandNames.length;
+  // Uncertainty is blended as the spread of the overlapping tiles' mixture, not as a mean of σ.
+  const spread = nb === 2 ? { mean: bandNames.indexOf('height'), std: bandNames.indexOf('uncertainty') } : null;
   const demoTag = plan.demo ? 'YES' : 'NO';
   const cog = await createCogWriter(join(staging, 'chm.tif'), {
     width: W,
@@ -238,7 +240,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     crs: plan.grid.crs,
     transform: plan.grid.transform,
     bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
-    bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution' })),
+    bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution (of the blended mixture where tiles overlap)' })),
     overviewResampling: 'average',
     metadata: {
       GEO_DINO_VERSION,
@@ -306,7 +308,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         const j1 = Math.min(layout.cols - 1, Math.floor((cx0 + cw - 1) / stride));
         const ids: number[] = [];
         for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
-        const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA });
+        const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA, spread });
         for (const l of classLayers) l.begin(cw, rows);
         imagery?.begin(cw, rows);
         const source = new Uint16Array(cw * rows).fill(NO_SOURCE);

@@ -7,6 +7,11 @@
  * and emitted, left to right, ready for a tile-ordered COG writer. Memory is
  * (bands + 1) × (tileSize + blockSize) × width × 4 bytes, independent of the raster's height.
  *
+ * A band that is the standard deviation of another (`spread`) is not averaged: it becomes the
+ * standard deviation of the blended mixture, σ² = Σ wᵢ(σᵢ² + (μᵢ − μ̄)²) / Σ wᵢ, so where
+ * overlapping tiles disagree the uncertainty grows by their disagreement instead of hiding it.
+ * Where one tile covers a pixel this is that tile's σ.
+ *
  * Pixels that no valid tile pixel covered get `nodata`.
  */
 import { GeoDinoError } from '@geo-dino/core';
@@ -28,6 +33,11 @@ export interface StitcherOptions {
   window?: WindowKind;
   /** Value for pixels without a valid prediction (default NaN). */
   nodata?: number;
+  /**
+   * Band `std` holds the standard deviation of band `mean`'s prediction: blend it as the spread
+   * of the weighted mixture rather than as a mean (see the module comment). Default: none.
+   */
+  spread?: { mean: number; std: number } | null;
 }
 
 export interface TilePrediction {
@@ -72,12 +82,16 @@ export class Stitcher {
   private lastTileY = -Infinity;
 
   constructor(options: StitcherOptions) {
-    const o: Required<StitcherOptions> = { window: 'raised-cosine', nodata: Number.NaN, ...options };
+    const o: Required<StitcherOptions> = { window: 'raised-cosine', nodata: Number.NaN, spread: null, ...options };
     for (const k of ['width', 'height', 'bands', 'blockSize', 'tileSize'] as const) {
       if (!Number.isInteger(o[k]) || o[k] <= 0) throw new GeoDinoError('E_INTERNAL', `stitcher: ${k} must be a positive integer (got ${o[k]})`);
     }
     if (!Number.isInteger(o.overlap) || o.overlap < 0 || o.overlap * 2 > o.tileSize) {
       throw new GeoDinoError('E_INTERNAL', `stitcher: overlap ${o.overlap} must be in [0, tileSize/2]`);
+    }
+    const sp = o.spread;
+    if (sp && (![sp.mean, sp.std].every((b) => Number.isInteger(b) && b >= 0 && b < o.bands) || sp.mean === sp.std)) {
+      throw new GeoDinoError('E_INTERNAL', `stitcher: spread bands ${sp.mean}/${sp.std} must be two different bands of ${o.bands}`);
     }
     this.options = o;
     this.blockCols = Math.ceil(o.width / o.blockSize);
@@ -113,7 +127,7 @@ export class Stitcher {
    * top can no longer change, since tiles arrive in non-decreasing `y`).
    */
   add(tile: TilePrediction): OutputBlock[] {
-    const { width: W, height: H, bands } = this.options;
+    const { width: W, height: H, bands, spread } = this.options;
     if (tile.y < this.lastTileY) {
       throw new GeoDinoError('E_INTERNAL', `stitcher: tiles must arrive in non-decreasing y (got ${tile.y} after ${this.lastTileY})`);
     }
@@ -131,6 +145,7 @@ export class Stitcher {
     const emitted = this.flushBefore(Math.max(0, tile.y));
 
     const win = this.window(tile.width, tile.height);
+    const stdBand = spread ? spread.std : -1;
     const x0 = Math.max(0, tile.x);
     const x1 = Math.min(W, tile.x + tile.width);
     const y0 = Math.max(0, tile.y, this.top);
@@ -144,8 +159,19 @@ export class Stitcher {
         if (tile.valid && tile.valid[ti] === 0) continue;
         const w = win[ti]!;
         const si = srow + x;
-        this.weights[si]! += w;
-        for (let b = 0; b < bands; b++) this.sums[b]![si]! += w * tile.bands[b]![ti]!;
+        const w0 = this.weights[si]!;
+        this.weights[si] = w0 + w;
+        if (spread && w > 0) {
+          // Weighted Welford update of S = Σ wᵢ(σᵢ² + (μᵢ − μ̄)²): every term is ≥ 0, so float32
+          // holds it without the cancellation of Σ w(σ² + μ²) − W μ̄².
+          const m = tile.bands[spread.mean]![ti]!;
+          const sd = tile.bands[spread.std]![ti]!;
+          const sm = this.sums[spread.mean]!;
+          const before = w0 > 0 ? sm[si]! / w0 : m;
+          const after = (sm[si]! + w * m) / (w0 + w);
+          this.sums[spread.std]![si]! += w * (sd * sd + (m - before) * (m - after));
+        }
+        for (let b = 0; b < bands; b++) if (b !== stdBand) this.sums[b]![si]! += w * tile.bands[b]![ti]!;
       }
     }
     return emitted;
@@ -170,7 +196,7 @@ export class Stitcher {
   }
 
   private emitBlockRow(): OutputBlock[] {
-    const { width: W, height: H, blockSize: B, bands, nodata } = this.options;
+    const { width: W, height: H, blockSize: B, bands, nodata, spread } = this.options;
     const row = this.nextBlockRow;
     const rowTop = row * B;
     const rows = Math.min(B, H - rowTop);
@@ -188,6 +214,7 @@ export class Stitcher {
           if (w > 0) {
             validPixels++;
             for (let b = 0; b < bands; b++) data[b]![drow + c] = this.sums[b]![srow + c]! / w;
+            if (spread) data[spread.std]![drow + c] = Math.sqrt(this.sums[spread.std]![srow + c]! / w);
           }
         }
       }

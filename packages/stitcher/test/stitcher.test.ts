@@ -128,6 +128,80 @@ describe('Stitcher', () => {
     expect(a.memoryBytes).toBe(3 * (512 + 256) * 1000 * 4);
   });
 
+  it('blends an uncertainty band as the spread of the mixture: the float64 formula where tiles overlap, σ itself where one tile covers', () => {
+    // Tiles disagree on the mean (a per-tile offset, as edge effects would) and carry their own σ.
+    const [w, h, T, O, B] = [300, 220, 96, 24, 64];
+    const mean = (x: number, y: number, t: number): number => 25 + 4 * Math.sin(x / 17) * Math.cos(y / 23) + (((t * 7919) % 5) - 2) * 0.75;
+    const std = (x: number, y: number, t: number): number => 0.02 + 0.3 * (((x + 3 * y + 11 * t) % 13) / 13);
+    const s = new Stitcher({ width: w, height: h, bands: 2, blockSize: B, tileSize: T, overlap: O, spread: { mean: 0, std: 1 } });
+    const win = axisWeights(T, O);
+    // Independent float64 oracle: Σw(σ² + μ²)/Σw − μ̄² over every tile covering the pixel.
+    const sw = new Float64Array(w * h);
+    const swm = new Float64Array(w * h);
+    const sw2 = new Float64Array(w * h);
+    const swsd = new Float64Array(w * h);
+    const count = new Uint8Array(w * h);
+    const single = new Float64Array(w * h);
+    const blocks: OutputBlock[] = [];
+    let t = 0;
+    for (const y of origins(h, T, O)) {
+      for (const x of origins(w, T, O)) {
+        const m = new Float32Array(T * T);
+        const sd = new Float32Array(T * T);
+        for (let j = 0; j < T; j++)
+          for (let i = 0; i < T; i++) {
+            m[j * T + i] = mean(x + i, y + j, t);
+            sd[j * T + i] = std(x + i, y + j, t);
+            const k = (y + j) * w + x + i;
+            const wt = Math.fround(win[i]! * win[j]!);
+            sw[k]! += wt;
+            swm[k]! += wt * m[j * T + i]!;
+            sw2[k]! += wt * (sd[j * T + i]! ** 2 + m[j * T + i]! ** 2);
+            swsd[k]! += wt * sd[j * T + i]!;
+            count[k]!++;
+            single[k] = sd[j * T + i]!;
+          }
+        blocks.push(...s.add({ x, y, width: T, height: T, bands: [m, sd] }));
+        t++;
+      }
+    }
+    blocks.push(...s.finish());
+    let maxErr = 0;
+    let overlapped = 0;
+    let grew = 0;
+    let singles = 0;
+    for (const b of blocks) {
+      for (let r = 0; r < b.height; r++)
+        for (let c = 0; c < b.width; c++) {
+          const k = (b.y + r) * w + b.x + c;
+          const got = b.bands[1]![r * B + c]!;
+          const mu = swm[k]! / sw[k]!;
+          const want = Math.sqrt(sw2[k]! / sw[k]! - mu * mu);
+          maxErr = Math.max(maxErr, Math.abs(got - want));
+          if (count[k] === 1) {
+            singles++;
+            expect(Math.abs(got - single[k]!)).toBeLessThanOrEqual(2e-7 * single[k]!);
+          } else {
+            overlapped++;
+            // Never below the weighted mean of σ (what plain averaging gave); disagreeing tiles add to it.
+            const meanSd = swsd[k]! / sw[k]!;
+            expect(got).toBeGreaterThanOrEqual(meanSd - 1e-5);
+            if (got > meanSd + 0.1) grew++;
+          }
+        }
+    }
+    expect(singles).toBeGreaterThan(1000);
+    expect(overlapped).toBeGreaterThan(1000);
+    expect(grew).toBeGreaterThan(overlapped / 4);
+    // float32 inputs and accumulators against a float64 oracle at heights near 25 m.
+    expect(maxErr).toBeLessThan(2e-5);
+  });
+
+  it('refuses a spread pair that is not two different bands', () => {
+    expect(() => new Stitcher({ width: 10, height: 10, bands: 2, blockSize: 8, tileSize: 8, overlap: 2, spread: { mean: 1, std: 1 } })).toThrow(/two different bands/);
+    expect(() => new Stitcher({ width: 10, height: 10, bands: 2, blockSize: 8, tileSize: 8, overlap: 2, spread: { mean: 0, std: 2 } })).toThrow(/two different bands/);
+  });
+
   it('refuses tiles out of order', () => {
     const s = new Stitcher({ width: 100, height: 100, bands: 1, blockSize: 32, tileSize: 64, overlap: 16 });
     s.add({ x: 0, y: 48, width: 64, height: 64, bands: [new Float32Array(64 * 64)] });
