@@ -74,10 +74,20 @@ export function undoFloatingPoint(data: Uint8Array, width: number, rows: number,
   const wc = width * spp;
   const rowBytes = wc * bytesPerSample;
   const tmp = new Uint8Array(rowBytes);
+  if (bytesPerSample === 4 && LITTLE_ENDIAN_HOST && data.byteOffset % 4 === 0) {
+    // float32 (the common case): byte sums into tmp, then one 32-bit word per sample.
+    const u32 = new Uint32Array(data.buffer, data.byteOffset, (rows * rowBytes) >> 2);
+    for (let r = 0; r < rows; r++) {
+      const off = r * rowBytes;
+      prefixSum(data, off, rowBytes, spp, tmp);
+      const o = off >> 2;
+      for (let s = 0; s < wc; s++) u32[o + s] = (tmp[s]! << 24) | (tmp[wc + s]! << 16) | (tmp[2 * wc + s]! << 8) | tmp[3 * wc + s]!;
+    }
+    return;
+  }
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * rowBytes, (r + 1) * rowBytes);
-    for (let i = spp; i < rowBytes; i++) row[i] = (row[i]! + row[i - spp]!) & 0xff;
-    tmp.set(row);
+    prefixSum(data, r * rowBytes, rowBytes, spp, tmp);
     for (let s = 0; s < wc; s++) {
       for (let b = 0; b < bytesPerSample; b++) {
         // Plane 0 holds the most significant bytes.
@@ -88,21 +98,50 @@ export function undoFloatingPoint(data: Uint8Array, width: number, rows: number,
   }
 }
 
+/** tmp[i] = Σ data[off + i − k·spp] (mod 256): the byte-wise horizontal differencing undone. */
+function prefixSum(data: Uint8Array, off: number, n: number, spp: number, tmp: Uint8Array): void {
+  if (spp === 1) {
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      acc = (acc + data[off + i]!) & 0xff;
+      tmp[i] = acc;
+    }
+    return;
+  }
+  for (let i = 0; i < spp && i < n; i++) tmp[i] = data[off + i]!;
+  for (let i = spp; i < n; i++) tmp[i] = tmp[i - spp]! + data[off + i]!;
+}
+
 /** Apply predictor 3 in place to host-order samples. */
 export function applyFloatingPoint(data: Uint8Array, width: number, rows: number, spp: number, bytesPerSample: number): void {
   const wc = width * spp;
   const rowBytes = wc * bytesPerSample;
   const tmp = new Uint8Array(rowBytes);
+  const fast = bytesPerSample === 4 && LITTLE_ENDIAN_HOST && data.byteOffset % 4 === 0;
+  const u32 = fast ? new Uint32Array(data.buffer, data.byteOffset, (rows * rowBytes) >> 2) : null;
   for (let r = 0; r < rows; r++) {
-    const row = data.subarray(r * rowBytes, (r + 1) * rowBytes);
-    tmp.set(row);
-    for (let s = 0; s < wc; s++) {
-      for (let b = 0; b < bytesPerSample; b++) {
-        const src = LITTLE_ENDIAN_HOST ? s * bytesPerSample + (bytesPerSample - 1 - b) : s * bytesPerSample + b;
-        row[b * wc + s] = tmp[src]!;
+    const off = r * rowBytes;
+    // Split into byte planes, most significant first.
+    if (u32) {
+      const o = off >> 2;
+      for (let s = 0; s < wc; s++) {
+        const v = u32[o + s]!;
+        tmp[s] = v >>> 24;
+        tmp[wc + s] = v >>> 16;
+        tmp[2 * wc + s] = v >>> 8;
+        tmp[3 * wc + s] = v;
+      }
+    } else {
+      for (let s = 0; s < wc; s++) {
+        for (let b = 0; b < bytesPerSample; b++) {
+          const src = LITTLE_ENDIAN_HOST ? s * bytesPerSample + (bytesPerSample - 1 - b) : s * bytesPerSample + b;
+          tmp[b * wc + s] = data[off + src]!;
+        }
       }
     }
-    for (let i = rowBytes - 1; i >= spp; i--) row[i] = (row[i]! - row[i - spp]!) & 0xff;
+    // Horizontal byte differencing.
+    for (let i = 0; i < spp && i < rowBytes; i++) data[off + i] = tmp[i]!;
+    for (let i = spp; i < rowBytes; i++) data[off + i] = tmp[i]! - tmp[i - spp]!;
   }
 }
 
