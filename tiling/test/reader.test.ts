@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openRaster, inlineDecoder, type RasterSource } from '@geo-dino/tiling';
+import { DecoderPool, openRaster, inlineDecoder, type RasterSource } from '@geo-dino/tiling';
 import { sharedData } from '../../test/support/shared-data.js';
 import { requireGdal } from '../../test/support/tools.js';
 import { diff, gdal, gdalinfoJson, gdalLonLat, gdalPython, gdalRead } from './support/gdal.js';
@@ -138,6 +138,25 @@ describe('reader vs GDAL: real rasters', () => {
     } finally {
       await src.close();
     }
+  });
+
+  it('a pool warmed up front starts all its workers, and they decode the same pixels', async () => {
+    const pool = new DecoderPool(3);
+    expect(pool.started).toBe(0);
+    await pool.warm();
+    expect(pool.started).toBe(3);
+    await pool.warm(); // idempotent: no more workers
+    expect(pool.started).toBe(3);
+    const path = R('cogeo.tif');
+    const src = await openRaster(path, { decoder: pool.decode });
+    try {
+      await compareWindow(src, path, [0, 0, 1024, 1024]);
+      expect(pool.started).toBe(3);
+    } finally {
+      await src.close();
+      await pool.close();
+    }
+    await expect(pool.warm()).rejects.toThrow(/closed/);
   });
 
   it('a window past the edges: outside pixels are invalid and filled with nodata, inside equal GDAL', async () => {

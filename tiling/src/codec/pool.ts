@@ -39,9 +39,11 @@ interface Reply {
 
 const PER_WORKER = 2;
 
+type Kind = 'decode' | 'warp' | 'ping';
+
 export class DecoderPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: { id: number; kind: 'decode' | 'warp'; task: BlockTask | WarpJob; transfer: ArrayBuffer[] }[] = [];
+  private readonly queue: { id: number; kind: Kind; task: BlockTask | WarpJob | null; transfer: ArrayBuffer[] }[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
@@ -50,7 +52,7 @@ export class DecoderPool {
     if (!Number.isInteger(threads) || threads < 1) throw new GeoDinoError('E_ARGUMENT', `decoder threads must be ≥ 1 (got ${threads})`);
   }
 
-  private submit<T>(kind: 'decode' | 'warp', task: BlockTask | WarpJob, transfer: ArrayBuffer[]): Promise<T> {
+  private submit<T>(kind: Kind, task: BlockTask | WarpJob | null, transfer: ArrayBuffer[]): Promise<T> {
     if (this.closed) return Promise.reject(new GeoDinoError('E_INTERNAL', 'worker pool is closed'));
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
@@ -65,6 +67,21 @@ export class DecoderPool {
     const data = task.data.byteOffset === 0 && task.data.byteLength === task.data.buffer.byteLength ? task.data : task.data.slice();
     return this.submit<Uint8Array>('decode', { ...task, data }, [data.buffer as ArrayBuffer]);
   };
+
+  /** Worker threads running now. */
+  get started(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Start every worker now and wait until each answers, so that the first reads do not pay for
+   * thread start-up (module loading takes a few hundred milliseconds per worker).
+   */
+  async warm(): Promise<void> {
+    // Each ping goes to a worker without work, spawning one while fewer than `threads` exist.
+    const missing = this.threads - this.slots.length;
+    await Promise.all(Array.from({ length: Math.max(0, missing) }, () => this.submit<boolean>('ping', null, [])));
+  }
 
   /** A WarpRunner bound to this pool (the job's buffers are transferred to the worker). */
   readonly warp: WarpRunner = (job) => this.submit<WarpResult>('warp', job, warpJobTransfer(job));

@@ -7,7 +7,7 @@ import { GeoDinoError } from '@geo-dino/core';
 import { decodeBlock, type BlockTask } from './decode.js';
 import { warpStep, type WarpJob } from '../warp/step.js';
 
-type Request = { id: number; kind: 'decode'; task: BlockTask } | { id: number; kind: 'warp'; task: WarpJob };
+type Request = { id: number; kind: 'decode'; task: BlockTask } | { id: number; kind: 'warp'; task: WarpJob } | { id: number; kind: 'ping'; task: null };
 
 function transferable(u8: Uint8Array): Uint8Array {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && u8.buffer instanceof ArrayBuffer) return u8;
@@ -21,6 +21,10 @@ function fail(msg: Request, err: unknown): void {
 }
 
 parentPort!.on('message', (msg: Request) => {
+  if (msg.kind === 'ping') {
+    parentPort!.postMessage({ id: msg.id, ok: true, data: true });
+    return;
+  }
   if (msg.kind === 'warp') {
     try {
       const r = warpStep(msg.task);

@@ -368,7 +368,10 @@ class TiffRaster implements RasterSource {
     const blocks = await this.loadBlocks('img', level, lv, wanted, options.signal);
     throwIfAborted(options.signal);
 
-    const written = new Uint8Array(n); // pixels covered by a non-sparse block
+    // Pixels covered by a non-sparse block; not needed when every block is there and the window
+    // lies inside the level (the common case: skipping it saves a pass over the window).
+    const whole = x0 === x && y0 === y && x1 === x + width && y1 === y + height && blocks.every((b) => b !== null);
+    const written = whole ? null : new Uint8Array(n);
     let k = 0;
     for (const plane of planesNeeded) {
       for (let br = br0; br <= br1; br++) {
@@ -392,7 +395,7 @@ class TiffRaster implements RasterSource {
               dst.set(src.subarray(s0, s0 + span) as never, (yy - y) * width + (cx0 - x));
             }
           }
-          for (let yy = cy0; yy < cy1; yy++) written.fill(1, (yy - y) * width + (cx0 - x), (yy - y) * width + (cx1 - x));
+          if (written) for (let yy = cy0; yy < cy1; yy++) written.fill(1, (yy - y) * width + (cx0 - x), (yy - y) * width + (cx1 - x));
         }
       }
     }
@@ -405,7 +408,8 @@ class TiffRaster implements RasterSource {
     window: PixelWindow,
     bands: readonly number[],
     data: TypedArray[],
-    written: Uint8Array,
+    /** Pixels covered by a non-sparse block; null when every pixel of the window is. */
+    written: Uint8Array | null,
     valid: Uint8Array,
     signal?: AbortSignal,
   ): Promise<void> {
@@ -415,18 +419,21 @@ class TiffRaster implements RasterSource {
       const mlv = this.masks[level];
       if (mlv) {
         await this.readMaskInto(level, mlv, window, valid, signal);
-        for (let i = 0; i < n; i++) valid[i] = valid[i]! & written[i]!;
+        if (written) for (let i = 0; i < n; i++) valid[i] = valid[i]! & written[i]!;
       }
       // A level without its own mask falls back to the pixels present.
-      else valid.set(written);
+      else if (written) valid.set(written);
+      else valid.fill(1);
     } else if (info.mask === 'alpha' && info.alphaBand !== null) {
       let alpha: TypedArray;
       const ai = bands.indexOf(info.alphaBand);
       if (ai >= 0) alpha = data[ai]!;
       else alpha = (await this.read(window, { level, bands: [info.alphaBand], ...(signal ? { signal } : {}) })).bands[0]!;
-      for (let i = 0; i < n; i++) valid[i] = written[i]! && alpha[i]! > 0 ? 1 : 0;
-    } else {
+      for (let i = 0; i < n; i++) valid[i] = (!written || written[i]) && alpha[i]! > 0 ? 1 : 0;
+    } else if (written) {
       valid.set(written);
+    } else {
+      valid.fill(1);
     }
     // Nodata: a pixel is invalid when every band read equals nodata (GDAL's unified nodata).
     const nodata = info.nodata;
