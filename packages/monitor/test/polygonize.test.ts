@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StreamingPolygonizer, signedArea, type MaskComponent, type MaskRun } from '../src/polygonize.js';
-
-/** A deterministic pseudo-random generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../../test/support/rng.js';
 
 function runsOf(mask: Uint8Array, w: number, y: number, values?: Float64Array): MaskRun[] {
   const runs: MaskRun[] = [];

@@ -11,30 +11,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GeoDinoError } from '@geo-dino/core';
 import { ManualClock, dueSlot, parseSchedule } from '../src/schedule.js';
-import { MonitorStore, processOwner, type RegionInput, type RunRecord } from '../src/store.js';
+import { MonitorStore, processOwner, type RunRecord } from '../src/store.js';
 import { monitorPaths, type MonitorPaths } from '../src/paths.js';
 import { ownerAlive, runDaemon, runRegionNow, type RunExecutor } from '../src/daemon.js';
+import { regionInput } from './support/helpers.js';
 
-function region(name: string, schedule: string, extra: Partial<RegionInput> = {}): RegionInput {
-  return {
-    name,
-    aoiPath: `/nowhere/${name}.geojson`,
-    aoiAreaM2: 1e6,
-    aoiBbox: [0, 0, 0.01, 0.01],
-    schedule,
-    timezone: 'UTC',
-    imagery: 'https://stac.example/api',
-    model: null,
-    landcover: null,
-    collections: null,
-    maxCloud: null,
-    lossThresholdM: 5,
-    minAreaM2: 500,
-    webhookUrl: null,
-    webhookSecret: null,
-    ...extra,
-  };
-}
+const region = regionInput;
 
 /** A dead pid on this host: a process that has exited. */
 function deadOwner(): string {

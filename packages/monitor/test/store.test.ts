@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS, MonitorStore, SCHEMA_VERSION, migrate, runIdFor, schemaVersion, type Migration } from '../src/store.js';
 import { assertRegionName, monitorPaths } from '../src/paths.js';
+import { regionInput } from './support/helpers.js';
 
 let dir: string;
 beforeEach(() => {
@@ -86,23 +87,7 @@ describe('migrations', () => {
 describe('records', () => {
   it('regions: duplicates refused, unknown names E_NOT_FOUND listing the known ones', () => {
     const s = MonitorStore.open(join(dir, 's.sqlite'));
-    const input = {
-      name: 'forest',
-      aoiPath: '/a.geojson',
-      aoiAreaM2: 5,
-      aoiBbox: [0, 0, 1, 1] as [number, number, number, number],
-      schedule: '@daily',
-      timezone: 'UTC',
-      imagery: 'x',
-      model: null,
-      landcover: null,
-      collections: ['naip'],
-      maxCloud: 10,
-      lossThresholdM: 5,
-      minAreaM2: 500,
-      webhookUrl: null,
-      webhookSecret: null,
-    };
+    const input = regionInput('forest', '@daily', { aoiPath: '/a.geojson', aoiAreaM2: 5, aoiBbox: [0, 0, 1, 1], imagery: 'x', collections: ['naip'], maxCloud: 10 });
     const now = new Date('2025-01-01T00:00:00Z');
     expect(s.addRegion(input, now)).toMatchObject({ name: 'forest', collections: ['naip'], maxCloud: 10, createdAt: now.toISOString() });
     expect(() => s.addRegion(input, now)).toThrow(/already exists/);

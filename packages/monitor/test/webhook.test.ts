@@ -15,7 +15,7 @@ import { alertKey, deliverDueAlerts, raiseCanopyLossAlert, type CanopyLossPayloa
 import { ManualClock } from '../src/schedule.js';
 import { MonitorStore, type ChangeRecord, type Region, type RunRecord } from '../src/store.js';
 import { signWebhook, verifyWebhookSignature, checkWebhookUrl } from '../src/webhook.js';
-import { close, webhookReceiver, type Received } from './support/helpers.js';
+import { close, regionInput, webhookReceiver, type Received } from './support/helpers.js';
 
 let hook: Awaited<ReturnType<typeof webhookReceiver>>;
 let received: Received[];
@@ -49,23 +49,13 @@ function answer(...statuses: number[]): void {
 
 function setup(webhook: string | null): { region: Region; prev: RunRecord; run: RunRecord } {
   const region = store.addRegion(
-    {
-      name: 'forest',
+    regionInput('forest', '0 3 * * *', {
       aoiPath: '/x/aoi.geojson',
-      aoiAreaM2: 1e6,
       aoiBbox: [36, 0, 36.01, 0.01],
-      schedule: '0 3 * * *',
-      timezone: 'UTC',
       imagery: 'https://stac.example',
-      model: null,
-      landcover: null,
-      collections: null,
-      maxCloud: null,
-      lossThresholdM: 5,
-      minAreaM2: 500,
       webhookUrl: webhook,
       webhookSecret: webhook ? SECRET : null,
-    },
+    }),
     clock.now(),
   );
   const prev = store.createRun({ region: 'forest', trigger: 'manual', slot: null, owner: 'h:1', dir: () => '/x/prev' }, clock.now())!;

@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { zxyToTileId as oracleTileId, tileIdToZxy as oracleZxy } from 'pmtiles';
 import { GeoDinoError } from '@geo-dino/core';
 import { PMTilesWriter, TileType, zxyToTileId, hilbertIndex, MAX_ROOT_BYTES } from '../src/index.js';
-import { allEntries, openArchive, rng } from './support.js';
+import { allEntries, openArchive } from './support.js';
+import { rng } from '../../../test/support/rng.js';
 import { runPmtilesCli } from '../../../test/support/pmtiles-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gd-pmtiles-'));

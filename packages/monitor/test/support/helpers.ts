@@ -8,6 +8,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GDAL_PYTHON, requireGdal } from '../../../../test/support/tools.js';
+import type { RegionInput } from '../../src/store.js';
 
 const MAKE = fileURLToPath(new URL('./make_scenes.py', import.meta.url));
 
@@ -85,4 +86,26 @@ export async function fileServer(root: string): Promise<{ base: string; state: {
     }
   });
   return { base: await listen(server), state, server };
+}
+
+/** A region for store and scheduler tests: defaults for every field, overridden by `extra`. */
+export function regionInput(name: string, schedule: string, extra: Partial<RegionInput> = {}): RegionInput {
+  return {
+    name,
+    aoiPath: `/nowhere/${name}.geojson`,
+    aoiAreaM2: 1e6,
+    aoiBbox: [0, 0, 0.01, 0.01],
+    schedule,
+    timezone: 'UTC',
+    imagery: 'https://stac.example/api',
+    model: null,
+    landcover: null,
+    collections: null,
+    maxCloud: null,
+    lossThresholdM: 5,
+    minAreaM2: 500,
+    webhookUrl: null,
+    webhookSecret: null,
+    ...extra,
+  };
 }
