@@ -17,44 +17,20 @@ export function lzwDecode(input: Uint8Array, expected: number): Uint8Array {
   if (input.length >= 2 && input[0] === 0 && (input[1]! & 1) === 1) {
     throw new LzwError('old-style (pre-TIFF 6.0, LSB-first) LZW is not supported');
   }
-  const prefix = new Int16Array(MAX_CODES);
-  const suffix = new Uint8Array(MAX_CODES);
-  const first = new Uint8Array(MAX_CODES);
+  // Every table entry's string has already been written to the output once: an entry is where
+  // (offset) and how long (length) — emitting it is a copy from earlier output, not a walk along
+  // prefix links. Entries 0-255 are their own byte.
+  const offset = new Int32Array(MAX_CODES);
   const length = new Uint16Array(MAX_CODES);
-  for (let i = 0; i < 256; i++) {
-    prefix[i] = -1;
-    suffix[i] = i;
-    first[i] = i;
-    length[i] = 1;
-  }
   let next = 258;
   let width = 9;
   let old = -1;
+  let oldPos = 0; // where old's string was written
   let pos = 0;
   let bitBuf = 0;
   let bitCount = 0;
   let inPos = 0;
   const nIn = input.length;
-
-  const emit = (code: number): void => {
-    const len = length[code]!;
-    let end = pos + len;
-    let c = code;
-    // Write backwards; drop what does not fit (the block is full).
-    if (end > expected) {
-      let skip = end - expected;
-      while (skip > 0) {
-        c = prefix[c]!;
-        skip--;
-      }
-      end = expected;
-    }
-    for (let i = end - 1; i >= pos; i--) {
-      out[i] = suffix[c]!;
-      c = prefix[c]!;
-    }
-    pos = end;
-  };
 
   while (pos < expected) {
     while (bitCount < width) {
@@ -73,33 +49,42 @@ export function lzwDecode(input: Uint8Array, expected: number): Uint8Array {
       old = -1;
       continue;
     }
+    const at = pos;
     if (old === -1) {
       if (code > 255) throw new LzwError(`invalid first code ${code} after a Clear`);
-      emit(code);
+      out[pos++] = code;
       old = code;
+      oldPos = at;
       continue;
     }
-    let firstByte: number;
-    if (code < next) {
-      emit(code);
-      firstByte = first[code]!;
+    if (code < 256) {
+      out[pos++] = code;
+    } else if (code < next && code > EOI) {
+      // Copy the entry's earlier occurrence (it ends before `pos`: no overlap); clip at the block.
+      const src = offset[code]!;
+      const n = Math.min(length[code]!, expected - pos);
+      for (let k = 0; k < n; k++) out[pos + k] = out[src + k]!;
+      pos += n;
     } else if (code === next) {
-      firstByte = first[old]!;
+      // KwKwK: old's string followed by its own first byte.
+      const oldLen = old < 256 ? 1 : length[old]!;
+      const n = Math.min(oldLen + 1, expected - pos);
+      for (let k = 0; k < n; k++) out[pos + k] = out[oldPos + (k < oldLen ? k : 0)]!;
+      pos += n;
     } else {
       throw new LzwError(`code ${code} refers to an undefined table entry (next is ${next})`);
     }
     if (next < MAX_CODES) {
-      prefix[next] = old;
-      suffix[next] = firstByte;
-      first[next] = first[old]!;
-      length[next] = length[old]! + 1;
-      if (code === next) emit(next);
+      // The new entry (old's string + this string's first byte) now stands at oldPos.
+      offset[next] = oldPos;
+      length[next] = (old < 256 ? 1 : length[old]!) + 1;
       next++;
       if (next + 1 >= 1 << width && width < 12) width++;
     } else if (code === next) {
       throw new LzwError('code table overflow without a Clear code');
     }
     old = code;
+    oldPos = at;
   }
   return pos === expected ? out : out.subarray(0, pos);
 }
