@@ -2,8 +2,9 @@
  * A Web Mercator tile pyramid, built depth first: the tiles of the finest zoom are rendered from
  * the source, each coarser tile is reduced from its four children as soon as they exist. Only one
  * path from the root to the finest zoom is held in memory (at most four decoded tiles a level),
- * never a whole level. Encoding runs a few tiles ahead on sharp's thread pool; the writer takes
- * tiles in any order.
+ * never a whole level. The four leaves under one parent render together, so their reads decode
+ * in the worker pool while this thread warps another. Encoding runs a few tiles ahead on sharp's
+ * thread pool; the writer takes tiles in any order.
  */
 import { GeoDinoError, TaskGroup, silentProgress, throwIfAborted, type Progress } from '@geo-dino/core';
 import { intersects, tileBounds, tileRange, type MercatorBounds } from './mercator.js';
@@ -81,8 +82,20 @@ export async function buildPyramid(opts: PyramidOptions): Promise<PyramidResult>
     let tile: TileData | null;
     if (z === maxZoom) tile = await opts.render(x, y);
     else {
-      const children: (TileData | null)[] = [];
-      for (let q = 0; q < 4; q++) children.push(await visit(z + 1, 2 * x + (q & 1), 2 * y + (q >> 1)));
+      const child = (q: number): Promise<TileData | null> => visit(z + 1, 2 * x + (q & 1), 2 * y + (q >> 1));
+      let children: (TileData | null)[];
+      if (z + 1 === maxZoom) {
+        // The four leaves render together (their reads decode in the worker pool while this
+        // thread warps another); every one settles before a failure propagates.
+        const settled = await Promise.allSettled([0, 1, 2, 3].map(child));
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        children = settled.map((r) => (r as PromiseFulfilledResult<TileData | null>).value);
+      } else {
+        // Upper levels one child after another: memory stays one path of the quadtree deep.
+        children = [];
+        for (let q = 0; q < 4; q++) children.push(await child(q));
+      }
       tile = reduceChildren(kind, children);
     }
     if (z >= minZoom) {
