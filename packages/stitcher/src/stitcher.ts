@@ -145,6 +145,7 @@ export class Stitcher {
     const emitted = this.flushBefore(Math.max(0, tile.y));
 
     const win = this.window(tile.width, tile.height);
+    const meanBand = spread ? spread.mean : -1;
     const stdBand = spread ? spread.std : -1;
     const x0 = Math.max(0, tile.x);
     const x1 = Math.min(W, tile.x + tile.width);
@@ -161,17 +162,22 @@ export class Stitcher {
         const si = srow + x;
         const w0 = this.weights[si]!;
         this.weights[si] = w0 + w;
-        if (spread && w > 0) {
+        for (let b = 0; b < bands; b++) if (b !== meanBand && b !== stdBand) this.sums[b]![si]! += w * tile.bands[b]![ti]!;
+        if (spread) {
           // Weighted Welford update of S = Σ wᵢ(σᵢ² + (μᵢ − μ̄)²): every term is ≥ 0, so float32
           // holds it without the cancellation of Σ w(σ² + μ²) − W μ̄².
-          const m = tile.bands[spread.mean]![ti]!;
-          const sd = tile.bands[spread.std]![ti]!;
-          const sm = this.sums[spread.mean]!;
-          const before = w0 > 0 ? sm[si]! / w0 : m;
-          const after = (sm[si]! + w * m) / (w0 + w);
-          this.sums[spread.std]![si]! += w * (sd * sd + (m - before) * (m - after));
+          const m = tile.bands[meanBand]![ti]!;
+          const sd = tile.bands[stdBand]![ti]!;
+          const sm = this.sums[meanBand]!;
+          const sumBefore = sm[si]!;
+          const sumAfter = sumBefore + w * m;
+          sm[si] = sumAfter;
+          if (w > 0) {
+            const before = w0 > 0 ? sumBefore / w0 : m; // blended mean without and with this tile
+            const after = sumAfter / (w0 + w);
+            this.sums[stdBand]![si]! += w * (sd * sd + (m - before) * (m - after));
+          }
         }
-        for (let b = 0; b < bands; b++) if (b !== stdBand) this.sums[b]![si]! += w * tile.bands[b]![ti]!;
       }
     }
     return emitted;
@@ -197,6 +203,7 @@ export class Stitcher {
 
   private emitBlockRow(): OutputBlock[] {
     const { width: W, height: H, blockSize: B, bands, nodata, spread } = this.options;
+    const stdBand = spread ? spread.std : -1;
     const row = this.nextBlockRow;
     const rowTop = row * B;
     const rows = Math.min(B, H - rowTop);
@@ -213,8 +220,10 @@ export class Stitcher {
           const w = this.weights[srow + c]!;
           if (w > 0) {
             validPixels++;
-            for (let b = 0; b < bands; b++) data[b]![drow + c] = this.sums[b]![srow + c]! / w;
-            if (spread) data[spread.std]![drow + c] = Math.sqrt(this.sums[spread.std]![srow + c]! / w);
+            for (let b = 0; b < bands; b++) {
+              const v = this.sums[b]![srow + c]! / w;
+              data[b]![drow + c] = b === stdBand ? Math.sqrt(v) : v;
+            }
           }
         }
       }

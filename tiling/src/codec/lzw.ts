@@ -21,7 +21,7 @@ export function lzwDecode(input: Uint8Array, expected: number): Uint8Array {
   // (offset) and how long (length) — emitting it is a copy from earlier output, not a walk along
   // prefix links. Entries 0-255 are their own byte.
   const offset = new Int32Array(MAX_CODES);
-  const length = new Uint16Array(MAX_CODES);
+  const length = new Uint16Array(MAX_CODES).fill(1, 0, 256);
   let next = 258;
   let width = 9;
   let old = -1;
@@ -67,7 +67,7 @@ export function lzwDecode(input: Uint8Array, expected: number): Uint8Array {
       pos += n;
     } else if (code === next) {
       // KwKwK: old's string followed by its own first byte.
-      const oldLen = old < 256 ? 1 : length[old]!;
+      const oldLen = length[old]!;
       const n = Math.min(oldLen + 1, expected - pos);
       for (let k = 0; k < n; k++) out[pos + k] = out[oldPos + (k < oldLen ? k : 0)]!;
       pos += n;
@@ -77,7 +77,7 @@ export function lzwDecode(input: Uint8Array, expected: number): Uint8Array {
     if (next < MAX_CODES) {
       // The new entry (old's string + this string's first byte) now stands at oldPos.
       offset[next] = oldPos;
-      length[next] = (old < 256 ? 1 : length[old]!) + 1;
+      length[next] = length[old]! + 1;
       next++;
       if (next + 1 >= 1 << width && width < 12) width++;
     } else if (code === next) {

@@ -74,9 +74,9 @@ export function undoFloatingPoint(data: Uint8Array, width: number, rows: number,
   const wc = width * spp;
   const rowBytes = wc * bytesPerSample;
   const tmp = new Uint8Array(rowBytes);
-  if (bytesPerSample === 4 && LITTLE_ENDIAN_HOST && data.byteOffset % 4 === 0) {
+  const u32 = float32Words(data, rows * rowBytes, bytesPerSample);
+  if (u32) {
     // float32 (the common case): byte sums into tmp, then one 32-bit word per sample.
-    const u32 = new Uint32Array(data.buffer, data.byteOffset, (rows * rowBytes) >> 2);
     for (let r = 0; r < rows; r++) {
       const off = r * rowBytes;
       prefixSum(data, off, rowBytes, spp, tmp);
@@ -98,6 +98,12 @@ export function undoFloatingPoint(data: Uint8Array, width: number, rows: number,
   }
 }
 
+/** 4-byte samples as host-order 32-bit words, when the host is little-endian and `data` aligned. */
+function float32Words(data: Uint8Array, bytes: number, bytesPerSample: number): Uint32Array | null {
+  if (bytesPerSample !== 4 || !LITTLE_ENDIAN_HOST || data.byteOffset % 4 !== 0) return null;
+  return new Uint32Array(data.buffer, data.byteOffset, bytes >> 2);
+}
+
 /** tmp[i] = Σ data[off + i − k·spp] (mod 256): the byte-wise horizontal differencing undone. */
 function prefixSum(data: Uint8Array, off: number, n: number, spp: number, tmp: Uint8Array): void {
   if (spp === 1) {
@@ -117,8 +123,7 @@ export function applyFloatingPoint(data: Uint8Array, width: number, rows: number
   const wc = width * spp;
   const rowBytes = wc * bytesPerSample;
   const tmp = new Uint8Array(rowBytes);
-  const fast = bytesPerSample === 4 && LITTLE_ENDIAN_HOST && data.byteOffset % 4 === 0;
-  const u32 = fast ? new Uint32Array(data.buffer, data.byteOffset, (rows * rowBytes) >> 2) : null;
+  const u32 = float32Words(data, rows * rowBytes, bytesPerSample);
   for (let r = 0; r < rows; r++) {
     const off = r * rowBytes;
     // Split into byte planes, most significant first.

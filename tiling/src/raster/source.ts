@@ -415,25 +415,21 @@ class TiffRaster implements RasterSource {
   ): Promise<void> {
     const n = window.width * window.height;
     const info = this.info;
-    if (info.mask === 'internal') {
-      const mlv = this.masks[level];
-      if (mlv) {
-        await this.readMaskInto(level, mlv, window, valid, signal);
-        if (written) for (let i = 0; i < n; i++) valid[i] = valid[i]! & written[i]!;
-      }
-      // A level without its own mask falls back to the pixels present.
-      else if (written) valid.set(written);
-      else valid.fill(1);
-    } else if (info.mask === 'alpha' && info.alphaBand !== null) {
-      let alpha: TypedArray;
-      const ai = bands.indexOf(info.alphaBand);
-      if (ai >= 0) alpha = data[ai]!;
-      else alpha = (await this.read(window, { level, bands: [info.alphaBand], ...(signal ? { signal } : {}) })).bands[0]!;
-      for (let i = 0; i < n; i++) valid[i] = (!written || written[i]) && alpha[i]! > 0 ? 1 : 0;
-    } else if (written) {
-      valid.set(written);
+    const mlv = info.mask === 'internal' ? this.masks[level] : undefined;
+    if (mlv) {
+      await this.readMaskInto(level, mlv, window, valid, signal);
+      if (written) for (let i = 0; i < n; i++) valid[i] = valid[i]! & written[i]!;
     } else {
-      valid.fill(1);
+      // The pixels present (also what a level without its own internal mask falls back to).
+      if (written) valid.set(written);
+      else valid.fill(1);
+      if (info.mask === 'alpha' && info.alphaBand !== null) {
+        let alpha: TypedArray;
+        const ai = bands.indexOf(info.alphaBand);
+        if (ai >= 0) alpha = data[ai]!;
+        else alpha = (await this.read(window, { level, bands: [info.alphaBand], ...(signal ? { signal } : {}) })).bands[0]!;
+        for (let i = 0; i < n; i++) if (!(alpha[i]! > 0)) valid[i] = 0;
+      }
     }
     // Nodata: a pixel is invalid when every band read equals nodata (GDAL's unified nodata).
     const nodata = info.nodata;
