@@ -18,7 +18,7 @@ export type MediaKind = 'cog' | 'geotiff';
 
 export interface RgbAsset {
   key: string;
-  /** Absolute href (an https alternate is preferred over s3:// and similar). Unsigned. */
+  /** Absolute href (the asset's own; its https alternate when `preferHttps` asks for it). Unsigned. */
   href: string;
   type?: string;
   roles: string[];
@@ -127,10 +127,19 @@ function itemLatitude(item: StacItem): number | undefined {
   return undefined;
 }
 
-function preferredHref(asset: StacAsset, base: string): string {
+export interface PickAssetOptions {
+  /**
+   * Use an http(s) copy from the alternate-assets extension instead of an s3:// href (default
+   * false; always for schemes geo-dino cannot read, such as gs:// or az://).
+   */
+  preferHttps?: boolean;
+}
+
+function preferredHref(asset: StacAsset, base: string, options: PickAssetOptions): string {
   const href = resolveHref(base, asset.href);
   if (isHttpHref(href) || !/^[a-z0-9+.-]+:\/\//i.test(href)) return href;
-  // Alternate-assets extension: prefer a public http(s) copy of an s3:// (or similar) href.
+  if (/^s3:\/\//i.test(href) && !options.preferHttps) return href;
+  // Alternate-assets extension: a public http(s) copy of an s3:// (or similar) href.
   const alt = asset['alternate'];
   if (alt && typeof alt === 'object') {
     for (const a of Object.values(alt as Record<string, unknown>)) {
@@ -150,7 +159,7 @@ interface Candidate {
  * Choose the RGB asset of an item. `base` is the location relative asset hrefs resolve against
  * (the item's own document, or its `self` link for items from a search).
  */
-export function pickRgbAsset(item: StacItem, base: string): AssetChoice {
+export function pickRgbAsset(item: StacItem, base: string, options: PickAssetOptions = {}): AssetChoice {
   const rejected: AssetRejection[] = [];
   const candidates: Candidate[] = [];
   const itemEpsg = epsgOf(item.properties);
@@ -199,7 +208,7 @@ export function pickRgbAsset(item: StacItem, base: string): AssetChoice {
     const gsd = num(asset['gsd']) ?? num(item.properties['gsd']) ?? rasterRes ?? pixelSize;
     const rgb: RgbAsset = {
       key,
-      href: preferredHref(asset, base),
+      href: preferredHref(asset, base, options),
       ...(type ? { type } : {}),
       roles,
       mediaKind,

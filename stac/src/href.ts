@@ -1,7 +1,9 @@
 /**
  * Where STAC documents live, how their relative links resolve, and how they are read.
  *
- * A location is either an absolute http(s) URL or an absolute local path. Relative hrefs are
+ * A location is an absolute http(s) URL, an `s3://bucket/key` URL (read through
+ * @geo-dino/storage: the AWS credential chain, custom endpoints, requester pays) or an absolute
+ * local path. Relative hrefs are
  * resolved against the location of the document that holds them (the place it was actually
  * read from, not its `self` link, which is often stale in copied catalogs), with URL semantics
  * (`../`, `./`, percent-encoding) for both URLs and files.
@@ -19,6 +21,7 @@ import {
   type FetchBytesOptions,
   type Logger,
 } from '@geo-dino/core';
+import { isS3Url, s3GetJson } from '@geo-dino/storage';
 
 export function isHttpHref(href: string): boolean {
   return /^https?:\/\//i.test(href);
@@ -29,9 +32,10 @@ export function isOtherSchemeHref(href: string): boolean {
   return /^[a-z][a-z0-9+.-]+:\/\//i.test(href) && !isHttpHref(href) && !/^file:\/\//i.test(href);
 }
 
-/** Turn user input (a path, a file:// URL or an http(s) URL) into a location. */
+/** Turn user input (a path, a file:// URL, an http(s) or s3:// URL) into a location. */
 export function toLocation(input: string, cwd: string = process.cwd()): string {
   if (isHttpHref(input)) return new URL(input).toString();
+  if (isS3Url(input)) return input;
   if (/^file:\/\//i.test(input)) return fileURLToPath(input);
   return isAbsolute(input) ? input : resolvePath(cwd, input);
 }
@@ -71,20 +75,24 @@ export interface ReadJsonOptions {
 
 export const DEFAULT_MAX_DOCUMENT_BYTES = 64 * 1024 * 1024;
 
-/** Read and parse a JSON document from a local path or an http(s) URL. */
+/** Read and parse a JSON document from a local path, an http(s) or an s3:// URL. */
 export async function readJsonDocument(location: string, options: ReadJsonOptions = {}): Promise<unknown> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
-  if (isHttpHref(location)) {
-    const log = options.log ?? silentLogger();
-    return fetchJson(location, {
-      ...options.fetch,
-      maxBytes,
-      ...(options.signal ? { signal: options.signal } : {}),
-      onRetry: (info) => log.warn({ url: info.url, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'retrying'),
-    });
+  const log = options.log ?? silentLogger();
+  const retry = {
+    ...options.fetch,
+    maxBytes,
+    ...(options.signal ? { signal: options.signal } : {}),
+    onRetry: (info: { url: string; attempt: number; delayMs: number; reason: string }) =>
+      log.warn({ url: info.url, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'retrying'),
+  };
+  if (isHttpHref(location)) return fetchJson(location, retry);
+  if (isS3Url(location)) {
+    const { headers: _headers, ...s3Retry } = retry;
+    return s3GetJson(location, { ...s3Retry, log });
   }
   if (isOtherSchemeHref(location)) {
-    throw new GeoDinoError('E_ARGUMENT', `${location}: only local paths and http(s) URLs can be read (not ${location.split(':')[0]}://)`, {
+    throw new GeoDinoError('E_ARGUMENT', `${location}: only local paths, http(s) and s3:// URLs can be read (not ${location.split(':')[0]}://)`, {
       details: { location },
     });
   }

@@ -111,6 +111,8 @@ export interface SelectOptions {
   signal?: AbortSignal;
   /** Signs each chosen scene's asset href. */
   signer?: AssetSigner;
+  /** Read an asset's https alternate instead of its s3:// href (alternate-assets extension). */
+  preferHttps?: boolean;
 }
 
 const KM2 = 1e6;
@@ -254,7 +256,7 @@ export async function selectScenes(
       reject(item, 'footprint does not intersect the AOI');
       continue;
     }
-    const choice = pickRgbAsset(item, itemBase(located));
+    const choice = pickRgbAsset(item, itemBase(located), options.preferHttps ? { preferHttps: true } : {});
     if (!choice.asset) {
       reject(item, 'no usable RGB GeoTIFF/COG asset', choice.rejected);
       continue;

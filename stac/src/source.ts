@@ -4,6 +4,7 @@
  */
 import { open } from 'node:fs/promises';
 import { GeoDinoError, fetchBytes, fsError, silentLogger, type Logger } from '@geo-dino/core';
+import { isS3Url, s3Get } from '@geo-dino/storage';
 import type { Aoi } from '@geo-dino/geometry';
 import { openStacApi, searchItems, type OpenStacApiOptions, type SearchParams, type StacApi, type StacRequestOptions } from './client.js';
 import type { ConformanceClass } from './conformance.js';
@@ -69,6 +70,23 @@ async function headBytes(location: string, options: DetectOptions, log: Logger):
       throw err;
     }
   }
+  if (isS3Url(location)) {
+    try {
+      const res = await s3Get(location, [0, 65535], {
+        maxBytes: 64 * 1024,
+        log,
+        ...(options.retries !== undefined ? { retries: options.retries } : {}),
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, reason: i.reason }, 'retrying'),
+      });
+      return res.bytes;
+    } catch (err) {
+      if (err instanceof GeoDinoError && err.code === 'E_LIMIT') return 'too-big';
+      throw err;
+    }
+  }
   let fh;
   try {
     fh = await open(location, 'r');
@@ -99,8 +117,8 @@ async function headBytes(location: string, options: DetectOptions, log: Logger):
 export async function detectImagerySource(input: string, options: DetectOptions = {}): Promise<ImagerySource> {
   const log = options.log ?? silentLogger();
   if (!input.trim()) throw new GeoDinoError('E_ARGUMENT', 'empty imagery source', { details: {} });
-  if (isOtherSchemeHref(input)) {
-    throw new GeoDinoError('E_ARGUMENT', `${input}: ${input.split(':')[0]}:// is not supported; give a local path or an http(s) URL`, { details: { input } });
+  if (isOtherSchemeHref(input) && !isS3Url(input)) {
+    throw new GeoDinoError('E_ARGUMENT', `${input}: ${input.split(':')[0]}:// is not supported; give a local path, an http(s) or an s3:// URL`, { details: { input } });
   }
   const location = toLocation(input, options.cwd);
   const head = await headBytes(location, options, log);

@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { GEO_DINO_VERSION, GeoDinoError, toGeoDinoError, EXIT } from '@geo-dino/core';
+import { setS3Defaults } from '@geo-dino/storage';
 import { createContext, type CliIo, type CommandContext, type GlobalOptions } from './context.js';
 import type { CliApp } from './app.js';
 import { COMMANDS } from './commands/index.js';
@@ -30,6 +31,9 @@ export function buildProgram(app: CliApp, io: CliIo, onCommanderError: (text: st
     .addOption(new Option('--json', 'machine-readable output: a JSON result on stdout, JSON-line logs and progress on stderr'))
     .addOption(new Option('-q, --quiet', 'only warnings and errors; no progress bars'))
     .addOption(new Option('-v, --verbose', 'debug logging'))
+    .addOption(new Option('--s3-endpoint <url>', 'S3-compatible endpoint for s3:// URLs (default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS); path-style addressing'))
+    .addOption(new Option('--no-sign-request', 'read s3:// anonymously even when AWS credentials exist (public buckets)'))
+    .addOption(new Option('--s3-requester-pays', 'send x-amz-request-payer: requester (requester-pays buckets: you pay requests and transfer)'))
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -76,8 +80,16 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
 
   const program = buildProgram(app, io, (text) => (commanderText += text));
   program.hook('preAction', (_root, action) => {
-    const g = action.optsWithGlobals<Partial<GlobalOptions>>();
+    const g = action.optsWithGlobals<Partial<GlobalOptions> & { s3Endpoint?: string; signRequest?: boolean; s3RequesterPays?: boolean }>();
     ctx = createContext({ json: !!g.json, quiet: !!g.quiet, verbose: !!g.verbose }, io, controller.signal);
+    setS3Defaults(
+      {
+        ...(g.s3Endpoint ? { endpoint: g.s3Endpoint } : {}),
+        ...(g.signRequest === false ? { anonymous: true } : {}),
+        ...(g.s3RequesterPays ? { requesterPays: true } : {}),
+      },
+      io.env,
+    );
   });
 
   let interrupts = 0;

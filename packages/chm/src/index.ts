@@ -12,3 +12,4 @@ export * from './feed.js';
 export * from './extra-heads.js';
 export * from './imagery.js';
 export * from './run.js';
+export * from './remote.js';

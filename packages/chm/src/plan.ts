@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GEO_DINO_VERSION, GeoDinoError, silentLogger, throwIfAborted } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, isRemoteUrl, silentLogger, throwIfAborted } from '@geo-dino/core';
 import { loadAoi, type Aoi } from '@geo-dino/geometry';
 import { defaultDemoDir, ensureDemoModel, openModelDir, type ModelDir } from '@geo-dino/model';
 import { crsLabel, gridForAoi, lonLatToPixels, prepareWarpSource, TileLayout, type Grid, type TileSpec } from '@geo-dino/tiling';
@@ -47,7 +47,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
   else if (request.aoi) aoi = { geometry: request.aoi.geometry };
   const imagery: unknown[] = [];
   for (const s of request.imagery ?? []) {
-    if (/^https?:\/\//i.test(s)) imagery.push(s);
+    if (isRemoteUrl(s)) imagery.push(s);
     else {
       const p = resolve(cwd, s);
       const st = await stat(p).catch(() => null);
@@ -63,6 +63,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     datetime: request.datetime ?? null,
     ...(request.newerThan ? { newerThan: request.newerThan } : {}),
     maxCloud: request.maxCloud ?? null,
+    ...(request.preferHttps ? { preferHttps: true } : {}),
     model: { name: md.meta.name, weights: md.meta.source.weightsSha256 },
     gsd: request.gsd ?? null,
     crs: request.crs ?? null,

@@ -14,17 +14,20 @@
  *   existing state is an error that says what to do, never silently discarded; a state of a
  *   different request is an error unless the user removes it.
  * - Nothing is written into `--out` until the run is complete.
+ * - `out` may be `s3://bucket/prefix`: the run is staged locally, then published (remote.ts).
  */
 import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
+import { isS3Url } from '@geo-dino/storage';
 import { assembleRun, type AssembleResult } from './assemble.js';
 import { batchFor, executionFor } from './execution.js';
 import { openPlanModel } from './extra-heads.js';
 import { planRun, planTileIds, requestHashOf, resolveModel } from './plan.js';
 import { predictTiles, type PredictSummary } from './predict.js';
+import { runChmToObjectStore } from './remote.js';
 import { TileStore } from './tile-store.js';
 import { TileFeed } from './feed.js';
 import { PLAN_FORMAT, PLAN_FORMAT_VERSION, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
@@ -136,6 +139,7 @@ async function firstRealFailure(a: Promise<unknown>, b: Promise<unknown>, fallba
 
 /** Run `geo-dino chm` (see the module comment). */
 export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
+  if (isS3Url(options.out)) return runChmToObjectStore(options, runChm);
   const t0 = performance.now();
   const log: Logger = options.log ?? silentLogger();
   const progress = options.progress ?? silentProgress;

@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { GeoDinoError, silentLogger, throwIfAborted, type Logger, type Progress } from '@geo-dino/core';
+import { GeoDinoError, isRemoteUrl, silentLogger, throwIfAborted, type Logger, type Progress } from '@geo-dino/core';
 import { union, parseAoi, type Aoi, type MultiPolygonCoords } from '@geo-dino/geometry';
 import {
   detectImagerySource,
@@ -98,7 +98,7 @@ export async function resolveImagery(request: ChmRequest, inputs: readonly strin
     if (src.kind === 'raster') {
       const href = src.href;
       let id: unknown = href;
-      if (!isHttpHref(href)) {
+      if (!isRemoteUrl(href)) {
         const st = await stat(href).catch(() => null);
         id = st ? { path: href, size: st.size, mtimeMs: Math.round(st.mtimeMs) } : href;
       }
@@ -130,7 +130,7 @@ export async function resolveImagery(request: ChmRequest, inputs: readonly strin
         ...(request.newerThan ? { newerThan: request.newerThan } : {}),
         ...(request.maxCloud !== undefined ? { maxCloudCover: request.maxCloud } : {}),
       },
-      { log: ctx.log, cwd: ctx.cwd, ...(ctx.progress ? { progress: ctx.progress } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) },
+      { log: ctx.log, cwd: ctx.cwd, ...(request.preferHttps ? { preferHttps: true } : {}), ...(ctx.progress ? { progress: ctx.progress } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) },
     );
     if (result.scenes.length === 0) {
       ctx.log.warn({ source: displayLocation(location), considered: result.considered, eligible: result.eligible }, 'no scene of this source covers the AOI');

@@ -121,6 +121,8 @@ export interface ChmRequest {
   newerThan?: string;
   maxCloud?: number;
   sign?: SignMode;
+  /** Read STAC assets' https alternates instead of their s3:// hrefs. */
+  preferHttps?: boolean;
   /** HTTP headers for STAC and imagery requests. */
   headers?: Record<string, string>;
   /** A model directory, or `demo`. */

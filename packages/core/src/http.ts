@@ -45,7 +45,11 @@ export interface BytesResponse {
 
 const DEFAULTS = { retries: 4, backoffMs: 250, maxBackoffMs: 8000, timeoutMs: 30_000, maxBytes: 512 * 1024 * 1024 };
 
-class RetryableError extends Error {}
+/**
+ * Thrown inside a {@link retrying} attempt for a failure worth another try (a 5xx or 429, a
+ * truncated body, ...); its message becomes the reason logged and reported.
+ */
+export class RetryableError extends Error {}
 
 function redact(url: string): string {
   try {
@@ -92,28 +96,39 @@ function statusError(url: string, status: number, statusText: string, body: stri
   return new GeoDinoError('E_HTTP_STATUS', what, { details: { url: redact(url), status } });
 }
 
-function isRetryableStatus(status: number): boolean {
+/** Statuses worth retrying: 408, 425, 429 and every 5xx. */
+export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500;
 }
 
-async function readBody(res: Response, url: string, maxBytes: number, expected: number | null): Promise<Uint8Array> {
+/**
+ * Read a response body into memory: refuse it past `maxBytes` (E_LIMIT), and throw a
+ * {@link RetryableError} when it ends before the `expected` length (a cut connection).
+ * `label` is the URL as it may appear in messages (redacted).
+ */
+export async function readBody(
+  reader: { read(): Promise<{ done: boolean; value?: Uint8Array | undefined }>; cancel(): Promise<void> } | undefined,
+  label: string,
+  maxBytes: number,
+  expected: number | null,
+): Promise<Uint8Array> {
   if (expected !== null && expected > maxBytes) {
-    throw new GeoDinoError('E_LIMIT', `${redact(url)}: response of ${expected} bytes exceeds the ${maxBytes}-byte cap`, {
-      details: { url: redact(url), bytes: expected, maxBytes },
+    await reader?.cancel().catch(() => undefined);
+    throw new GeoDinoError('E_LIMIT', `${label}: response of ${expected} bytes exceeds the ${maxBytes}-byte cap`, {
+      details: { url: label, bytes: expected, maxBytes },
     });
   }
-  const reader = res.body?.getReader();
   if (!reader) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) break;
+    if (done || !value) break;
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw new GeoDinoError('E_LIMIT', `${redact(url)}: response exceeds the ${maxBytes}-byte cap`, {
-        details: { url: redact(url), maxBytes },
+      throw new GeoDinoError('E_LIMIT', `${label}: response exceeds the ${maxBytes}-byte cap`, {
+        details: { url: label, maxBytes },
       });
     }
     chunks.push(value);
@@ -132,21 +147,20 @@ async function readBody(res: Response, url: string, maxBytes: number, expected: 
 }
 
 /**
- * Fetch a URL into memory with retries. Throws E_HTTP_STATUS / E_ACCESS_DENIED for final 4xx,
- * E_NETWORK after the last retry, E_LIMIT over the byte cap, E_CANCELLED when aborted.
+ * Run `attempt` with the retry policy every remote read shares: a deadline per attempt (the
+ * attempt's signal aborts when it passes), exponential backoff with jitter between attempts,
+ * E_CANCELLED when the caller's signal aborts. A {@link GeoDinoError} thrown by the attempt is
+ * final; a {@link RetryableError}, a timeout or any other error (connection reset, DNS, ...) is
+ * retried; after the last attempt the error is E_NETWORK naming `label` (a URL, redacted).
  */
-export async function fetchBytes(url: string, options: FetchBytesOptions = {}): Promise<BytesResponse> {
+export async function retrying<T>(label: string, options: RetryOptions, attempt: (signal: AbortSignal, attempt: number) => Promise<T>): Promise<T> {
   const retries = options.retries ?? DEFAULTS.retries;
   const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
-  const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
-  const headers: Record<string, string> = { ...(options.headers ?? {}) };
-  if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
   let lastReason = '';
-
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) {
-      const delayMs = backoffDelay(attempt, options);
-      options.onRetry?.({ url: redact(url), attempt, delayMs, reason: lastReason });
+  for (let n = 0; n <= retries; n++) {
+    if (n > 0) {
+      const delayMs = backoffDelay(n, options);
+      options.onRetry?.({ url: label, attempt: n, delayMs, reason: lastReason });
       await sleep(delayMs, options.signal);
     }
     if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
@@ -155,48 +169,7 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
     options.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      const res = await fetch(url, {
-        method: options.method ?? 'GET',
-        headers,
-        // (a copy typed Uint8Array<ArrayBuffer> satisfies both Node's and the DOM's BodyInit)
-        ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : new Uint8Array(options.body) } : {}),
-        signal: controller.signal,
-        redirect: 'follow',
-      });
-      const accepted = (res.status >= 200 && res.status < 300) || (options.acceptStatus ?? []).includes(res.status);
-      if (!accepted) {
-        const text = await res.text().catch(() => '');
-        if (isRetryableStatus(res.status)) {
-          lastReason = `HTTP ${res.status}`;
-          continue;
-        }
-        throw statusError(url, res.status, res.statusText, text);
-      }
-      let expected: number | null = null;
-      const len = res.headers.get('content-length');
-      if (len !== null && /^\d+$/.test(len) && !res.headers.get('content-encoding')) expected = Number(len);
-      if (options.range && res.status === 206) {
-        const want = options.range[1] - options.range[0] + 1;
-        const cr = res.headers.get('content-range');
-        const m = cr ? /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(cr) : null;
-        if (m && Number(m[1]) !== options.range[0]) {
-          throw new GeoDinoError('E_NETWORK', `${redact(url)}: server answered range ${cr} for bytes ${options.range[0]}-${options.range[1]}`);
-        }
-        // A range past the end is shortened by the server; that is legitimate.
-        if (expected === null && m) expected = Number(m[2]) - Number(m[1]) + 1;
-        if (expected !== null && expected > want) expected = want;
-      }
-      const bytes = await readBody(res, url, maxBytes, expected);
-      if (options.range && res.status === 200) {
-        // Server ignored Range: slice what was asked for.
-        return {
-          status: 206,
-          headers: res.headers,
-          bytes: bytes.subarray(options.range[0], Math.min(bytes.length, options.range[1] + 1)),
-          url: res.url || url,
-        };
-      }
-      return { status: res.status, headers: res.headers, bytes, url: res.url || url };
+      return await attempt(controller.signal, n);
     } catch (err) {
       if (isGeoDinoError(err)) throw err;
       if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
@@ -206,15 +179,66 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
         lastReason = err.message;
       } else {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        lastReason = cause?.code ?? cause?.message ?? (err as Error).message;
+        lastReason = cause?.code ?? (err as { code?: string }).code ?? cause?.message ?? (err as Error).message;
       }
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onOuterAbort);
     }
   }
-  throw new GeoDinoError('E_NETWORK', `${redact(url)}: failed after ${retries + 1} attempts: ${lastReason}`, {
-    details: { url: redact(url), attempts: retries + 1, reason: lastReason },
+  throw new GeoDinoError('E_NETWORK', `${label}: failed after ${retries + 1} attempts: ${lastReason}`, {
+    details: { url: label, attempts: retries + 1, reason: lastReason },
+  });
+}
+
+/**
+ * Fetch a URL into memory with retries. Throws E_HTTP_STATUS / E_ACCESS_DENIED for final 4xx,
+ * E_NETWORK after the last retry, E_LIMIT over the byte cap, E_CANCELLED when aborted.
+ */
+export async function fetchBytes(url: string, options: FetchBytesOptions = {}): Promise<BytesResponse> {
+  const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
+  return retrying(redact(url), options, async (signal) => {
+    const res = await fetch(url, {
+      method: options.method ?? 'GET',
+      headers,
+      // (a copy typed Uint8Array<ArrayBuffer> satisfies both Node's and the DOM's BodyInit)
+      ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : new Uint8Array(options.body) } : {}),
+      signal,
+      redirect: 'follow',
+    });
+    const accepted = (res.status >= 200 && res.status < 300) || (options.acceptStatus ?? []).includes(res.status);
+    if (!accepted) {
+      const text = await res.text().catch(() => '');
+      if (isRetryableStatus(res.status)) throw new RetryableError(`HTTP ${res.status}`);
+      throw statusError(url, res.status, res.statusText, text);
+    }
+    let expected: number | null = null;
+    const len = res.headers.get('content-length');
+    if (len !== null && /^\d+$/.test(len) && !res.headers.get('content-encoding')) expected = Number(len);
+    if (options.range && res.status === 206) {
+      const want = options.range[1] - options.range[0] + 1;
+      const cr = res.headers.get('content-range');
+      const m = cr ? /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(cr) : null;
+      if (m && Number(m[1]) !== options.range[0]) {
+        throw new GeoDinoError('E_NETWORK', `${redact(url)}: server answered range ${cr} for bytes ${options.range[0]}-${options.range[1]}`);
+      }
+      // A range past the end is shortened by the server; that is legitimate.
+      if (expected === null && m) expected = Number(m[2]) - Number(m[1]) + 1;
+      if (expected !== null && expected > want) expected = want;
+    }
+    const bytes = await readBody(res.body?.getReader(), redact(url), maxBytes, expected);
+    if (options.range && res.status === 200) {
+      // Server ignored Range: slice what was asked for.
+      return {
+        status: 206,
+        headers: res.headers,
+        bytes: bytes.subarray(options.range[0], Math.min(bytes.length, options.range[1] + 1)),
+        url: res.url || url,
+      };
+    }
+    return { status: res.status, headers: res.headers, bytes, url: res.url || url };
   });
 }
 
@@ -237,6 +261,11 @@ export async function fetchJson(url: string, options: FetchBytesOptions = {}): P
 
 export function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
+}
+
+/** True for a URL geo-dino reads remotely (http(s), or s3:// through @geo-dino/storage), as opposed to a local path. */
+export function isRemoteUrl(value: string): boolean {
+  return /^(https?|s3):\/\//i.test(value);
 }
 
 export { redact as redactUrl };

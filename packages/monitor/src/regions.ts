@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, isHttpUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GeoDinoError, ensureDir, fileExists, isRemoteUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
@@ -70,7 +70,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
 
   const aoiPath = resolve(cwd, input.aoi);
   const aoi = await loadAoi(aoiPath);
-  const imagery = isHttpUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
+  const imagery = isRemoteUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
   if (o.checkImagery !== false) {
     const src = await detectImagerySource(imagery, { cwd, log, ...(o.signal ? { signal: o.signal } : {}) });
     if (src.kind === 'raster') {

@@ -5,7 +5,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { fsError, isHttpUrl, throwIfAborted, type Logger } from '@geo-dino/core';
 import { badRaster } from '../errors.js';
-import { HttpByteSource, type HttpSourceOptions } from './http-source.js';
+import { isS3Url } from '@geo-dino/storage';
+import { HttpByteSource, S3ByteSource, type HttpSourceOptions } from './http-source.js';
 import { checkRange, type ByteRange, type ByteSource } from './range.js';
 
 export type { ByteRange, ByteSource } from './range.js';
@@ -89,11 +90,12 @@ export interface OpenByteSourceOptions extends HttpSourceOptions {
   signal?: AbortSignal;
 }
 
-/** Open a local path or an http(s) URL. */
+/** Open a local path, an http(s) URL or an s3://bucket/key URL. */
 export async function openByteSource(pathOrUrl: string, options: OpenByteSourceOptions = {}): Promise<ByteSource> {
   if (isHttpUrl(pathOrUrl)) return HttpByteSource.open(pathOrUrl, options);
+  if (isS3Url(pathOrUrl)) return S3ByteSource.open(pathOrUrl, options);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pathOrUrl) && !/^file:\/\//i.test(pathOrUrl)) {
-    throw badRaster(pathOrUrl, 'unsupported URL scheme (use a local path or an http(s) URL)');
+    throw badRaster(pathOrUrl, 'unsupported URL scheme (use a local path, an http(s) URL or an s3:// URL)');
   }
   const path = /^file:\/\//i.test(pathOrUrl) ? new URL(pathOrUrl).pathname : pathOrUrl;
   return LocalByteSource.open(path);

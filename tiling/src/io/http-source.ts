@@ -1,13 +1,17 @@
 /**
- * Remote files over HTTP(S) Range requests, through core's `fetchBytes` (deadline over headers
- * and body, retries with backoff on 5xx / 429 / connection errors / truncated bodies).
+ * Remote files read in byte ranges: over HTTP(S) Range requests through core's `fetchBytes`, and
+ * from object storage (`s3://bucket/key`) through @geo-dino/storage's `s3Get`; both with core's
+ * retry policy (deadline over headers and body, retries with backoff on 5xx / 429 / 503 SlowDown /
+ * connection errors / truncated bodies, byte caps, errors naming the URL with secrets redacted).
  *
+ * {@link RangedByteSource} holds what both share:
  * Small reads (IFDs, tag arrays, small tiles) go through a chunk cache: the file is cut into
  * aligned chunks (64 KiB by default) kept in an LRU with a byte budget, so many small reads near
  * each other cost one request. `readMany` coalesces neighbouring ranges (gap ≤ 64 KiB, merged
  * request ≤ 8 MiB) into one request. Requests per source are bounded (8 at once).
  */
-import { fetchBytes, redactUrl, GeoDinoError, throwIfAborted, silentLogger, type Logger } from '@geo-dino/core';
+import { fetchBytes, redactUrl, GeoDinoError, throwIfAborted, silentLogger, type Logger, type RetryOptions } from '@geo-dino/core';
+import { s3Get, type S3Settings } from '@geo-dino/storage';
 import { LruCache, Semaphore } from './lru.js';
 import { checkRange, type ByteRange, type ByteSource } from './range.js';
 import { MiB } from '../errors.js';
@@ -33,6 +37,8 @@ export interface HttpOptions {
 
 export interface HttpSourceOptions {
   http?: HttpOptions;
+  /** Object storage settings for s3:// URLs (endpoint, anonymous, requester pays); default from the environment. */
+  s3?: S3Settings;
   log?: Logger;
   signal?: AbortSignal;
 }
@@ -48,94 +54,69 @@ function noRange(name: string, limit: number, cause: unknown): GeoDinoError {
   );
 }
 
-export class HttpByteSource implements ByteSource {
+/**
+ * The chunk cache, request coalescing and concurrency bound shared by remote sources; a subclass
+ * says how to fetch one inclusive byte range.
+ */
+export abstract class RangedByteSource implements ByteSource {
   private readonly chunks: LruCache<number, Uint8Array>;
   private readonly inflight = new Map<number, Promise<Uint8Array>>();
   private readonly sem: Semaphore;
-  private readonly chunkBytes: number;
+  protected readonly chunkBytes: number;
   /** Set when the server ignores Range and the file was small enough to keep whole. */
-  private whole: Uint8Array | null = null;
+  protected whole: Uint8Array | null = null;
   /** Requests made (for tests and benchmarks). */
   requests = 0;
 
-  private constructor(
-    readonly url: string,
+  protected constructor(
     readonly name: string,
     public size: number,
-    private readonly opts: HttpOptions,
-    private readonly log: Logger,
+    protected readonly opts: HttpOptions,
+    protected readonly log: Logger,
   ) {
     this.chunkBytes = opts.chunkBytes ?? 64 * 1024;
     this.chunks = new LruCache(opts.cacheBytes ?? 8 * MiB);
     this.sem = new Semaphore(opts.maxConcurrency ?? 8);
   }
 
-  static async open(url: string, options: HttpSourceOptions = {}): Promise<HttpByteSource> {
-    const http = options.http ?? {};
-    const log = options.log ?? silentLogger();
-    const src = new HttpByteSource(url, redactUrl(url), 0, http, log);
-    const limit = http.maxWholeFileBytes ?? 64 * MiB;
-    const first = await src
-      .fetch(0, src.chunkBytes - 1, 'file header', options.signal, limit)
-      .catch((err: unknown) => {
-        if (err instanceof GeoDinoError && err.code === 'E_LIMIT') throw noRange(src.name, limit, err);
-        throw err;
-      });
-    const cr = first.headers.get('content-range');
-    const m = cr ? /bytes\s+(\d+)-(\d+)\/(\d+|\*)/i.exec(cr) : null;
-    if (m && m[3] !== '*') {
-      src.size = Number(m[3]);
-      src.chunks.set(0, first.bytes, first.bytes.length);
-      return src;
-    }
-    if (m && m[3] === '*') {
-      throw new GeoDinoError('E_UNSUPPORTED_RASTER', `${src.name}: the server does not say how long the file is (Content-Range ${cr})`, {
-        details: { url: src.name },
-      });
-    }
-    // No Content-Range: the server ignored Range and sent the whole file.
-    log.warn({ url: src.name }, 'server ignores HTTP Range requests; downloading the whole file');
-    const res = await fetchBytes(url, { ...src.retryOptions(options.signal), maxBytes: limit }).catch((err: unknown) => {
-      if (err instanceof GeoDinoError && err.code === 'E_LIMIT') throw noRange(src.name, limit, err);
-      throw err;
-    });
-    src.whole = res.bytes;
-    src.size = res.bytes.length;
-    return src;
+  /** Fetch bytes `start..end` (inclusive); `maxBytes` caps the body. */
+  protected abstract request(start: number, end: number, what: string, signal: AbortSignal | undefined, maxBytes: number): Promise<Uint8Array>;
+
+  /** Seed the cache with the first chunk, read while opening. */
+  protected keepFirstChunk(bytes: Uint8Array): void {
+    this.chunks.set(0, bytes, bytes.length);
   }
 
-  private retryOptions(signal?: AbortSignal): Parameters<typeof fetchBytes>[1] & object {
+  protected retryOptions(signal: AbortSignal | undefined, what: string): RetryOptions {
     return {
       ...(this.opts.timeoutMs !== undefined ? { timeoutMs: this.opts.timeoutMs } : {}),
       ...(this.opts.retries !== undefined ? { retries: this.opts.retries } : {}),
       ...(this.opts.backoffMs !== undefined ? { backoffMs: this.opts.backoffMs } : {}),
-      ...(this.opts.headers ? { headers: this.opts.headers } : {}),
       ...(signal ? { signal } : {}),
-      onRetry: (info) => this.log.warn({ url: info.url, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'retrying HTTP range read'),
+      onRetry: (info) => this.log.warn({ url: info.url, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, `retrying range read (${what})`),
     };
   }
 
-  private async fetch(start: number, end: number, what: string, signal?: AbortSignal, maxBytes = end - start + 1) {
+  private async fetch(start: number, end: number, what: string, signal?: AbortSignal): Promise<Uint8Array> {
     return this.sem.run(async () => {
       throwIfAborted(signal);
       this.requests++;
-      const res = await fetchBytes(this.url, { ...this.retryOptions(signal), range: [start, end], maxBytes });
+      const bytes = await this.request(start, end, what, signal, end - start + 1);
       if (this.size > 0) {
         const want = Math.min(end, this.size - 1) - start + 1;
-        if (res.bytes.length !== want) {
-          throw new GeoDinoError('E_NETWORK', `${this.name}: ${what}: server returned ${res.bytes.length} bytes for range ${start}-${end} (expected ${want})`, {
+        if (bytes.length !== want) {
+          throw new GeoDinoError('E_NETWORK', `${this.name}: ${what}: server returned ${bytes.length} bytes for range ${start}-${end} (expected ${want})`, {
             details: { url: this.name, start, end },
           });
         }
       }
-      return res;
+      return bytes;
     });
   }
 
   private async direct(offset: number, length: number, what: string, signal?: AbortSignal): Promise<Uint8Array> {
     if (length === 0) return new Uint8Array(0);
-    const res = await this.fetch(offset, offset + length - 1, what, signal);
-    return res.bytes;
+    return this.fetch(offset, offset + length - 1, what, signal);
   }
 
   private chunk(index: number, what: string, signal?: AbortSignal): Promise<Uint8Array> {
@@ -235,5 +216,80 @@ export class HttpByteSource implements ByteSource {
   async close(): Promise<void> {
     this.chunks.clear();
     this.whole = null;
+  }
+}
+
+export class HttpByteSource extends RangedByteSource {
+  private constructor(
+    readonly url: string,
+    opts: HttpOptions,
+    log: Logger,
+  ) {
+    super(redactUrl(url), 0, opts, log);
+  }
+
+  private headers(): { headers?: Record<string, string> } {
+    return this.opts.headers ? { headers: this.opts.headers } : {};
+  }
+
+  protected async request(start: number, end: number, what: string, signal: AbortSignal | undefined, maxBytes: number): Promise<Uint8Array> {
+    return (await fetchBytes(this.url, { ...this.retryOptions(signal, what), ...this.headers(), range: [start, end], maxBytes })).bytes;
+  }
+
+  static async open(url: string, options: HttpSourceOptions = {}): Promise<HttpByteSource> {
+    const http = options.http ?? {};
+    const log = options.log ?? silentLogger();
+    const src = new HttpByteSource(url, http, log);
+    const limit = http.maxWholeFileBytes ?? 64 * MiB;
+    const fail = (err: unknown): never => {
+      if (err instanceof GeoDinoError && err.code === 'E_LIMIT') throw noRange(src.name, limit, err);
+      throw err;
+    };
+    const first = await fetchBytes(url, { ...src.retryOptions(options.signal, 'file header'), ...src.headers(), range: [0, src.chunkBytes - 1], maxBytes: limit }).catch(fail);
+    src.requests++;
+    const cr = first.headers.get('content-range');
+    const m = cr ? /bytes\s+(\d+)-(\d+)\/(\d+|\*)/i.exec(cr) : null;
+    if (m && m[3] !== '*') {
+      src.size = Number(m[3]);
+      src.keepFirstChunk(first.bytes);
+      return src;
+    }
+    if (m && m[3] === '*') {
+      throw new GeoDinoError('E_UNSUPPORTED_RASTER', `${src.name}: the server does not say how long the file is (Content-Range ${cr})`, {
+        details: { url: src.name },
+      });
+    }
+    // No Content-Range: the server ignored Range and sent the whole file.
+    log.warn({ url: src.name }, 'server ignores HTTP Range requests; downloading the whole file');
+    const res = await fetchBytes(url, { ...src.retryOptions(options.signal, 'whole file'), ...src.headers(), maxBytes: limit }).catch(fail);
+    src.whole = res.bytes;
+    src.size = res.bytes.length;
+    return src;
+  }
+}
+
+/** An object in S3 or an S3-compatible store, `s3://bucket/key`. */
+export class S3ByteSource extends RangedByteSource {
+  private constructor(
+    readonly url: string,
+    opts: HttpOptions,
+    log: Logger,
+    private readonly s3: S3Settings | undefined,
+  ) {
+    super(url, 0, opts, log);
+  }
+
+  protected async request(start: number, end: number, what: string, signal: AbortSignal | undefined, maxBytes: number): Promise<Uint8Array> {
+    return (await s3Get(this.url, [start, end], { ...this.retryOptions(signal, what), maxBytes, log: this.log, ...(this.s3 ? { s3: this.s3 } : {}) })).bytes;
+  }
+
+  static async open(url: string, options: HttpSourceOptions = {}): Promise<S3ByteSource> {
+    const log = options.log ?? silentLogger();
+    const src = new S3ByteSource(url, options.http ?? {}, log, options.s3);
+    const first = await s3Get(url, [0, src.chunkBytes - 1], { ...src.retryOptions(options.signal, 'file header'), maxBytes: src.chunkBytes, log, ...(options.s3 ? { s3: options.s3 } : {}) });
+    src.requests++;
+    src.size = first.size;
+    src.keepFirstChunk(first.bytes);
+    return src;
   }
 }

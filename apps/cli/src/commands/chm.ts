@@ -10,6 +10,7 @@ import { requestHashOf, resolveModel, runChm, DEFAULT_CHUNK_WIDTH, type ChmRunRe
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
+import { isS3Url } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 import { parseHeaders, table } from '../context.js';
 import { findModelDirs } from '../models.js';
@@ -31,6 +32,7 @@ const optionsSchema = z.object({
   threads: cliValues.positiveInt.max(256, 'must be at most 256').optional(),
   resume: z.boolean().default(false),
   force: z.boolean().default(false),
+  preferHttps: z.boolean().default(false),
   sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
   header: z.array(z.string()).default([]),
   blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
@@ -104,7 +106,7 @@ function report(r: ChmRunResult): ChmReport {
     out: r.out,
     upToDate: r.upToDate,
     demo: r.demo,
-    files: r.files.map((f) => ({ ...f, path: join(r.out, f.name) })),
+    files: r.files.map((f) => ({ ...f, path: isS3Url(r.out) ? `${r.out.replace(/\/+$/, '')}/${f.name}` : join(r.out, f.name) })),
     tiles: r.tiles,
     provider: r.provider,
     grid: r.run['grid'] ?? null,
@@ -147,7 +149,7 @@ export const chmCommand: CommandModule = {
       .option('--datetime <range>', 'STAC acquisition window: 2023, 2023-06, 2023-01-01/2023-06-30, 2023-06/..')
       .option('--max-cloud <percent>', 'maximum eo:cloud_cover of STAC scenes')
       .option('--model <dir|demo>', 'model directory (default $GEO_DINO_MODEL or the CHMv2 model in $GEO_DINO_HOME/models); "demo": random weights, outputs labelled DEMO')
-      .option('--out <dir>', 'run directory to create (default $GEO_DINO_HOME/runs/<aoi>-<hash>)')
+      .option('--out <dir|s3://bucket/prefix>', 'run directory to create (default $GEO_DINO_HOME/runs/<aoi>-<hash>); s3://: computed in $GEO_DINO_HOME/staging, then published (manifest.json last)')
       .option('--gsd <metres>', "output pixel size (default: the model's, 0.6 m)")
       .option('--crs <crs>', 'output CRS, e.g. EPSG:32637 (default: UTM zone of the AOI)')
       .option('--tile-size <px>', 'model tile size, a multiple of 32 (default 512)')
@@ -157,6 +159,7 @@ export const chmCommand: CommandModule = {
       .option('--threads <n>', 'CPU intra-op threads (default: every core below 8, cores − 1 from 8)')
       .option('--resume', 'continue an interrupted run of the same arguments')
       .option('--force', 'replace --out if it holds another run (or recompute a finished one)')
+      .option('--prefer-https', "read a STAC asset's https alternate (alternate-assets extension) instead of its s3:// href")
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
@@ -186,6 +189,7 @@ export const chmCommand: CommandModule = {
           ...(o.tileSize !== undefined ? { tileSize: o.tileSize } : {}),
           ...(o.overlap !== undefined ? { overlap: o.overlap } : {}),
           sign: o.sign,
+          ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),

@@ -3,7 +3,7 @@
  * scenes into an RGBA COG on the model's grid. A thin layer over @geo-dino/tiling.
  */
 import { resolve } from 'node:path';
-import { GeoDinoError, cliValues, flagName, isHttpUrl, parseWith, z } from '@geo-dino/core';
+import { GeoDinoError, cliValues, flagName, isRemoteUrl, parseWith, z } from '@geo-dino/core';
 import { aoiFromBbox, loadAoi } from '@geo-dino/geometry';
 import { crsLabel, footprintFromBounds, openRaster, parseCrs, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
@@ -98,7 +98,7 @@ export const rasterCommand: CommandModule = {
       .argument('<file|url>', 'a GeoTIFF/COG path or http(s) URL')
       .action(async (input: string) => {
         const ctx = app.context();
-        const target = isHttpUrl(input) ? input : resolve(ctx.io.cwd, input);
+        const target = isRemoteUrl(input) ? input : resolve(ctx.io.cwd, input);
         const src = await openRaster(target, { log: ctx.log, signal: ctx.signal });
         try {
           const info = src.info;
@@ -112,7 +112,7 @@ export const rasterCommand: CommandModule = {
           }
           const report: RasterInfoReport = {
             ...info,
-            source: isHttpUrl(input) ? info.source : input,
+            source: isRemoteUrl(input) ? info.source : input,
             crs: info.crs ? { epsg: info.crs.epsg, name: info.crs.name, label: crsLabel(info.crs), proj: info.crs.definition } : null,
             lonLatBounds,
           };
@@ -144,7 +144,7 @@ export const rasterCommand: CommandModule = {
         const crs = opts.crs ? parseCrs(opts.crs, '--crs') : undefined;
         const stretch = opts.stretch ? parseStretch(opts.stretch) : undefined;
         const result = await warpToCog(
-          srcs.map((s) => (isHttpUrl(s) ? s : resolve(ctx.io.cwd, s))),
+          srcs.map((s) => (isRemoteUrl(s) ? s : resolve(ctx.io.cwd, s))),
           resolve(ctx.io.cwd, opts.out),
           {
             ...(aoi ? { aoi } : {}),
