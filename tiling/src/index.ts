@@ -31,6 +31,7 @@ export * from './raster/footprint.js';
 // Grids, layouts, warping, tile streams.
 export * from './grid/polygon-raster.js';
 export * from './grid/grid.js';
+export * from './grid/shards.js';
 export * from './warp/warp.js';
 export * from './warp/step.js';
 export * from './warp/tile-stream.js';
