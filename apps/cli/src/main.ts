@@ -57,6 +57,9 @@ export function buildProgram(app: CliApp, io: CliIo, onCommanderError: (text: st
 
 /** Run `geo-dino` with `argv` (process.argv form); resolves to the exit status. */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  // The AWS SDK (s3:// access) warns on every run that its releases after January 2027 need
+  // Node 22; geo-dino pins a release that supports Node 20, so the warning is noise to a user.
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
   const io: CliIo = {
     stdout: options.stdout ?? process.stdout,
     stderr: options.stderr ?? process.stderr,

@@ -134,7 +134,18 @@ export interface S3Handle {
 
 const clients = new Map<string, Promise<S3Handle>>();
 
-const UNSIGNED = { sign: async <R>(request: R): Promise<R> => request };
+/**
+ * Unsigned requests: both of S3's auth schemes get an empty identity and a signer that leaves the
+ * request as it is (the SDK has no "anonymous" switch of its own).
+ */
+const noSigning = { sign: async <R>(request: R): Promise<R> => request };
+const UNSIGNED: Pick<S3ClientConfig, 'httpAuthSchemes'> = {
+  httpAuthSchemes: ['aws.auth#sigv4', 'aws.auth#sigv4a'].map((schemeId) => ({
+    schemeId,
+    identityProvider: () => async () => ({}),
+    signer: noSigning,
+  })),
+};
 
 /**
  * The client for these settings (one per distinct settings, shared). Credentials are looked up
@@ -174,14 +185,14 @@ async function makeClient(settings: ResolvedS3Settings, fromEnv: ReturnType<type
     responseChecksumValidation: 'WHEN_REQUIRED',
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
   };
-  if (settings.anonymous) return { client: new S3Client({ ...base, signer: UNSIGNED }), settings, unsigned: true };
+  if (settings.anonymous) return { client: new S3Client({ ...base, ...UNSIGNED }), settings, unsigned: true };
   if (fromEnv) return { client: new S3Client({ ...base, credentials: fromEnv }), settings, unsigned: false };
   const chain = fromNodeProviderChain(settings.profile ? { profile: settings.profile } : {});
   try {
     await chain();
   } catch (err) {
     log.info({ reason: (err as Error).message }, 'no AWS credentials found (environment, shared files, roles): s3:// requests go unsigned');
-    return { client: new S3Client({ ...base, signer: UNSIGNED }), settings, unsigned: true };
+    return { client: new S3Client({ ...base, ...UNSIGNED }), settings, unsigned: true };
   }
   return { client: new S3Client({ ...base, credentials: chain }), settings, unsigned: false };
 }
