@@ -98,7 +98,7 @@ function flag(value: string | undefined): boolean | undefined {
 /** Merge explicit settings, the process defaults and the environment. */
 export function resolveS3Settings(settings: S3Settings = {}, env: NodeJS.ProcessEnv = processEnv ?? process.env): ResolvedS3Settings {
   const s = { ...processDefaults, ...definedOnly(settings) };
-  const endpoint = s.endpoint ?? env['AWS_ENDPOINT_URL_S3'] ?? env['AWS_ENDPOINT_URL'] ?? null;
+  const endpoint = s.endpoint || env['AWS_ENDPOINT_URL_S3'] || env['AWS_ENDPOINT_URL'] || null;
   if (endpoint !== null) {
     let u: URL;
     try {
@@ -112,11 +112,11 @@ export function resolveS3Settings(settings: S3Settings = {}, env: NodeJS.Process
   }
   return {
     endpoint,
-    region: s.region ?? env['AWS_REGION'] ?? env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+    region: s.region || env['AWS_REGION'] || env['AWS_DEFAULT_REGION'] || 'us-east-1',
     anonymous: s.anonymous ?? flag(env['GEO_DINO_S3_NO_SIGN_REQUEST']) ?? false,
     requesterPays: s.requesterPays ?? flag(env['GEO_DINO_S3_REQUESTER_PAYS']) ?? false,
     forcePathStyle: s.forcePathStyle ?? flag(env['GEO_DINO_S3_PATH_STYLE']) ?? endpoint !== null,
-    profile: s.profile ?? env['AWS_PROFILE'] ?? null,
+    profile: s.profile || env['AWS_PROFILE'] || null,
   };
 }
 
