@@ -9,12 +9,14 @@ import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
+import { s3Bench } from './s3.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
   http: httpBench,
   model: modelBench,
   pmtiles: pmtilesBench,
+  s3: s3Bench,
   serve: serveBench,
   tiler: tilerBench,
 };
