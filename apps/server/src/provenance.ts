@@ -3,6 +3,7 @@
  * version (size-capped), looked up by point.
  */
 import { readFile, stat } from 'node:fs/promises';
+import { isS3Url, s3Get } from '@geo-dino/storage';
 import { bboxOf, pointInMultiPolygon, toMultiPolygon, type ArealGeometry, type Bbox, type MultiPolygonCoords } from '@geo-dino/geometry';
 
 const MAX_BYTES = 32 << 20;
@@ -21,10 +22,10 @@ function str(v: unknown): string | null {
   return typeof v === 'string' ? v.slice(0, 1000) : null;
 }
 
-async function load(path: string): Promise<Part[]> {
-  const st = await stat(path);
-  if (st.size > MAX_BYTES) return [];
-  const json = JSON.parse(await readFile(path, 'utf8')) as { features?: unknown };
+async function load(path: string, size: number): Promise<Part[]> {
+  if (size > MAX_BYTES) return [];
+  const text = isS3Url(path) ? new TextDecoder().decode((await s3Get(path, null, { maxBytes: MAX_BYTES })).bytes) : await readFile(path, 'utf8');
+  const json = JSON.parse(text) as { features?: unknown };
   const parts: Part[] = [];
   if (!Array.isArray(json.features)) return parts;
   for (const f of json.features as { geometry?: { type?: string }; properties?: Record<string, unknown> }[]) {
@@ -45,17 +46,17 @@ async function load(path: string): Promise<Part[]> {
   return parts;
 }
 
-/** The scene that covers (lon, lat), or null. */
-export async function sceneAt(path: string, lon: number, lat: number): Promise<SceneRef | null> {
+/** The scene that covers (lon, lat), or null; `path` is a file, or an object URL with its `version` from a listing. */
+export async function sceneAt(path: string, lon: number, lat: number, version?: { mtimeMs: number; size: number }): Promise<SceneRef | null> {
   let st;
   try {
-    st = await stat(path);
+    st = version ?? (await stat(path));
   } catch {
     return null;
   }
   let hit = cache.get(path);
   if (!hit || hit.mtimeMs !== st.mtimeMs) {
-    hit = { mtimeMs: st.mtimeMs, parts: load(path).catch(() => []) };
+    hit = { mtimeMs: st.mtimeMs, parts: load(path, st.size).catch(() => []) };
     cache.set(path, hit);
     if (cache.size > 64) cache.delete(cache.keys().next().value as string);
   }

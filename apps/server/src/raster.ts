@@ -14,8 +14,9 @@ export class RasterPool {
   private readonly open = new Map<string, { mtimeMs: number; size: number; source: Promise<RasterSource> }>();
   constructor(private readonly max = 16) {}
 
-  async get(path: string): Promise<RasterSource> {
-    const st = await stat(path);
+  /** The raster at `path` (a file, or an object URL with its `version` from a listing). */
+  async get(path: string, version?: { mtimeMs: number; size: number }): Promise<RasterSource> {
+    const st = version ?? (await stat(path));
     const hit = this.open.get(path);
     if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
       this.open.delete(path);

@@ -43,6 +43,26 @@ function rec(v: unknown): Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
+/** How a run's files are read: from a directory, or from object storage (object-store.ts). */
+export interface RunFiles {
+  /** A small JSON file of the run (capped at 1 MiB), or null. */
+  readJson(name: string): Promise<Record<string, unknown> | null>;
+  size(name: string): Promise<number>;
+  /** A pmtiles Source over the file. */
+  source(name: string): Source;
+}
+
+export const MAX_RUN_JSON_BYTES = MAX_JSON_BYTES;
+
+/** A run directory on this machine. */
+export function localRunFiles(dir: string): RunFiles {
+  return {
+    readJson: (name) => readSmallJson(join(dir, name)),
+    size: async (name) => (await stat(join(dir, name))).size,
+    source: (name) => new LocalSource(join(dir, name)),
+  };
+}
+
 async function readSmallJson(path: string): Promise<Record<string, unknown> | null> {
   try {
     const st = await stat(path);
@@ -63,11 +83,10 @@ function urlFor(runId: string, file: string): string {
   return '/data/' + rel.map(encodeURIComponent).join('/');
 }
 
-async function layerOf(dir: string, runId: string, file: string, log: Logger): Promise<LayerInfo | null> {
-  const path = join(dir, file);
+async function layerOf(run: RunFiles, runId: string, file: string, log: Logger): Promise<LayerInfo | null> {
   try {
-    const st = await stat(path);
-    const archive = new PMTiles(new LocalSource(path));
+    const bytes = await run.size(file);
+    const archive = new PMTiles(run.source(file));
     const h = await archive.getHeader();
     const meta = rec(await archive.getMetadata());
     const gd = rec(meta['geo_dino']);
@@ -79,7 +98,7 @@ async function layerOf(dir: string, runId: string, file: string, log: Logger): P
       layer,
       file,
       url: urlFor(runId, file),
-      bytes: st.size,
+      bytes,
       tileType: TILE_TYPES[h.tileType] ?? 'unknown',
       minzoom: h.minZoom,
       maxzoom: h.maxZoom,
@@ -90,7 +109,7 @@ async function layerOf(dir: string, runId: string, file: string, log: Logger): P
       geoDino: Object.keys(gd).length ? (gd as unknown as GeoDinoTilesetInfo) : null,
     };
   } catch (err) {
-    log.warn({ file: path, err }, 'skipping an unreadable PMTiles archive');
+    log.warn({ run: runId, file, err }, 'skipping an unreadable PMTiles archive');
     return null;
   }
 }
@@ -108,10 +127,10 @@ function iou(a: [number, number, number, number], b: [number, number, number, nu
   return inter / (area(a) + area(b) - inter);
 }
 
-async function describeRun(root: string, dir: string, names: Set<string>, log: Logger): Promise<RunInfo> {
-  const id = relative(root, dir).split(sep).join('/') || '.';
-  const run = names.has('run.json') ? await readSmallJson(join(dir, 'run.json')) : null;
-  const item = names.has('item.json') ? await readSmallJson(join(dir, 'item.json')) : null;
+/** Describe the run `id` holding the files `names` (its layers, date, DEMO flag, bounds). */
+export async function describeRun(id: string, names: ReadonlySet<string>, files: RunFiles, log: Logger): Promise<RunInfo> {
+  const run = names.has('run.json') ? await files.readJson('run.json') : null;
+  const item = names.has('item.json') ? await files.readJson('item.json') : null;
   const order = Object.values(RUN_LAYER_FILES);
   const pm = [...names].filter((n) => n.endsWith('.pmtiles')).sort((a, b) => {
     const ia = order.indexOf(a);
@@ -120,7 +139,7 @@ async function describeRun(root: string, dir: string, names: Set<string>, log: L
   });
   const layers: LayerInfo[] = [];
   for (const f of pm) {
-    const l = await layerOf(dir, id, f, log);
+    const l = await layerOf(files, id, f, log);
     if (l) layers.push(l);
   }
   let bbox: RunInfo['bbox'] = null;
@@ -217,8 +236,13 @@ export async function discoverRuns(rootReal: string, log: Logger): Promise<RunIn
       }
     }
     const isRun = files.has('run.json') || files.has('chm.tif') || [...files].some((f) => f.endsWith('.pmtiles'));
-    if (isRun) runs.push(await describeRun(rootReal, dir, files, log));
+    if (isRun) runs.push(await describeRun(relative(rootReal, dir).split(sep).join('/') || '.', files, localRunFiles(dir), log));
   }
+  return sortAndGroup(runs);
+}
+
+/** Order runs by date (then id) and group those of one area. */
+export function sortAndGroup(runs: RunInfo[]): RunInfo[] {
   runs.sort((a, b) => (a.datetime ?? '').localeCompare(b.datetime ?? '') || a.id.localeCompare(b.id));
   groupRuns(runs);
   return runs;

@@ -9,6 +9,9 @@
  *   GET  /api/point?run=&lon=&lat=   height ± uncertainty (and land cover) from the COG, and the scene
  *   POST /api/stats?run=        statistics of a GeoJSON polygon over the run's chm.tif
  *
+ * The directory may be `s3://bucket/prefix`: runs published there (manifest.json present) are
+ * served by proxying their objects (object-store.ts).
+ *
  * Safe by default: binds to 127.0.0.1; when bound to loopback, requests must name a loopback host
  * (DNS-rebinding); only files provably inside the directory are served (see files.ts); bodies and
  * polygons are capped; no endpoint fetches a URL; every response carries a CSP and nosniff; nothing
@@ -25,11 +28,14 @@ import type { PointResponse, StatsResponse } from './api-types.js';
 import { contentSecurityPolicy, HttpError, readBody, securityHeaders, sendError, sendJson } from './http.js';
 import { resolveInside, safeSegments, serveFile } from './files.js';
 import { discoverRuns, runDir, type RunInfo } from './runs.js';
+import { ObjectRunTree } from './object-store.js';
+import { isS3Url } from '@geo-dino/storage';
 import { polygonStats, RasterPool, valueAt } from './raster.js';
+import type { RasterSource } from '@geo-dino/tiling';
 import { sceneAt } from './provenance.js';
 
 export interface ServerOptions {
-  /** The directory to serve (runs under it). */
+  /** The directory to serve (runs under it), or `s3://bucket/prefix` of published runs. */
   root: string;
   /** Default 127.0.0.1. */
   host?: string;
@@ -107,12 +113,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = options.log ?? silentLogger();
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
-  let rootReal: string;
-  try {
-    rootReal = await realpath(options.root);
-    if (!(await stat(rootReal)).isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new GeoDinoError('E_FILE_NOT_FOUND', `${options.root}: no such directory`, { details: { path: options.root } });
+  let rootReal = '';
+  const tree = isS3Url(options.root) ? await ObjectRunTree.open(options.root, log) : null;
+  if (!tree) {
+    try {
+      rootReal = await realpath(options.root);
+      if (!(await stat(rootReal)).isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new GeoDinoError('E_FILE_NOT_FOUND', `${options.root}: no such directory`, { details: { path: options.root } });
+    }
   }
   const viewerDir = options.viewerDir ?? defaultViewerDir();
   let viewerReal: string | null = null;
@@ -147,7 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const runs = (): Promise<RunInfo[]> => {
     const now = Date.now();
     if (!runsCache || now - runsCache.at > 2000) {
-      runsCache = { at: now, runs: discoverRuns(rootReal, log) };
+      runsCache = { at: now, runs: tree ? tree.discover() : discoverRuns(rootReal, log) };
       runsCache.runs.catch(() => (runsCache = null));
     }
     return runsCache.runs;
@@ -197,6 +206,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (rawPath.startsWith('/data/')) {
       const segs = safeSegments(rawPath.slice(6));
+      if (tree) {
+        await runs();
+        const object = segs ? tree.resolve(segs, DATA_EXTENSIONS) : null;
+        if (!object) return sendError(res, 404, undefined, head);
+        return tree.serve(req, res, object, 'no-cache');
+      }
       const file = segs ? await resolveInside(rootReal, segs, DATA_EXTENSIONS) : null;
       if (!file) return sendError(res, 404, undefined, head);
       return serveFile(req, res, file, { cacheControl: 'no-cache' });
@@ -212,26 +227,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return serveFile(req, res, file, { cacheControl: hashed ? 'public, max-age=31536000, immutable' : 'no-cache' });
   };
 
+  /** A run's file: its path, or its object URL with the version the listing gave. */
+  const fileOf = (run: RunInfo, name: string): { path: string; version?: { mtimeMs: number; size: number } } => {
+    if (!tree) return { path: join(runDir(rootReal, run), name) };
+    const e = tree.entry(run.id, name);
+    if (!e) throw new HttpError(404, `this run has no ${name}`);
+    return { path: e.url, version: { mtimeMs: e.lastModified.getTime(), size: e.size } };
+  };
+  const raster = (run: RunInfo, name: string): Promise<RasterSource> => {
+    const f = fileOf(run, name);
+    return rasters.get(f.path, f.version);
+  };
+
   const point = async (res: ServerResponse, q: URLSearchParams, head: boolean): Promise<void> => {
     const run = await findRun(q);
     const lon = queryNumber(q, 'lon', -180, 180);
     const lat = queryNumber(q, 'lat', -90, 90);
-    const dir = runDir(rootReal, run);
     const out: PointResponse = { run: run.id, lon, lat, inside: false, pixel: null, height_m: null, uncertainty_m: null, scene: null };
     if (run.files.chm) {
-      const v = await valueAt(await rasters.get(join(dir, 'chm.tif')), lon, lat, [0, 1]);
+      const v = await valueAt(await raster(run, 'chm.tif'), lon, lat, [0, 1]);
       out.inside = v.inside;
       out.pixel = v.inside && v.col !== null && v.row !== null ? { col: v.col, row: v.row } : null;
       out.height_m = v.values[0] ?? null;
       out.uncertainty_m = v.values[1] ?? null;
     }
     if (run.files.landcover) {
-      const v = await valueAt(await rasters.get(join(dir, 'landcover.tif')), lon, lat, [0]);
+      const v = await valueAt(await raster(run, 'landcover.tif'), lon, lat, [0]);
       const value = v.values[0] ?? null;
       const classes = run.layers.find((l) => l.layer === 'landcover')?.geoDino?.classes ?? [];
       out.landcover = value === null ? null : { value, name: classes.find((c) => c.value === value)?.name ?? null };
     }
-    out.scene = run.files.provenance ? await sceneAt(join(dir, 'provenance.geojson'), lon, lat) : null;
+    if (run.files.provenance) {
+      const f = fileOf(run, 'provenance.geojson');
+      out.scene = await sceneAt(f.path, lon, lat, f.version);
+    }
     sendJson(res, 200, out, head);
   };
 
@@ -258,7 +287,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     try {
       const ac = new AbortController();
       res.on('close', () => ac.abort());
-      const s = await polygonStats(await rasters.get(join(runDir(rootReal, run), 'chm.tif')), aoi, { maxPixels: maxStatsPixels }, ac.signal);
+      const s = await polygonStats(await raster(run, 'chm.tif'), aoi, { maxPixels: maxStatsPixels }, ac.signal);
       const body: StatsResponse = { run: run.id, polygon: { areaM2: aoi.areaM2, vertices, bbox: aoi.bbox }, ...s };
       sendJson(res, 200, body);
     } finally {

@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   S3Client,
   S3ServiceException,
   type GetObjectCommandOutput,
@@ -371,4 +372,45 @@ export async function s3GetJson(url: string, options: S3ReadOptions = {}): Promi
   } catch (err) {
     throw new GeoDinoError('E_BAD_JSON', `${url}: invalid JSON: ${(err as Error).message}`, { cause: err, details: { url } });
   }
+}
+
+export interface S3ListEntry {
+  key: string;
+  size: number;
+  etag: string | null;
+  lastModified: Date | null;
+}
+
+/**
+ * Every object under `s3://bucket/prefix` (ListObjectsV2, paginated, each page with core's retry
+ * policy). More than `maxKeys` objects is an E_LIMIT error naming the URL.
+ */
+export async function s3List(url: string, options: S3ReadOptions & { maxKeys?: number } = {}): Promise<S3ListEntry[]> {
+  const log = options.log ?? silentLogger();
+  const { bucket, key: prefix } = parseS3Url(url);
+  const h = await s3Client(options.s3, log, options.env);
+  const maxKeys = options.maxKeys ?? 100_000;
+  const out: S3ListEntry[] = [];
+  let token: string | undefined;
+  do {
+    const page = await retrying(url, options, async (signal) => {
+      try {
+        return await h.client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}), ...(h.settings.requesterPays ? { RequestPayer: 'requester' } : {}) }),
+          { abortSignal: signal },
+        );
+      } catch (err) {
+        throw s3Failure(err, url, h);
+      }
+    });
+    for (const c of page.Contents ?? []) {
+      if (!c.Key) continue;
+      out.push({ key: c.Key, size: c.Size ?? 0, etag: c.ETag ?? null, lastModified: c.LastModified ?? null });
+    }
+    if (out.length > maxKeys) {
+      throw new GeoDinoError('E_LIMIT', `${url}: more than ${maxKeys} objects under this prefix; give a narrower prefix`, { details: { url, maxKeys } });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
 }

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
 import { isLoopback, startServer } from '@geo-dino/server';
+import { isS3Url } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 
 const optionsSchema = z.object({
@@ -19,7 +20,7 @@ export const serveCommand: CommandModule = {
     program
       .command('serve')
       .description('serve the map viewer, PMTiles layers and a JSON API (values, statistics) for the runs under a directory')
-      .argument('<dir>', 'a run directory, or a directory of runs')
+      .argument('<dir>', 'a run directory, a directory of runs, or s3://bucket/prefix of published runs (objects proxied by this server)')
       .option('-p, --port <n>', 'port (0 = any free port)', '8080')
       .option('--host <address>', 'address to listen on; anything but loopback exposes every run under <dir>', '127.0.0.1')
       .option('--basemap <style-url>', 'a MapLibre style URL to show under the layers (off by default: works offline)')
@@ -27,15 +28,16 @@ export const serveCommand: CommandModule = {
       .action(async (dir: string, raw: Record<string, unknown>) => {
         const ctx = app.context();
         const opts = parseWith(optionsSchema, raw, { fieldName: flagName });
+        const root = isS3Url(dir) ? dir : resolve(ctx.io.cwd, dir);
         const server = await startServer({
-          root: resolve(ctx.io.cwd, dir),
+          root,
           host: opts.host,
           port: opts.port,
           basemap: opts.basemap ?? null,
           ...(opts.maxBody ? { maxBodyBytes: opts.maxBody } : {}),
           log: ctx.log,
         });
-        ctx.result({ url: server.url, root: resolve(ctx.io.cwd, dir), loopback: isLoopback(opts.host) }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
+        ctx.result({ url: server.url, root, loopback: isLoopback(opts.host) }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
         await new Promise<void>((done) => {
           if (ctx.signal.aborted) return done();
           ctx.signal.addEventListener('abort', () => done(), { once: true });
