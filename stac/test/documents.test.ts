@@ -76,12 +76,15 @@ describe('items from real APIs', () => {
     expect(choice.asset?.bands).toEqual({ red: 1, green: 2, blue: 3 });
   });
 
-  it('Maxar Open Data (eoAPI): visual over ms_analytic, the public https alternate over s3://', () => {
+  it('Maxar Open Data (eoAPI): visual over ms_analytic; its s3:// href, or the public https alternate when asked for', () => {
     const path = stac('eoapi-maxar-opendata-item.json');
     const raw = readJson<Raw>(path);
     const visual = raw.assets['visual']!;
     expect(visual.href.startsWith('s3://')).toBe(true);
-    const choice = pickRgbAsset(parseItem(raw, path), path);
+    const own = pickRgbAsset(parseItem(raw, path), path);
+    expect(own.asset?.key).toBe('visual');
+    expect(own.asset?.href).toBe(visual.href);
+    const choice = pickRgbAsset(parseItem(raw, path), path, { preferHttps: true });
     expect(choice.asset?.key).toBe('visual');
     expect(choice.asset?.href).toBe(visual.alternate!['public']!.href);
     expect(choice.asset?.href.startsWith('https://')).toBe(true);

@@ -67,7 +67,7 @@ describe('detectImagerySource', () => {
     await expectError(detectImagerySource(join(dir, 'notes.txt')), 'E_ARGUMENT', /notes\.txt: neither a GeoTIFF nor a STAC JSON document/);
     await expectError(detectImagerySource(join(dir, 'broken.json')), 'E_BAD_JSON', /broken\.json: invalid JSON/);
     await expectError(detectImagerySource(join(dir, 'other.json')), 'E_BAD_STAC', /other\.json: JSON but not STAC/);
-    await expectError(detectImagerySource('s3://bucket/key.tif'), 'E_ARGUMENT', /s3:\/\/ is not supported/);
+    await expectError(detectImagerySource('gs://bucket/key.tif'), 'E_ARGUMENT', /gs:\/\/ is not supported/);
     await expectError(detectImagerySource(`${files.url}/nope.json`), 'E_HTTP_STATUS', /HTTP 404/);
   });
 });
