@@ -52,36 +52,18 @@ function looksLikeJson(b: Uint8Array): boolean {
 const RASTER_EXT = /\.(tiff?|vrt|jp2|img)(?:[?#].*)?$/i;
 
 async function headBytes(location: string, options: DetectOptions, log: Logger): Promise<Uint8Array | 'too-big'> {
-  if (isHttpHref(location)) {
+  if (isHttpHref(location) || isS3Url(location)) {
+    const retry = {
+      ...(options.retries !== undefined ? { retries: options.retries } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      onRetry: (i: { url: string; attempt: number; reason: string }) => log.warn({ url: i.url, attempt: i.attempt, reason: i.reason }, 'retrying'),
+    };
     try {
-      const res = await fetchBytes(location, {
-        range: [0, 65535],
-        maxBytes: 64 * 1024 * 1024,
-        ...(options.headers ? { headers: options.headers } : {}),
-        ...(options.retries !== undefined ? { retries: options.retries } : {}),
-        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-        ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, reason: i.reason }, 'retrying'),
-      });
-      return res.bytes;
-    } catch (err) {
-      if (err instanceof GeoDinoError && err.code === 'E_LIMIT') return 'too-big';
-      throw err;
-    }
-  }
-  if (isS3Url(location)) {
-    try {
-      const res = await s3Get(location, [0, 65535], {
-        maxBytes: 64 * 1024,
-        log,
-        ...(options.retries !== undefined ? { retries: options.retries } : {}),
-        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
-        ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, reason: i.reason }, 'retrying'),
-      });
-      return res.bytes;
+      if (isS3Url(location)) return (await s3Get(location, [0, 65535], { ...retry, maxBytes: 64 * 1024, log })).bytes;
+      // A server that ignores Range sends the whole file: up to 64 MiB is read, more is 'too-big'.
+      return (await fetchBytes(location, { ...retry, range: [0, 65535], maxBytes: 64 * 1024 * 1024, ...(options.headers ? { headers: options.headers } : {}) })).bytes;
     } catch (err) {
       if (err instanceof GeoDinoError && err.code === 'E_LIMIT') return 'too-big';
       throw err;

@@ -3,7 +3,7 @@
  * (the demo model is made there on first use), AOIs over the shared real imagery, running the CLI
  * with `--json`, and GDAL oracles.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -63,6 +63,18 @@ export async function chm(args: readonly string[], home: string, options: { cwd?
       }
     });
   return { ...r, json, events };
+}
+
+/** Tiles stored in a run's state directory (its tile store, `tiles/<id/1000>/<id>.tile`). */
+export function tilesIn(state: string): number {
+  const tiles = join(state, 'tiles');
+  if (!existsSync(tiles)) return 0;
+  let n = 0;
+  for (const shard of readdirSync(tiles)) {
+    if (!/^\d+$/.test(shard)) continue;
+    n += readdirSync(join(tiles, shard)).filter((f) => f.endsWith('.tile')).length;
+  }
+  return n;
 }
 
 export function readJson<T = Record<string, unknown>>(path: string): T {

@@ -10,10 +10,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI_BIN } from '../support/shared-data.js';
-import { chm, readJson, tempDir } from './helpers.js';
+import { chm, readJson, tempDir, tilesIn } from './helpers.js';
 
 let dir: string;
 let home: string;
@@ -25,17 +25,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const ARGS = ['--model', 'demo', '--no-web-tiles', '--tile-size', '256', '--overlap', '32', '--gsd', '1.2'];
 const TOTAL = 25; // 5 × 5 tiles of 256² over the demo scene at 1.2 m (1009² pixels)
-
-function tilesIn(state: string): number {
-  const tiles = join(state, 'tiles');
-  if (!existsSync(tiles)) return 0;
-  let n = 0;
-  for (const shard of readdirSync(tiles)) {
-    if (!/^\d+$/.test(shard)) continue;
-    n += readdirSync(join(tiles, shard)).filter((f) => f.endsWith('.tile')).length;
-  }
-  return n;
-}
 
 /** Start a run, wait until `atLeast` tiles are stored, send `signal`; resolve with how it ended. */
 function interrupt(out: string, signal: NodeJS.Signals, atLeast: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; tilesAtSignal: number }> {

@@ -10,15 +10,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CLI_BIN, sharedData } from '../support/shared-data.js';
-import { BUCKETS, startSeaweedFs, type S3TestServer } from '../support/seaweedfs.js';
-import { S3FaultProxy } from '../support/s3-fault-proxy.js';
-import { COGEO_AOI, chm, gdalBand, tempDir, writeJson } from '../chm/helpers.js';
+import { BUCKETS, CLEAN_AWS_ENV, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
+import type { S3FaultProxy } from '../support/s3-fault-proxy.js';
+import { COGEO_AOI, chm, gdalBand, tempDir, tilesIn, writeJson } from '../chm/helpers.js';
 import { requireGdal } from '../support/tools.js';
 
+let bed: S3TestBed;
 let server: S3TestServer;
 let proxy: S3FaultProxy;
 let dir: string;
@@ -29,7 +30,7 @@ const IMAGERY = `s3://${BUCKETS.private}/imagery/cogeo.tif`;
 const ARGS = () => ['--model', 'demo', '--aoi', aoi, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'];
 
 function s3Env(): NodeJS.ProcessEnv {
-  return { ...server.env(), AWS_ENDPOINT_URL: '', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true' };
+  return { ...server.env(), ...CLEAN_AWS_ENV, AWS_ENDPOINT_URL: '' };
 }
 
 async function getObject(key: string): Promise<Buffer> {
@@ -42,30 +43,18 @@ async function keys(prefix: string): Promise<string[]> {
   return (r.Contents ?? []).map((c) => c.Key!).sort();
 }
 
-function tilesIn(state: string): number {
-  const tiles = join(state, 'tiles');
-  if (!existsSync(tiles)) return 0;
-  let n = 0;
-  for (const shard of readdirSync(tiles)) {
-    if (!/^\d+$/.test(shard)) continue;
-    n += readdirSync(join(tiles, shard)).filter((f) => f.endsWith('.tile')).length;
-  }
-  return n;
-}
-
 beforeAll(async () => {
   requireGdal();
   dir = tempDir('s3');
   home = join(dir, 'home');
   aoi = writeJson(join(dir, 'aoi.geojson'), COGEO_AOI);
-  server = await startSeaweedFs();
-  proxy = await S3FaultProxy.start(server.endpoint, BUCKETS.requesterPays);
+  bed = await startS3TestBed();
+  ({ server, proxy } = bed);
   await server.admin.send(new PutObjectCommand({ Bucket: BUCKETS.private, Key: 'imagery/cogeo.tif', Body: readFileSync(sharedData('rasterio', 'cogeo.tif')) }));
 }, 120_000);
 
 afterAll(async () => {
-  await proxy?.close();
-  await server?.stop();
+  await bed?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -14,10 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { GeoDinoError } from '@geo-dino/core';
-import { publishDirectory, readManifest, resetS3Clients, setS3Defaults } from '@geo-dino/storage';
-import { BUCKETS, startSeaweedFs, type S3TestServer } from '../support/seaweedfs.js';
-import { S3FaultProxy } from '../support/s3-fault-proxy.js';
+import { publishDirectory, readManifest } from '@geo-dino/storage';
+import { BUCKETS, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
+import type { S3FaultProxy } from '../support/s3-fault-proxy.js';
 
+let bed: S3TestBed;
 let server: S3TestServer;
 let proxy: S3FaultProxy;
 let dir: string;
@@ -57,18 +58,13 @@ async function keys(bucket: string, prefix: string): Promise<string[]> {
 const OPTS = { multipartThresholdBytes: 5 * MiB, partBytes: 5 * MiB, retry: { backoffMs: 5 } };
 
 beforeAll(async () => {
-  server = await startSeaweedFs();
-  proxy = await S3FaultProxy.start(server.endpoint, BUCKETS.requesterPays);
-  resetS3Clients();
-  setS3Defaults({ endpoint: proxy.endpoint }, { ...server.env(), AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' });
+  bed = await startS3TestBed();
+  ({ server, proxy } = bed);
   dir = mkdtempSync(join(tmpdir(), 'geo-dino-publish-'));
 }, 120_000);
 
 afterAll(async () => {
-  setS3Defaults({});
-  resetS3Clients();
-  await proxy?.close();
-  await server?.stop();
+  await bed?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -11,12 +11,12 @@ import { readFileSync } from 'node:fs';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError } from '@geo-dino/core';
 import { readJsonDocument, detectImagerySource } from '@geo-dino/stac';
-import { resetS3Clients, setS3Defaults, type S3Settings } from '@geo-dino/storage';
+import type { S3Settings } from '@geo-dino/storage';
 import { openByteSource, openRaster, type HttpOptions } from '@geo-dino/tiling';
 import { sharedData } from '../support/shared-data.js';
 import { requireGdal } from '../support/tools.js';
-import { BUCKETS, startSeaweedFs, type S3TestServer } from '../support/seaweedfs.js';
-import { S3FaultProxy } from '../support/s3-fault-proxy.js';
+import { BUCKETS, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
+import type { S3FaultProxy } from '../support/s3-fault-proxy.js';
 import { rng } from '../support/rng.js';
 import { diff, gdalRead } from '../../tiling/test/support/gdal.js';
 
@@ -25,25 +25,16 @@ const LOCAL = readFileSync(COGEO);
 const KEY = 'imagery/cogeo.tif';
 const FAST: HttpOptions = { timeoutMs: 5000, retries: 4, backoffMs: 5 };
 
+let bed: S3TestBed;
 let server: S3TestServer;
 let proxy: S3FaultProxy;
-
-/** Point geo-dino at the proxy with these credentials (or none) and settings. */
-function use(creds: { id: string; secret: string } | null, settings: S3Settings = {}): void {
-  resetS3Clients();
-  const env: NodeJS.ProcessEnv = { AWS_REGION: 'us-east-1', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true' };
-  if (creds) Object.assign(env, { AWS_ACCESS_KEY_ID: creds.id, AWS_SECRET_ACCESS_KEY: creds.secret });
-  setS3Defaults({ endpoint: proxy.endpoint, ...settings }, env);
-}
-
-function admin(): { id: string; secret: string } {
-  return { id: server.accessKeyId, secret: server.secretAccessKey };
-}
+const use = (creds: { id: string; secret: string } | null, settings?: S3Settings): void => bed.use(creds, settings);
+const admin = (): { id: string; secret: string } => bed.admin();
 
 beforeAll(async () => {
   requireGdal();
-  server = await startSeaweedFs();
-  proxy = await S3FaultProxy.start(server.endpoint, BUCKETS.requesterPays);
+  bed = await startS3TestBed();
+  ({ server, proxy } = bed);
   for (const bucket of Object.values(BUCKETS)) {
     await server.admin.send(new PutObjectCommand({ Bucket: bucket, Key: KEY, Body: LOCAL }));
   }
@@ -61,10 +52,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  setS3Defaults({});
-  resetS3Clients();
-  await proxy?.close();
-  await server?.stop();
+  await bed?.close();
 });
 
 async function readAllBytes(url: string, http: HttpOptions = FAST): Promise<Uint8Array> {
