@@ -18,6 +18,8 @@ import { rectangleAoi, runChm, writeSyntheticScene, stateDirFor } from '@geo-din
 import { geodesicArea, loadAoi } from '@geo-dino/geometry';
 import { zonePartsOf } from '@geo-dino/tiling';
 import { sharedData } from '../support/shared-data.js';
+import { PMTiles } from 'pmtiles';
+import { LocalSource } from '@geo-dino/server';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { chm, gdalBand, readJson, tempDir, writeJson } from './helpers.js';
 
@@ -35,7 +37,25 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const common = (): string[] => ['--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'];
+const common = (): string[] => ['--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--tile-size', '256', '--overlap', '32'];
+
+/** Every tile of the finest zoom of an archive (read with the reference `pmtiles` JS reader), keyed by x/y. */
+async function finestTiles(path: string): Promise<Map<string, string>> {
+  const p = new PMTiles(new LocalSource(path));
+  const h = await p.getHeader();
+  const z = h.maxZoom;
+  const n = 2 ** z;
+  const tx = (lon: number): number => Math.floor(((lon + 180) / 360) * n);
+  const ty = (lat: number): number => Math.floor(((1 - Math.log(Math.tan((lat * Math.PI) / 180) + 1 / Math.cos((lat * Math.PI) / 180)) / Math.PI) / 2) * n);
+  const out = new Map<string, string>();
+  for (let x = tx(h.minLon); x <= tx(h.maxLon); x++) {
+    for (let y = ty(h.maxLat); y <= ty(h.minLat); y++) {
+      const t = await p.getZxy(z, x, y);
+      if (t) out.set(`${x}/${y}`, Buffer.from(t.data).toString('base64'));
+    }
+  }
+  return out;
+}
 
 /** Both bands of a raster GDAL opens, as arrays. */
 function bands(path: string): { width: number; height: number; values: Float64Array }[] {
@@ -79,6 +99,12 @@ describe('sharded runs', () => {
     // The STAC collection links every shard's Item.
     const coll = readJson<{ links: { rel: string; href: string }[] }>(join(out, 'collection.json'));
     expect(coll.links.filter((l) => l.rel === 'item')).toHaveLength(run.shards.count);
+    // One height pyramid over every shard: its finest tiles equal the single run's, tile for tile.
+    const a = await finestTiles(join(dir, 'single', 'chm.pmtiles'));
+    const b = await finestTiles(join(out, 'chm.pmtiles'));
+    expect(a.size).toBeGreaterThan(4);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [k, v] of a) expect(b.get(k), `tile ${k}`).toBe(v);
   }, 300_000);
 
   it('resumes at the first unfinished shard and recomputes a shard corrupted on disk', async () => {

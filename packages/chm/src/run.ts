@@ -28,6 +28,8 @@ import { predictTiles, type PredictSummary } from './predict.js';
 import { TileStore } from './tile-store.js';
 import { TileFeed } from './feed.js';
 import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+import { writeShardedRunTiles } from '@geo-dino/pmtiles';
+import { extraHeadsOf } from './extra-heads.js';
 import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex } from './sharded.js';
 import { shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
@@ -457,6 +459,24 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   if (index.validPixels === 0) {
     throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
   }
+  // Web layers: one pyramid per layer over every shard and zone.
+  let webTiles: string[] = [];
+  if (options.webTiles !== false) {
+    const lc = extraHeadsOf(plan.zones[0]!).find((h) => h.kind === 'land-cover');
+    try {
+      const web = await writeShardedRunTiles(outDir, index.shardDirs, {
+        demo: plan.demo,
+        log,
+        progress,
+        ...(signal ? { signal } : {}),
+        ...(lc ? { landcoverClasses: lc.spec.classes.map((c) => ({ value: c.value, name: c.name, color: c.color })) } : {}),
+      });
+      webTiles = Object.values(web).filter((w) => w).map((w) => basename(w!.path));
+    } catch (err) {
+      if (!(err instanceof GeoDinoError && err.code === 'E_UNSUPPORTED_RASTER')) throw err;
+      log.warn({ err: err.message }, 'web layers not written');
+    }
+  }
   const run: Record<string, unknown> = {
     format: 'geo-dino-run',
     formatVersion: 1,
@@ -472,6 +492,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     configHash: plan.configHash,
     aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
     shards: { size: plan.shardSize, count: index.shards, index: 'shards.geojson', collection: 'collection.json', zones: index.zones },
+    webTiles,
     zones: plan.zones.map((z) => ({ zone: z.shards.zone, crs: crsLabel(z.grid.crs), epsg: z.grid.crs.epsg, width: z.grid.width, height: z.grid.height, gsd: z.grid.gsd, transform: z.grid.transform, tiles: z.tiling.tiles, shards: z.shards.count })),
     tiling: { ...plan.zones[0]!.tiling, tiles: plan.tiles },
     sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref })),

@@ -295,6 +295,8 @@ async function streamFile(path: string, write: (put: (s: string) => Promise<void
 
 export interface ShardedOutputs {
   files: string[];
+  /** The shard directories, relative to the run directory, in order. */
+  shardDirs: string[];
   validPixels: number;
   stats: { height: BandStats | null; uncertainty: BandStats | null };
   shards: number;
@@ -395,5 +397,5 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
     records.map((x) => join(outDir, SHARD_DIR, x.r.id, 'item.json')),
   );
   log.info({ shards: records.length, zones: zones.map((z) => z.zone) }, 'run index written');
-  return { files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };
+  return { shardDirs: records.map((x) => `${SHARD_DIR}/${x.r.id}`), files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };
 }
