@@ -19,7 +19,7 @@ import { geodesicArea, loadAoi } from '@geo-dino/geometry';
 import { zonePartsOf } from '@geo-dino/tiling';
 import { sharedData } from '../support/shared-data.js';
 import { PMTiles } from 'pmtiles';
-import { LocalSource } from '@geo-dino/server';
+import { LocalSource, startServer } from '@geo-dino/server';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { chm, gdalBand, readJson, tempDir, writeJson } from './helpers.js';
 
@@ -106,6 +106,42 @@ describe('sharded runs', () => {
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
     for (const [k, v] of a) expect(b.get(k), `tile ${k}`).toBe(v);
   }, 300_000);
+
+  it('geo-dino serve answers points and polygon statistics of the sharded run as of the single run', async () => {
+    const srv = await startServer({ root: dir, port: 0, viewerDir: dir });
+    try {
+      const runs = (await (await fetch(`${srv.url}api/runs`)).json()) as { runs: { id: string; files: { chm: boolean } }[] };
+      const ids = runs.runs.map((r) => r.id).sort();
+      // The shard folders are parts of the sharded run, not runs of their own.
+      expect(ids).toEqual(['sharded', 'single']);
+      const item = readJson<{ bbox: number[] }>(join(dir, 'single', 'item.json'));
+      const [w, s, e, n] = item.bbox as [number, number, number, number];
+      for (const [fx, fy] of [
+        [0.3, 0.3],
+        [0.5, 0.5],
+        [0.71, 0.22],
+      ] as const) {
+        const q = `lon=${w + fx * (e - w)}&lat=${s + fy * (n - s)}`;
+        const a = (await (await fetch(`${srv.url}api/point?run=single&${q}`)).json()) as { height_m: number | null; uncertainty_m: number | null };
+        const b = (await (await fetch(`${srv.url}api/point?run=sharded&${q}`)).json()) as { height_m: number | null; uncertainty_m: number | null };
+        expect(a.height_m).not.toBeNull();
+        expect([b.height_m, b.uncertainty_m]).toEqual([a.height_m, a.uncertainty_m]);
+      }
+      const poly = { type: 'Polygon', coordinates: [[[w + 0.2 * (e - w), s + 0.2 * (n - s)], [w + 0.8 * (e - w), s + 0.25 * (n - s)], [w + 0.6 * (e - w), s + 0.8 * (n - s)], [w + 0.2 * (e - w), s + 0.2 * (n - s)]]] };
+      const post = async (run: string): Promise<Record<string, unknown>> => {
+        const r = await fetch(`${srv.url}api/stats?run=${run}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(poly) });
+        expect(r.status).toBe(200);
+        const j = (await r.json()) as Record<string, unknown>;
+        delete j['run'];
+        return j;
+      };
+      const a = await post('single');
+      expect((a['pixels'] as { valid: number }).valid).toBeGreaterThan(1000);
+      expect(await post('sharded')).toEqual(a);
+    } finally {
+      await srv.close();
+    }
+  }, 120_000);
 
   it('resumes at the first unfinished shard and recomputes a shard corrupted on disk', async () => {
     const out = join(dir, 'resumed');

@@ -15,7 +15,7 @@
  *   different request is an error unless the user removes it.
  * - Nothing is written into `--out` until the run is complete.
  */
-import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
@@ -191,7 +191,11 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
         );
       }
       if (!options.resume) {
-        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: an interrupted run of these arguments (${stored.tiles} tiles in ${stored.shards} shard(s)); add --resume to continue it, or remove ${stateDir} to start over`, {
+        const done =
+          stored.layout === 'single'
+            ? `${(await (await TileStore.open(join(stateDir, 'tiles'), stored.zones[0]!.configHash)).completed()).size} of ${stored.tiles} tiles done`
+            : `${(await readdir(join(stateDir, 'shards')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).length} of ${stored.shards} shards written`;
+        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: an interrupted run of these arguments has ${done}; add --resume to continue it, or remove ${stateDir} to start over`, {
           details: { path: stateDir },
         });
       }
@@ -483,6 +487,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     kind: 'chm',
     status: 'complete',
     layout: 'sharded',
+    created: new Date().toISOString(),
     demo: plan.demo,
     ...(plan.demo ? { warning: 'DEMO: random-weight model; heights are not real canopy heights' } : {}),
     command: options.command ?? null,

@@ -10,6 +10,7 @@
  * The DEMO flag comes from run.json (`model.demo` or `demo`), the date from item.json.
  * Each archive is written under a temporary name and renamed when complete.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileExists, readJsonFile, silentLogger, type Logger, type Progress } from '@geo-dino/core';
 import { openRaster, type RasterSource } from '@geo-dino/tiling';
@@ -113,6 +114,13 @@ export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}):
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const result: RunTilesResult = {};
+  // A sharded run (shards/<id>/chm.tif, no chm.tif at the top): one pyramid over every shard.
+  if (!(await fileExists(join(runDir, 'chm.tif'))) && (await fileExists(join(runDir, 'shards')))) {
+    const dirs = (await readdir(join(runDir, 'shards'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => `shards/${d.name}`).sort();
+    const { imagery: _imagery, ...rest } = opts;
+    void _imagery;
+    return writeShardedRunTiles(runDir, dirs, rest);
+  }
   const chm = await openRaster(join(runDir, 'chm.tif'), { log, ...(opts.signal ? { signal: opts.signal } : {}) });
   try {
     result.height = await writeRasterTiles(chm, join(runDir, RUN_LAYER_FILES.height), { ...common, layer: 'height', band: 1 });

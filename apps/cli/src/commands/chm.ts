@@ -6,7 +6,7 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
@@ -222,7 +222,7 @@ export const chmCommand: CommandModule = {
           const plan = await planRun(request, { env, cwd, log: ctx.log, progress: ctx.progress, signal: ctx.signal, modelDir: md, force: true });
           const planSeconds = (performance.now() - t0) / 1000;
           const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
-          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)) };
+          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)), memory: { maxRssBytes: peakRssBytes() } };
           ctx.result(summary, () => humanPlan(summary));
           return;
         }
