@@ -31,7 +31,7 @@ import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { extraHeadsOf } from './extra-heads.js';
 import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex } from './sharded.js';
-import { shardTileIds, layoutOf } from './plan.js';
+import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
 import { GEO_DINO_VERSION, ensureDir as ensureDirectory } from '@geo-dino/core';
@@ -384,13 +384,17 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       let blended = 0;
       let wake: (() => void) | null = null;
       const predicting = (async (): Promise<void> => {
+        const sg = shardGridOf(zone);
         for (let k = 0; k < todoShards.length; k++) {
-          while (k > blended + 1) {
+          // One shard ahead of blending, and never into the next band before this one is written
+          // (its tiles straddling into the next band are released, then predicted again there).
+          const newBand = k > 0 && sg.band(todoShards[k]!) !== sg.band(todoShards[k - 1]!);
+          while (k > blended + 1 || (newBand && k > blended)) {
             throwIfAborted(inner.signal);
             await new Promise<void>((r) => (wake = r));
           }
           throwIfAborted(inner.signal);
-          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, stored)];
+          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, (id) => feed.has(id))];
           if (!ids.length) continue;
           if (!runner) {
             runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
@@ -425,7 +429,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
           written.add(s.id);
           counts.shardsWritten++;
           counts.storePeakBytes = Math.max(counts.storePeakBytes, await store.bytes());
-          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed);
+          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed, shardGridOf(zone).band(s));
           blended++;
           const w = wake as (() => void) | null;
           wake = null;

@@ -237,25 +237,39 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
 }
 
 /**
- * The tiles to predict for a shard: those of its window not in the store whose first
- * to-do shard (in processing order) is this one.
+ * The tiles to predict for a shard: those of its window not stored now whose first to-do shard of
+ * the same processing band is this one (a tile straddling two bands is predicted for each).
  */
-export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, stored: ReadonlySet<number>): Generator<number> {
+export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, isStored: (id: number) => boolean): Generator<number> {
   const grid = shardGridOf(zone);
+  const band = grid.band(shard);
   for (const id of shardTileIds(zone, layout, shard)) {
-    if (stored.has(id)) continue;
+    if (isStored(id)) continue;
     const first = tileShards(zone, layout, id)
-      .filter((s) => todo.has(s.id))
-      .sort((a, b) => grid.orderKey(a) - grid.orderKey(b))[0];
+      .filter((s) => todo.has(s.id) && grid.band(s) === band)
+      .sort((a, b) => grid.compare(a, b))[0];
     if (first?.id === shard.id) yield id;
   }
 }
 
-/** Delete the tiles whose every planned shard is written. */
-export async function releaseTiles(zone: RunPlan, layout: TileLayout, ids: Iterable<number>, planned: ReadonlySet<string>, written: ReadonlySet<string>, store: TileStore, feed?: TileFeed): Promise<number> {
+/**
+ * Delete the tiles whose every planned shard is written; with `band`, those whose every planned
+ * shard of that band is written (the next band predicts its own copy).
+ */
+export async function releaseTiles(
+  zone: RunPlan,
+  layout: TileLayout,
+  ids: Iterable<number>,
+  planned: ReadonlySet<string>,
+  written: ReadonlySet<string>,
+  store: TileStore,
+  feed?: TileFeed,
+  band?: number,
+): Promise<number> {
+  const grid = shardGridOf(zone);
   let n = 0;
   for (const id of ids) {
-    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id))) {
+    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id) || (band !== undefined && grid.band(s) !== band))) {
       await store.remove(id);
       feed?.forget(id);
       n++;

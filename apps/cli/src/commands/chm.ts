@@ -41,6 +41,7 @@ const optionsSchema = z.object({
   landcover: z.string().min(1).optional(),
   shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
   dryRun: z.boolean().default(false),
+  bandWidth: cliValues.positiveInt.optional(),
   rate: cliValues.positiveNumber.optional(),
 });
 
@@ -186,6 +187,7 @@ export const chmCommand: CommandModule = {
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
+      .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
       .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles')
@@ -215,6 +217,7 @@ export const chmCommand: CommandModule = {
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
           ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+          ...(o.bandWidth !== undefined ? { bandShards: o.bandWidth } : {}),
         };
         if (o.dryRun) {
           const t0 = performance.now();
