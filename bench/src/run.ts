@@ -10,6 +10,7 @@ import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { s3Bench } from './s3.js';
+import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -18,6 +19,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   pmtiles: pmtilesBench,
   s3: s3Bench,
   serve: serveBench,
+  shards: shardsBench,
   tiler: tilerBench,
 };
 

@@ -18,6 +18,8 @@ import { rectangleAoi, runChm, writeSyntheticScene, stateDirFor } from '@geo-din
 import { geodesicArea, loadAoi } from '@geo-dino/geometry';
 import { zonePartsOf } from '@geo-dino/tiling';
 import { sharedData } from '../support/shared-data.js';
+import { PMTiles } from 'pmtiles';
+import { LocalSource, startServer } from '@geo-dino/server';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { chm, gdalBand, readJson, tempDir, writeJson } from './helpers.js';
 
@@ -35,7 +37,25 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const common = (): string[] => ['--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'];
+const common = (): string[] => ['--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--tile-size', '256', '--overlap', '32'];
+
+/** Every tile of the finest zoom of an archive (read with the reference `pmtiles` JS reader), keyed by x/y. */
+async function finestTiles(path: string): Promise<Map<string, string>> {
+  const p = new PMTiles(new LocalSource(path));
+  const h = await p.getHeader();
+  const z = h.maxZoom;
+  const n = 2 ** z;
+  const tx = (lon: number): number => Math.floor(((lon + 180) / 360) * n);
+  const ty = (lat: number): number => Math.floor(((1 - Math.log(Math.tan((lat * Math.PI) / 180) + 1 / Math.cos((lat * Math.PI) / 180)) / Math.PI) / 2) * n);
+  const out = new Map<string, string>();
+  for (let x = tx(h.minLon); x <= tx(h.maxLon); x++) {
+    for (let y = ty(h.maxLat); y <= ty(h.minLat); y++) {
+      const t = await p.getZxy(z, x, y);
+      if (t) out.set(`${x}/${y}`, Buffer.from(t.data).toString('base64'));
+    }
+  }
+  return out;
+}
 
 /** Both bands of a raster GDAL opens, as arrays. */
 function bands(path: string): { width: number; height: number; values: Float64Array }[] {
@@ -61,9 +81,9 @@ describe('sharded runs', () => {
     const run = readJson<{ layout: string; shards: { count: number; zones: { vrt: string }[] }; tiles: { total: number; predicted: number; empty: number; released: number } }>(join(out, 'run.json'));
     expect(run.layout).toBe('sharded');
     expect(run.shards.count).toBeGreaterThan(4);
-    // Every tile predicted once, and every one deleted from the state once its shards were written.
-    expect(run.tiles.predicted + run.tiles.empty).toBe(run.tiles.total);
-    expect(run.tiles.released).toBe(run.tiles.total);
+    // Every tile predicted (once per processing band it meets), every stored copy deleted once its shards were written.
+    expect(run.tiles.predicted + run.tiles.empty).toBeGreaterThanOrEqual(run.tiles.total);
+    expect(run.tiles.released).toBe(run.tiles.predicted + run.tiles.empty);
     const vrt = join(out, run.shards.zones[0]!.vrt);
     const sharded = bands(vrt);
     for (let b = 0; b < 2; b++) {
@@ -79,7 +99,65 @@ describe('sharded runs', () => {
     // The STAC collection links every shard's Item.
     const coll = readJson<{ links: { rel: string; href: string }[] }>(join(out, 'collection.json'));
     expect(coll.links.filter((l) => l.rel === 'item')).toHaveLength(run.shards.count);
+    // One height pyramid over every shard: its finest tiles equal the single run's, tile for tile.
+    const a = await finestTiles(join(dir, 'single', 'chm.pmtiles'));
+    const b = await finestTiles(join(out, 'chm.pmtiles'));
+    expect(a.size).toBeGreaterThan(4);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [k, v] of a) expect(b.get(k), `tile ${k}`).toBe(v);
   }, 300_000);
+
+  it('bands one shard wide predict band-border tiles again and still give the same pixels', async () => {
+    const out = join(dir, 'banded');
+    const r = await chm([...common(), '--out', out, '--shard-size', '512', '--band-width', '1', '--no-web-tiles'], home, { timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const run = readJson<{ shards: { zones: { vrt: string }[] }; tiles: { total: number; predicted: number; empty: number; released: number } }>(join(out, 'run.json'));
+    expect(run.tiles.predicted + run.tiles.empty).toBeGreaterThan(run.tiles.total);
+    expect(run.tiles.released).toBe(run.tiles.predicted + run.tiles.empty);
+    const banded = bands(join(out, run.shards.zones[0]!.vrt));
+    for (let b = 0; b < 2; b++) {
+      let diff = 0;
+      for (let i = 0; i < single[b]!.values.length; i++) if (single[b]!.values[i] !== banded[b]!.values[i]) diff++;
+      expect(diff, `band ${b + 1}: pixels that differ`).toBe(0);
+    }
+    rmSync(out, { recursive: true, force: true });
+  }, 300_000);
+
+  it('geo-dino serve answers points and polygon statistics of the sharded run as of the single run', async () => {
+    const srv = await startServer({ root: dir, port: 0, viewerDir: dir });
+    try {
+      const runs = (await (await fetch(`${srv.url}api/runs`)).json()) as { runs: { id: string; files: { chm: boolean } }[] };
+      const ids = runs.runs.map((r) => r.id).sort();
+      // The shard folders are parts of the sharded run, not runs of their own.
+      expect(ids).toEqual(['sharded', 'single']);
+      const item = readJson<{ bbox: number[] }>(join(dir, 'single', 'item.json'));
+      const [w, s, e, n] = item.bbox as [number, number, number, number];
+      for (const [fx, fy] of [
+        [0.3, 0.3],
+        [0.5, 0.5],
+        [0.71, 0.22],
+      ] as const) {
+        const q = `lon=${w + fx * (e - w)}&lat=${s + fy * (n - s)}`;
+        const a = (await (await fetch(`${srv.url}api/point?run=single&${q}`)).json()) as { height_m: number | null; uncertainty_m: number | null };
+        const b = (await (await fetch(`${srv.url}api/point?run=sharded&${q}`)).json()) as { height_m: number | null; uncertainty_m: number | null };
+        expect(a.height_m).not.toBeNull();
+        expect([b.height_m, b.uncertainty_m]).toEqual([a.height_m, a.uncertainty_m]);
+      }
+      const poly = { type: 'Polygon', coordinates: [[[w + 0.2 * (e - w), s + 0.2 * (n - s)], [w + 0.8 * (e - w), s + 0.25 * (n - s)], [w + 0.6 * (e - w), s + 0.8 * (n - s)], [w + 0.2 * (e - w), s + 0.2 * (n - s)]]] };
+      const post = async (run: string): Promise<Record<string, unknown>> => {
+        const r = await fetch(`${srv.url}api/stats?run=${run}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(poly) });
+        expect(r.status).toBe(200);
+        const j = (await r.json()) as Record<string, unknown>;
+        delete j['run'];
+        return j;
+      };
+      const a = await post('single');
+      expect((a['pixels'] as { valid: number }).valid).toBeGreaterThan(1000);
+      expect(await post('sharded')).toEqual(a);
+    } finally {
+      await srv.close();
+    }
+  }, 120_000);
 
   it('resumes at the first unfinished shard and recomputes a shard corrupted on disk', async () => {
     const out = join(dir, 'resumed');

@@ -28,6 +28,7 @@ export * from './raster/types.js';
 export * from './raster/source.js';
 export * from './raster/rgb.js';
 export * from './raster/footprint.js';
+export * from './raster/mosaic.js';
 // Grids, layouts, warping, tile streams.
 export * from './grid/polygon-raster.js';
 export * from './grid/grid.js';

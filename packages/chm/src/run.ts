@@ -16,7 +16,7 @@
  * - Nothing is written into `--out` until the run is complete.
  * - `out` may be `s3://bucket/prefix`: the run is staged locally, then published (remote.ts).
  */
-import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
@@ -31,8 +31,10 @@ import { runChmToObjectStore } from './remote.js';
 import { TileStore } from './tile-store.js';
 import { TileFeed } from './feed.js';
 import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+import { writeShardedRunTiles } from '@geo-dino/pmtiles';
+import { extraHeadsOf } from './extra-heads.js';
 import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex } from './sharded.js';
-import { shardTileIds, layoutOf } from './plan.js';
+import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
 import { GEO_DINO_VERSION, ensureDir as ensureDirectory } from '@geo-dino/core';
@@ -193,7 +195,11 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
         );
       }
       if (!options.resume) {
-        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: an interrupted run of these arguments (${stored.tiles} tiles in ${stored.shards} shard(s)); add --resume to continue it, or remove ${stateDir} to start over`, {
+        const done =
+          stored.layout === 'single'
+            ? `${(await (await TileStore.open(join(stateDir, 'tiles'), stored.zones[0]!.configHash)).completed()).size} of ${stored.tiles} tiles done`
+            : `${(await readdir(join(stateDir, 'shards')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).length} of ${stored.shards} shards written`;
+        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: an interrupted run of these arguments has ${done}; add --resume to continue it, or remove ${stateDir} to start over`, {
           details: { path: stateDir },
         });
       }
@@ -382,13 +388,17 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       let blended = 0;
       let wake: (() => void) | null = null;
       const predicting = (async (): Promise<void> => {
+        const sg = shardGridOf(zone);
         for (let k = 0; k < todoShards.length; k++) {
-          while (k > blended + 1) {
+          // One shard ahead of blending, and never into the next band before this one is written
+          // (its tiles straddling into the next band are released, then predicted again there).
+          const newBand = k > 0 && sg.band(todoShards[k]!) !== sg.band(todoShards[k - 1]!);
+          while (k > blended + 1 || (newBand && k > blended)) {
             throwIfAborted(inner.signal);
             await new Promise<void>((r) => (wake = r));
           }
           throwIfAborted(inner.signal);
-          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, stored)];
+          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, (id) => feed.has(id))];
           if (!ids.length) continue;
           if (!runner) {
             runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
@@ -423,7 +433,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
           written.add(s.id);
           counts.shardsWritten++;
           counts.storePeakBytes = Math.max(counts.storePeakBytes, await store.bytes());
-          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed);
+          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed, shardGridOf(zone).band(s));
           blended++;
           const w = wake as (() => void) | null;
           wake = null;
@@ -461,12 +471,31 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   if (index.validPixels === 0) {
     throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
   }
+  // Web layers: one pyramid per layer over every shard and zone.
+  let webTiles: string[] = [];
+  if (options.webTiles !== false) {
+    const lc = extraHeadsOf(plan.zones[0]!).find((h) => h.kind === 'land-cover');
+    try {
+      const web = await writeShardedRunTiles(outDir, index.shardDirs, {
+        demo: plan.demo,
+        log,
+        progress,
+        ...(signal ? { signal } : {}),
+        ...(lc ? { landcoverClasses: lc.spec.classes.map((c) => ({ value: c.value, name: c.name, color: c.color })) } : {}),
+      });
+      webTiles = Object.values(web).filter((w) => w).map((w) => basename(w!.path));
+    } catch (err) {
+      if (!(err instanceof GeoDinoError && err.code === 'E_UNSUPPORTED_RASTER')) throw err;
+      log.warn({ err: err.message }, 'web layers not written');
+    }
+  }
   const run: Record<string, unknown> = {
     format: 'geo-dino-run',
     formatVersion: 1,
     kind: 'chm',
     status: 'complete',
     layout: 'sharded',
+    created: new Date().toISOString(),
     demo: plan.demo,
     ...(plan.demo ? { warning: 'DEMO: random-weight model; heights are not real canopy heights' } : {}),
     command: options.command ?? null,
@@ -476,6 +505,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     configHash: plan.configHash,
     aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
     shards: { size: plan.shardSize, count: index.shards, index: 'shards.geojson', collection: 'collection.json', zones: index.zones },
+    webTiles,
     zones: plan.zones.map((z) => ({ zone: z.shards.zone, crs: crsLabel(z.grid.crs), epsg: z.grid.crs.epsg, width: z.grid.width, height: z.grid.height, gsd: z.grid.gsd, transform: z.grid.transform, tiles: z.tiling.tiles, shards: z.shards.count })),
     tiling: { ...plan.zones[0]!.tiling, tiles: plan.tiles },
     sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref })),

@@ -237,25 +237,39 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
 }
 
 /**
- * The tiles to predict for a shard: those of its window not in the store whose first
- * to-do shard (in processing order) is this one.
+ * The tiles to predict for a shard: those of its window not stored now whose first to-do shard of
+ * the same processing band is this one (a tile straddling two bands is predicted for each).
  */
-export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, stored: ReadonlySet<number>): Generator<number> {
+export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, isStored: (id: number) => boolean): Generator<number> {
   const grid = shardGridOf(zone);
+  const band = grid.band(shard);
   for (const id of shardTileIds(zone, layout, shard)) {
-    if (stored.has(id)) continue;
+    if (isStored(id)) continue;
     const first = tileShards(zone, layout, id)
-      .filter((s) => todo.has(s.id))
-      .sort((a, b) => grid.orderKey(a) - grid.orderKey(b))[0];
+      .filter((s) => todo.has(s.id) && grid.band(s) === band)
+      .sort((a, b) => grid.compare(a, b))[0];
     if (first?.id === shard.id) yield id;
   }
 }
 
-/** Delete the tiles whose every planned shard is written. */
-export async function releaseTiles(zone: RunPlan, layout: TileLayout, ids: Iterable<number>, planned: ReadonlySet<string>, written: ReadonlySet<string>, store: TileStore, feed?: TileFeed): Promise<number> {
+/**
+ * Delete the tiles whose every planned shard is written; with `band`, those whose every planned
+ * shard of that band is written (the next band predicts its own copy).
+ */
+export async function releaseTiles(
+  zone: RunPlan,
+  layout: TileLayout,
+  ids: Iterable<number>,
+  planned: ReadonlySet<string>,
+  written: ReadonlySet<string>,
+  store: TileStore,
+  feed?: TileFeed,
+  band?: number,
+): Promise<number> {
+  const grid = shardGridOf(zone);
   let n = 0;
   for (const id of ids) {
-    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id))) {
+    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id) || (band !== undefined && grid.band(s) !== band))) {
       await store.remove(id);
       feed?.forget(id);
       n++;
@@ -295,6 +309,8 @@ async function streamFile(path: string, write: (put: (s: string) => Promise<void
 
 export interface ShardedOutputs {
   files: string[];
+  /** The shard directories, relative to the run directory, in order. */
+  shardDirs: string[];
   validPixels: number;
   stats: { height: BandStats | null; uncertainty: BandStats | null };
   shards: number;
@@ -395,5 +411,5 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
     records.map((x) => join(outDir, SHARD_DIR, x.r.id, 'item.json')),
   );
   log.info({ shards: records.length, zones: zones.map((z) => z.zone) }, 'run index written');
-  return { files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };
+  return { shardDirs: records.map((x) => `${SHARD_DIR}/${x.r.id}`), files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };
 }

@@ -6,7 +6,7 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
@@ -43,6 +43,7 @@ const optionsSchema = z.object({
   landcover: z.string().min(1).optional(),
   shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
   dryRun: z.boolean().default(false),
+  bandWidth: cliValues.positiveInt.optional(),
   rate: cliValues.positiveNumber.optional(),
 });
 
@@ -189,6 +190,7 @@ export const chmCommand: CommandModule = {
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
+      .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
       .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles')
@@ -219,6 +221,7 @@ export const chmCommand: CommandModule = {
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
           ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+          ...(o.bandWidth !== undefined ? { bandShards: o.bandWidth } : {}),
         };
         if (o.dryRun) {
           const t0 = performance.now();
@@ -226,7 +229,7 @@ export const chmCommand: CommandModule = {
           const plan = await planRun(request, { env, cwd, log: ctx.log, progress: ctx.progress, signal: ctx.signal, modelDir: md, force: true });
           const planSeconds = (performance.now() - t0) / 1000;
           const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
-          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)) };
+          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)), memory: { maxRssBytes: peakRssBytes() } };
           ctx.result(summary, () => humanPlan(summary));
           return;
         }
