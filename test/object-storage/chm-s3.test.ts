@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CLI_BIN, sharedData } from '../support/shared-data.js';
 import { BUCKETS, CLEAN_AWS_ENV, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
@@ -28,6 +28,14 @@ let aoi: string;
 const OUT = `s3://${BUCKETS.private}/runs/cogeo`;
 const IMAGERY = `s3://${BUCKETS.private}/imagery/cogeo.tif`;
 const ARGS = () => ['--model', 'demo', '--aoi', aoi, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'];
+
+/** Every file under `root`, as sorted '/'-separated relative paths (the oracle of what a publish uploads). */
+function listFiles(root: string): string[] {
+  return (readdirSync(root, { recursive: true, withFileTypes: true }) as Dirent[])
+    .filter((e) => e.isFile())
+    .map((e) => relative(root, join(e.parentPath, e.name)).split(sep).join('/'))
+    .sort();
+}
 
 function s3Env(): NodeJS.ProcessEnv {
   return { ...server.env(), ...CLEAN_AWS_ENV, AWS_ENDPOINT_URL: '' };
@@ -146,6 +154,21 @@ describe('chm with imagery and output in S3', () => {
     expect(other.code).toBe(2);
     expect(other.stderr).toContain(`--out ${OUT}: already holds a different run`);
   });
+
+  it('a sharded run (nested shards/…) is published whole: the same files as the local run, shard COGs byte-identical', async () => {
+    const args = [...ARGS(), '--imagery', sharedData('rasterio', 'cogeo.tif'), '--shard-size', '512'];
+    const local = join(dir, 'sharded-local');
+    const l = await chm([...args, '--out', local], home, { timeoutMs: 300_000 });
+    expect(l.code, l.stderr).toBe(0);
+    const r = await chm([...args, '--out', `s3://${BUCKETS.private}/runs/sharded`, '--s3-endpoint', proxy.endpoint], home, { env: s3Env(), timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const localFiles = listFiles(local);
+    expect(localFiles.some((f) => f.startsWith('shards/'))).toBe(true);
+    expect(await keys('runs/sharded/')).toEqual([...localFiles, 'manifest.json'].map((f) => `runs/sharded/${f}`).sort());
+    const cogs = localFiles.filter((f) => /^shards\/.*\/chm\.tif$/.test(f));
+    expect(cogs.length).toBeGreaterThan(1);
+    for (const f of cogs) expect((await getObject(`runs/sharded/${f}`)).equals(readFileSync(join(local, f))), f).toBe(true);
+  }, 600_000);
 
   it('bad credentials: one clear error naming the URL (the --out check comes first), exit 1, no secret in the output', async () => {
     const r = await chm([...ARGS(), '--imagery', IMAGERY, '--out', `s3://${BUCKETS.private}/runs/denied`, '--s3-endpoint', proxy.endpoint], home, {
