@@ -130,6 +130,45 @@ describe('publishDirectory', () => {
     expect(await readManifest(`s3://${BUCKETS.private}/runs/b`)).not.toBeNull();
   });
 
+  it('an ETag that is not an MD5 (SSE-KMS) is verified by reading the object back; a corrupt read-back fails the publish', async () => {
+    const local = join(dir, 'run-e');
+    makeRun(local);
+    proxy.clearFaults();
+    proxy.foreignEtag(`/${BUCKETS.private}/runs/e/chm.tif`, 100);
+    const res = await publishDirectory(local, `s3://${BUCKETS.private}/runs/e`, OPTS);
+    expect(res.files.find((f) => f.path === 'chm.tif')!.uploaded).toBe(true);
+    expect(proxy.log.some((l) => l.fault === 'etag')).toBe(true);
+    expect(proxy.log.some((l) => l.method === 'GET' && l.path === `/${BUCKETS.private}/runs/e/chm.tif`)).toBe(true);
+    expect(await readManifest(`s3://${BUCKETS.private}/runs/e`)).not.toBeNull();
+
+    const other = join(dir, 'run-f');
+    makeRun(other);
+    proxy.clearFaults();
+    proxy.foreignEtag(`/${BUCKETS.private}/runs/f/chm.tif`, 100);
+    proxy.corruptBody(`/${BUCKETS.private}/runs/f/chm.tif`, 100);
+    const err = await publishDirectory(other, `s3://${BUCKETS.private}/runs/f`, OPTS).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GeoDinoError);
+    expect((err as GeoDinoError).code).toBe('E_WRITE');
+    expect((err as GeoDinoError).message).toMatch(new RegExp(`^s3://${BUCKETS.private}/runs/f/chm\\.tif: verification after upload failed: read back sha256 [0-9a-f]{64}, expected [0-9a-f]{64}$`));
+    expect(await readManifest(`s3://${BUCKETS.private}/runs/f`)).toBeNull();
+  });
+
+  it('requester pays: every publish request says who pays', async () => {
+    const local = join(dir, 'run-g');
+    makeRun(local);
+    proxy.clearFaults();
+    bed.use(bed.admin(), { requesterPays: true });
+    try {
+      await publishDirectory(local, `s3://${BUCKETS.requesterPays}/runs/g`, OPTS);
+    } finally {
+      bed.use(bed.admin());
+    }
+    const reqs = proxy.log.filter((l) => l.path.startsWith(`/${BUCKETS.requesterPays}/`));
+    expect(reqs.length).toBeGreaterThan(10);
+    expect(reqs.every((l) => l.requestPayer && l.fault === null)).toBe(true);
+    expect(await keys(BUCKETS.requesterPays, 'runs/g/')).toContain('runs/g/manifest.json');
+  });
+
   it('a run whose item.json checksum disagrees with its file is not published', async () => {
     const local = join(dir, 'run-c');
     makeRun(local);

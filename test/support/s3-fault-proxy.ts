@@ -5,7 +5,9 @@
  *   requester` get AWS's answer (403 AccessDenied); with it they pass (and are counted);
  * - throttling: the next `n` requests under a path answer 503 SlowDown (AWS's XML body);
  * - connection cuts: the next `n` GETs under a path send the headers and half the body, then the
- *   socket is destroyed.
+ *   socket is destroyed;
+ * - foreign ETags: HEADs under a path answer an ETag that is not an MD5 (as SSE-KMS objects do);
+ * - corruption: GETs under a path get one byte of their body flipped.
  *
  * Requests are forwarded unchanged (the Host header too, so SigV4 signatures stay valid).
  */
@@ -15,12 +17,12 @@ export interface ProxyLogEntry {
   method: string;
   path: string;
   status: number;
-  fault: 'slowdown' | 'cut' | 'requester-pays-denied' | null;
+  fault: 'slowdown' | 'cut' | 'etag' | 'corrupt' | 'requester-pays-denied' | null;
   requestPayer: boolean;
 }
 
 interface Fault {
-  kind: 'slowdown' | 'cut';
+  kind: 'slowdown' | 'cut' | 'etag' | 'corrupt';
   prefix: string;
   left: number;
 }
@@ -61,6 +63,16 @@ export class S3FaultProxy {
     this.faults.push({ kind: 'cut', prefix, left: times });
   }
 
+  /** The next `times` HEADs under `prefix` answer an ETag that is not an MD5. */
+  foreignEtag(prefix: string, times: number): void {
+    this.faults.push({ kind: 'etag', prefix, left: times });
+  }
+
+  /** The next `times` GETs under `prefix` have the first byte of their body flipped. */
+  corruptBody(prefix: string, times: number): void {
+    this.faults.push({ kind: 'corrupt', prefix, left: times });
+  }
+
   clearFaults(): void {
     this.faults.length = 0;
     this.log.length = 0;
@@ -68,7 +80,8 @@ export class S3FaultProxy {
 
   private takeFault(req: IncomingMessage, path: string): Fault['kind'] | null {
     for (const f of this.faults) {
-      if (f.left > 0 && path.startsWith(f.prefix) && (f.kind === 'slowdown' || req.method === 'GET')) {
+      const method = f.kind === 'slowdown' ? req.method : f.kind === 'etag' ? 'HEAD' : 'GET';
+      if (f.left > 0 && path.startsWith(f.prefix) && req.method === method) {
         f.left--;
         return f.kind;
       }
@@ -118,7 +131,22 @@ export class S3FaultProxy {
           });
           return;
         }
+        if (fault === 'etag') {
+          entry.fault = 'etag';
+          upRes.headers['etag'] = '"0123456789abcdef-kms"';
+        }
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (fault === 'corrupt') {
+          entry.fault = 'corrupt';
+          let first = true;
+          upRes.on('data', (chunk: Buffer) => {
+            if (first && chunk.length) chunk[0] = chunk[0]! ^ 0xff;
+            first = false;
+            res.write(chunk);
+          });
+          upRes.on('end', () => res.end());
+          return;
+        }
         upRes.pipe(res);
       },
     );

@@ -65,12 +65,13 @@ export function isS3Url(value: string): boolean {
 }
 
 /** Split `s3://bucket/key` (the key is taken literally: no percent-decoding, like the AWS CLI). */
-export function parseS3Url(url: string, field = 'URL'): S3Location {
+export function parseS3Url(url: string, field?: string): S3Location {
+  const what = field ? `${field} ${url}` : url;
   const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/i.exec(url);
-  if (!m) throw new GeoDinoError('E_ARGUMENT', `${field} ${url}: not an s3://bucket/key URL`, { details: { url } });
+  if (!m) throw new GeoDinoError('E_ARGUMENT', `${what}: not an s3://bucket/key URL`, { details: { url, ...(field ? { field } : {}) } });
   const bucket = m[1]!;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new GeoDinoError('E_ARGUMENT', `${field} ${url}: "${bucket}" is not a valid bucket name (3-63 lower-case letters, digits, dots, hyphens)`, { details: { url } });
+    throw new GeoDinoError('E_ARGUMENT', `${what}: "${bucket}" is not a valid bucket name (3-63 lower-case letters, digits, dots, hyphens)`, { details: { url, ...(field ? { field } : {}) } });
   }
   return { bucket, key: m[2] ?? '' };
 }
