@@ -38,7 +38,7 @@ function listFiles(root: string): string[] {
 }
 
 function s3Env(): NodeJS.ProcessEnv {
-  return { ...server.env(), ...CLEAN_AWS_ENV, AWS_ENDPOINT_URL: '' };
+  return { ...CLEAN_AWS_ENV, ...server.env(), AWS_ENDPOINT_URL: '' };
 }
 
 async function getObject(key: string): Promise<Buffer> {

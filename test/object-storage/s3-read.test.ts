@@ -7,7 +7,9 @@
  * the local file (decoded pixels); errors must name the s3:// URL and never contain the secret key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError } from '@geo-dino/core';
 import { readJsonDocument, detectImagerySource } from '@geo-dino/stac';
@@ -15,7 +17,8 @@ import type { S3Settings } from '@geo-dino/storage';
 import { openByteSource, openRaster, type HttpOptions } from '@geo-dino/tiling';
 import { sharedData } from '../support/shared-data.js';
 import { requireGdal } from '../support/tools.js';
-import { BUCKETS, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
+import { runCli } from '../support/cli.js';
+import { BUCKETS, CLEAN_AWS_ENV, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
 import type { S3FaultProxy } from '../support/s3-fault-proxy.js';
 import { rng } from '../support/rng.js';
 import { diff, gdalRead } from '../../tiling/test/support/gdal.js';
@@ -142,6 +145,25 @@ describe('ranged reads from S3', () => {
     const unknown = await expectError(readAllBytes(`s3://${BUCKETS.private}/${KEY}`));
     expect(unknown.code).toBe('E_ACCESS_DENIED');
     expect(unknown.message).not.toContain('whatever-secret-value');
+  });
+
+  it('credentials from the chain: a shared credentials file and AWS_PROFILE (no keys in the environment)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'geo-dino-aws-'));
+    try {
+      const file = join(dir, 'credentials');
+      writeFileSync(file, `[default]\naws_access_key_id = GDWRONGDEFAULT000\naws_secret_access_key = wrong\n\n[gdtest]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n`);
+      const env = { ...CLEAN_AWS_ENV, AWS_SHARED_CREDENTIALS_FILE: file, AWS_PROFILE: 'gdtest' };
+      const ok = await runCli(['--json', 'raster', 'info', `s3://${BUCKETS.private}/${KEY}`, '--s3-endpoint', proxy.endpoint], { env });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect((JSON.parse(ok.stdout) as { width: number }).width).toBe(1024);
+      // The default profile's keys are refused: the profile was what made the first call work.
+      const denied = await runCli(['raster', 'info', `s3://${BUCKETS.private}/${KEY}`, '--s3-endpoint', proxy.endpoint], { env: { ...env, AWS_PROFILE: 'default' } });
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain(`s3://${BUCKETS.private}/${KEY}: access denied`);
+      expect(denied.stderr).not.toContain(server.secretAccessKey);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('missing bucket and missing key: E_FILE_NOT_FOUND naming the URL', async () => {

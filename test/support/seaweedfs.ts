@@ -18,6 +18,12 @@ export function startSeaweedFs(): Promise<S3TestServer> {
 
 /** An environment with no AWS credentials or config from this machine (only what a test gives). */
 export const CLEAN_AWS_ENV: NodeJS.ProcessEnv = {
+  AWS_ACCESS_KEY_ID: '',
+  AWS_SECRET_ACCESS_KEY: '',
+  AWS_SESSION_TOKEN: '',
+  AWS_PROFILE: '',
+  AWS_ENDPOINT_URL: '',
+  AWS_ENDPOINT_URL_S3: '',
   AWS_REGION: 'us-east-1',
   AWS_CONFIG_FILE: '/nonexistent',
   AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',

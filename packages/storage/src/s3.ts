@@ -46,6 +46,14 @@ export interface S3Settings {
   profile?: string;
 }
 
+/** The shared files the credential chain reads (`$AWS_SHARED_CREDENTIALS_FILE`, `$AWS_CONFIG_FILE`). */
+function sharedFiles(env: NodeJS.ProcessEnv): { filepath?: string; configFilepath?: string } {
+  return {
+    ...(env['AWS_SHARED_CREDENTIALS_FILE'] ? { filepath: env['AWS_SHARED_CREDENTIALS_FILE'] } : {}),
+    ...(env['AWS_CONFIG_FILE'] ? { configFilepath: env['AWS_CONFIG_FILE'] } : {}),
+  };
+}
+
 export interface ResolvedS3Settings {
   endpoint: string | null;
   region: string;
@@ -156,10 +164,11 @@ const UNSIGNED: Pick<S3ClientConfig, 'httpAuthSchemes'> = {
 export function s3Client(settings: S3Settings = {}, log: Logger = silentLogger(), env: NodeJS.ProcessEnv = processEnv ?? process.env): Promise<S3Handle> {
   const resolved = resolveS3Settings(settings, env);
   const fromEnv = staticCredentials(env);
-  const key = JSON.stringify([resolved, fromEnv ? createHash('sha256').update(JSON.stringify(fromEnv)).digest('hex') : null]);
+  const files = sharedFiles(env);
+  const key = JSON.stringify([resolved, files, fromEnv ? createHash('sha256').update(JSON.stringify(fromEnv)).digest('hex') : null]);
   let p = clients.get(key);
   if (!p) {
-    p = makeClient(resolved, fromEnv, log);
+    p = makeClient(resolved, fromEnv, files, log);
     clients.set(key, p);
     p.catch(() => clients.delete(key));
   }
@@ -175,7 +184,12 @@ function staticCredentials(env: NodeJS.ProcessEnv): { accessKeyId: string; secre
   return { accessKeyId: id, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
 }
 
-async function makeClient(settings: ResolvedS3Settings, fromEnv: ReturnType<typeof staticCredentials>, log: Logger): Promise<S3Handle> {
+async function makeClient(
+  settings: ResolvedS3Settings,
+  fromEnv: ReturnType<typeof staticCredentials>,
+  files: ReturnType<typeof sharedFiles>,
+  log: Logger,
+): Promise<S3Handle> {
   const base: S3ClientConfig = {
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
@@ -189,7 +203,7 @@ async function makeClient(settings: ResolvedS3Settings, fromEnv: ReturnType<type
   };
   if (settings.anonymous) return { client: new S3Client({ ...base, ...UNSIGNED }), settings, unsigned: true };
   if (fromEnv) return { client: new S3Client({ ...base, credentials: fromEnv }), settings, unsigned: false };
-  const chain = fromNodeProviderChain(settings.profile ? { profile: settings.profile } : {});
+  const chain = fromNodeProviderChain({ ...files, ...(settings.profile ? { profile: settings.profile } : {}) });
   try {
     await chain();
   } catch (err) {
