@@ -91,7 +91,7 @@ export const shardsBench: BenchModule = {
     const areas = (arg(args, 'areas') ?? '1,4,16').split(',').map(Number);
     const base = Number(arg(args, 'base') ?? 768);
     const shard = Number(arg(args, 'shard-size') ?? 512);
-    const band = Number(arg(args, 'band-width') ?? 2);
+    const band = Number(arg(args, 'band-width') ?? 1);
     const work = await mkdtemp(join(tmpdir(), 'geo-dino-bench-shards-'));
     const log = (m: string): boolean => process.stderr.write(`  ${m}\n`);
     const rows: BenchRow[] = [];

@@ -17,7 +17,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { type Progress, GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { assembleRun, type AssembleResult } from './assemble.js';
@@ -30,7 +30,7 @@ import { TileFeed } from './feed.js';
 import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { extraHeadsOf } from './extra-heads.js';
-import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex } from './sharded.js';
+import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex, type ShardTask } from './sharded.js';
 import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
@@ -55,6 +55,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   keepState?: boolean;
   /** The command line, for run.json. */
   command?: readonly string[];
+  /**
+   * Hand the shards of a sharded run to workers instead of writing them in this process
+   * (`--queue`: the monitor package's BullMQ queue). Resolves when every given shard is recorded in
+   * the ledger; the coordinator then writes the index files, the web layers and run.json.
+   */
+  distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
 }
 
 export interface ChmRunResult {
@@ -356,6 +362,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   let batch = options.batch ?? null;
   const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
   const shardTask = progress.start('shards', { total: plan.shards, unit: 'shards' });
+  const tasks: ShardTask[] = [];
   try {
     for (const zone of plan.zones) {
       throwIfAborted(signal);
@@ -374,6 +381,11 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       }
       // Tiles left over from shards written before an interruption.
       counts.tilesReleased += await releaseTiles(zone, layout, await store.completed(), planned, written, store);
+      if (options.distribute) {
+        const zi = plan.zones.indexOf(zone);
+        tasks.push(...todoShards.map((s) => ({ zone: zi, shard: s.id, row: s.row, col: s.col })));
+        continue;
+      }
       const stored = await store.completed();
       const todo = new Set(todoShards.map((s) => s.id));
       const feed = new TileFeed(stored);
@@ -451,6 +463,16 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
+    }
+    if (options.distribute && tasks.length) {
+      await options.distribute({ plan, planPath: join(stateDir, 'plan.json'), stateDir, shards: tasks, log, progress, ...(signal ? { signal } : {}) });
+      for (const t of tasks) {
+        if (!(await ledger.verified(t.shard, log))) throw new GeoDinoError('E_INTERNAL', `shard ${t.shard}: the workers reported it done, but it is not recorded with matching files in ${ledger.dir}`, { details: { shard: t.shard } });
+        counts.shardsWritten++;
+        shardTask.tick();
+      }
+      // Every shard is written: no tile is needed any more.
+      await rm(join(stateDir, 'tiles'), { recursive: true, force: true });
     }
     shardTask.finish();
   } catch (err) {
