@@ -18,7 +18,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { TOOLS, TOOLS_DIR, VENV_PYTHON, checkTool, toolDir } from './tools.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -149,11 +149,11 @@ function installPinned(tool) {
   });
 }
 
-/** Why node_modules does not match package-lock.json, or null when it does. */
-function nodeModulesStale() {
-  const hidden = join(ROOT, 'node_modules', '.package-lock.json');
+/** Why `<root>/node_modules` does not match package-lock.json (npm's own record of what it installed), or null. */
+export function nodeModulesStale(root = ROOT) {
+  const hidden = join(root, 'node_modules', '.package-lock.json');
   if (!existsSync(hidden)) return 'node_modules is missing';
-  const want = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')).packages ?? {};
+  const want = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')).packages ?? {};
   const have = JSON.parse(readFileSync(hidden, 'utf8')).packages ?? {};
   for (const [path, entry] of Object.entries(want)) {
     if (!path.startsWith('node_modules/') && !path.includes('/node_modules/')) continue;
@@ -234,4 +234,4 @@ function main() {
   say(`all ${TOOLS.length} tools present, node_modules up to date (${seconds(started)})`);
 }
 
-main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();
