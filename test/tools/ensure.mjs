@@ -222,6 +222,7 @@ function main() {
     process.exit(1);
   }
   if (stale) {
+    const t0 = Date.now();
     say(`${stale}: npm ci`);
     const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
     const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL || 'skip' };
@@ -230,6 +231,7 @@ function main() {
       say(`npm ci failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}); no test was run.`);
       process.exit(1);
     }
+    say(`npm ci done in ${seconds(t0)}`);
   }
   say(`all ${TOOLS.length} tools present, node_modules up to date (${seconds(started)})`);
 }
