@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- s3`: COG decode throughput (MPix/s) of geo-dino's reader from a local S3
- * server (SeaweedFS on loopback, `@geo-dino/storage/testing`; needs the weed binary `.ci/run`
- * builds) against the same file on local disk, in the same run.
+ * server (SeaweedFS on loopback, `@geo-dino/storage/testing`; the weed binary of the tests' tool
+ * list, `npm run test:tools` builds it) against the same file on local disk, in the same run.
  *
  * The imagery is cogeo.tif (real 0.6 m forest imagery) enlarged 4× to 4096 × 4096 and written as
  * JPEG and DEFLATE COGs by GDAL (as in the tiler bench). Each figure opens the COG afresh, decodes
@@ -67,7 +67,9 @@ export const s3Bench: BenchModule = {
     const runsArg = args.find((a) => a.startsWith('--runs='));
     const runs = runsArg ? Math.max(1, Number(runsArg.slice(7))) : 3;
     const dir = mkdtempSync(join(tmpdir(), 'geo-dino-bench-s3-'));
-    const server = await startSeaweedFs({ buckets: [BUCKET] });
+    // The tests' tool list says where weed is (plain JavaScript, outside this package).
+    const tools = (await import(new URL('../../test/tools/tools.mjs', import.meta.url).href)) as { weedBinary(): string };
+    const server = await startSeaweedFs({ bin: tools.weedBinary(), buckets: [BUCKET] });
     try {
       const big = join(dir, 'big.tif');
       gdal(['-outsize', '400%', '400%', '-r', 'bilinear', '-co', 'TILED=YES', join(SHARED, 'rasterio', 'cogeo.tif'), big]);

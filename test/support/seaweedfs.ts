@@ -1,19 +1,21 @@
 /**
  * The S3 server of the object-storage tests: SeaweedFS on loopback (`@geo-dino/storage/testing`
- * starts it, stops it by PID). Buckets: `gd-public` (anonymous read), `gd-private`
+ * starts it, stops it by PID; the binary comes from the tool list, test/tools/tools.mjs). Buckets: `gd-public` (anonymous read), `gd-private`
  * (authenticated), `gd-rp` (requester pays: SeaweedFS has no requester-pays, so the fault proxy in
  * s3-fault-proxy.ts enforces the header in front of it).
  */
 import { resetS3Clients, setS3Defaults, type S3Settings } from '@geo-dino/storage';
 import { startSeaweedFs as start, type LocalS3Server } from '@geo-dino/storage/testing';
 import { S3FaultProxy } from './s3-fault-proxy.js';
+import { requireTool, weedBinary } from './tools.js';
 
 export const BUCKETS = { public: 'gd-public', private: 'gd-private', requesterPays: 'gd-rp' } as const;
 
 export type S3TestServer = LocalS3Server;
 
 export function startSeaweedFs(): Promise<S3TestServer> {
-  return start({ buckets: Object.values(BUCKETS), publicBuckets: [BUCKETS.public] });
+  requireTool(weedBinary(), ['version']);
+  return start({ bin: weedBinary(), buckets: Object.values(BUCKETS), publicBuckets: [BUCKETS.public] });
 }
 
 /** An environment with no AWS credentials or config from this machine (only what a test gives). */

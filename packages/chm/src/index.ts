@@ -14,4 +14,5 @@ export * from './imagery.js';
 export * from './run.js';
 export * from './sharded.js';
 export * from './dry-run.js';
+export * from './layers.js';
 export * from './remote.js';

@@ -1,9 +1,9 @@
 /**
  * A local S3 server for tests and benchmarks (`@geo-dino/storage/testing`): SeaweedFS
- * (`weed server -s3`, Apache-2.0, built from the Go module proxy by `.ci/run` into
- * `$HOME/.cache/geo-dino-tools/bin/weed`; override with `$GEO_DINO_WEED`). Everything listens on
- * 127.0.0.1 on free ports, data lives in a temporary directory, and `stop()` kills the server by
- * its PID (SIGKILL: weed ignores SIGTERM for a while).
+ * (`weed server -s3`, Apache-2.0; the binary is the caller's: the tests' tool list,
+ * test/tools/tools.mjs, builds it from the Go module proxy). Everything listens on 127.0.0.1 on
+ * free ports, data lives in a temporary directory, and `stop()` kills the server by its PID
+ * (SIGKILL: weed ignores SIGTERM for a while).
  *
  * Identities (S3 config JSON): an admin with random keys (every action on every bucket), and
  * `anonymous` with Read and List on the buckets given as public.
@@ -13,16 +13,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
-/** Where the weed binary is: `$GEO_DINO_WEED`, else the tools cache `.ci/run` builds into. */
-export function weedBinary(env: NodeJS.ProcessEnv = process.env): string {
-  return env['GEO_DINO_WEED'] || join(homedir(), '.cache', 'geo-dino-tools', 'bin', 'weed');
-}
-
 export interface LocalS3Options {
+  /** The weed binary. */
+  bin: string;
   /** Buckets to create. */
   buckets: readonly string[];
   /** Buckets anonymous requests may read and list. */
@@ -40,15 +37,6 @@ export interface LocalS3Server {
   /** Environment for a child process using the admin's keys against this server. */
   env(): NodeJS.ProcessEnv;
   stop(): Promise<void>;
-}
-
-/** Throw a clear error when the weed binary is missing. */
-export function requireWeed(): string {
-  const bin = weedBinary();
-  if (!existsSync(bin)) {
-    throw new Error(`required tool not available: SeaweedFS (${bin}); run .ci/run (builds it from the Go module proxy) or set GEO_DINO_WEED to a weed binary`);
-  }
-  return bin;
 }
 
 async function freePort(): Promise<number> {
@@ -83,7 +71,8 @@ async function waitForS3(endpoint: string, proc: ChildProcess, log: () => string
 
 /** Start SeaweedFS with an S3 gateway on loopback, create the buckets, and return when it serves. */
 export async function startSeaweedFs(options: LocalS3Options): Promise<LocalS3Server> {
-  const bin = requireWeed();
+  const bin = options.bin;
+  if (!existsSync(bin)) throw new Error(`SeaweedFS not found at ${bin}: \`npm run test:tools\` builds it (or set GEO_DINO_WEED)`);
   const dir = await mkdtemp(join(tmpdir(), 'geo-dino-weed-'));
   const accessKeyId = 'GDTEST' + randomBytes(7).toString('hex').toUpperCase();
   const secretAccessKey = randomBytes(24).toString('base64url');
