@@ -63,7 +63,7 @@ describe('geo-dino monitor (CLI)', () => {
 
   it('add, list and history honour $GEO_DINO_HOME and print JSON', async () => {
     // A schedule that will not come up while the tests run (29 February), so only what the test does happens.
-    const add = await runCli(['monitor', 'add', 'forest', '--aoi', aoi, '--schedule', '0 0 29 2 *', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://127.0.0.1:9/x', '--json'], { env: env() });
+    const add = await runCli(['monitor', 'add', 'forest', '--aoi', aoi, '--schedule', '0 0 29 2 *', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://127.0.0.1:9/x', '--allow-private-webhook', '--json'], { env: env() });
     expect(add.code, add.stderr).toBe(0);
     const added = JSON.parse(add.stdout) as { region: { name: string; webhookSecret: string; aoiPath: string }; nextRun: string; directory: string };
     expect(added.region.name).toBe('forest');

@@ -71,6 +71,8 @@ export const ERROR_CODES = {
   E_CANCELLED: 'cancelled',
   /** A bug: an invariant geo-dino relies on did not hold. */
   E_INTERNAL: 'internal',
+  /** A store (e.g. the monitoring database) is missing or empty while files show it existed. */
+  E_STORE_LOST: 'environment',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,7 @@ import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, toGeoDinoErr
 import {
   MonitorStore,
   addRegion,
+  openMonitorStore,
   checkRedis,
   createExecutor,
   describeRegions,
@@ -43,6 +44,7 @@ const addSchema = z.object({
   minAreaM2: z.coerce.number().refine(Number.isFinite, 'must be a number').refine((v) => v >= 0, 'must be ≥ 0').default(500),
   webhook: z.string().min(1).optional(),
   webhookSecret: z.string().optional(),
+  allowPrivateWebhook: z.boolean().default(false),
 });
 
 const execSchema = z.object({
@@ -65,7 +67,7 @@ const historySchema = z.object({ limit: cliValues.positiveInt.optional() });
 
 function openStore(ctx: CommandContext): { store: MonitorStore; paths: ReturnType<typeof monitorPaths> } {
   const paths = monitorPaths(geoDinoHome(ctx.io.env));
-  return { store: MonitorStore.open(paths.store), paths };
+  return { store: openMonitorStore(paths), paths };
 }
 
 async function executorOptions(ctx: CommandContext, o: z.output<typeof execSchema>, store: MonitorStore, paths: ReturnType<typeof monitorPaths>): Promise<ExecutorOptions> {
@@ -179,6 +181,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .option('--min-area-m2 <m2>', 'smallest loss area reported (default 500)')
     .option('--webhook <url>', 'POST alerts here (JSON, HMAC-SHA256 signed)')
     .option('--webhook-secret <secret>', 'signing secret (default: generated and shown once)')
+    .option('--allow-private-webhook', 'allow a webhook on a private, loopback or link-local address (a receiver on your own network)')
     .action(async (name: string, raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(addSchema, raw, { fieldName: flagName });
@@ -201,6 +204,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             minAreaM2: o.minAreaM2,
             ...(o.webhook ? { webhook: o.webhook } : {}),
             ...(o.webhookSecret !== undefined ? { webhookSecret: o.webhookSecret } : {}),
+            allowPrivateWebhook: o.allowPrivateWebhook,
           },
           { cwd: ctx.io.cwd, env: ctx.io.env, log: ctx.log, signal: ctx.signal },
         );
