@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, isHttpUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GeoDinoError, ensureDir, fileExists, isHttpUrl, redactUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
@@ -189,7 +189,7 @@ export function describeRegions(store: MonitorStore, now: Date): RegionSummary[]
       landcover: r.landcover,
       lossThresholdM: r.lossThresholdM,
       minAreaM2: r.minAreaM2,
-      webhook: r.webhookUrl,
+      webhook: r.webhookUrl === null ? null : redactUrl(r.webhookUrl),
       aoiAreaKm2: r.aoiAreaM2 / 1e6,
       nextRun: next ? next.toISOString() : null,
       due: next !== null && next.getTime() <= now.getTime(),
@@ -213,8 +213,9 @@ export interface HistoryEntry {
 
 /** A region's runs, newest first, with what each found. */
 export function regionHistory(store: MonitorStore, name: string, options: { limit?: number } = {}): { region: Omit<Region, 'webhookSecret'>; runs: HistoryEntry[] } {
-  const { webhookSecret: _secret, ...region } = store.region(name);
+  const { webhookSecret: _secret, ...stored } = store.region(name);
   void _secret;
+  const region = { ...stored, webhookUrl: stored.webhookUrl === null ? null : redactUrl(stored.webhookUrl) };
   const runs = store.runs(name, options.limit !== undefined ? { limit: options.limit } : {}).map((r) => {
     const { seq, ...run } = r;
     const changes = store.changes(seq);

@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, toGeoDinoError, z } from '@geo-dino/core';
+import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, redactUrl, toGeoDinoError, z } from '@geo-dino/core';
 import {
   MonitorStore,
   addRegion,
@@ -208,7 +208,8 @@ function registerAdd(monitor: Command, app: CliApp): void {
           },
           { cwd: ctx.io.cwd, env: ctx.io.env, log: ctx.log, signal: ctx.signal },
         );
-        const result = { region: { ...region }, nextRun, directory: paths.region(name) };
+        // The URL is shown without its password; the signing secret is shown this once.
+        const result = { region: { ...region, webhookUrl: region.webhookUrl === null ? null : redactUrl(region.webhookUrl) }, nextRun, directory: paths.region(name) };
         ctx.result(result, () =>
           [
             `region ${region.name} added: ${(region.aoiAreaM2 / 1e6).toFixed(3)} km², schedule ${region.schedule} (${region.timezone}), next run ${nextRun ?? 'never'}`,
@@ -219,7 +220,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             `outputs   ${paths.runs(name)}`,
             ...(region.webhookUrl
               ? [
-                  `webhook   ${region.webhookUrl}`,
+                  `webhook   ${result.region.webhookUrl}`,
                   `secret    ${region.webhookSecret}`,
                   '          (shown once: verify X-GeoDino-Signature with it; see the README, "Webhook alerts")',
                 ]
