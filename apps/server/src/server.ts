@@ -21,6 +21,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo } from 'node:net';
 import { realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, isGeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
 import type { PointResponse, StatsResponse } from './api-types.js';
@@ -48,7 +49,11 @@ export interface ServerOptions {
   maxVertices?: number;
   /** Most edge pairs the validity check of a /api/stats polygon may compare (default 5 million). */
   maxEdgePairs?: number;
-  /** Statistics requests running at once (default 2); more are answered 503 before their body is read. */
+  /**
+   * Statistics requests running at once, each in its own worker thread (default 2, and never more
+   * than the cores minus one, so one core is left for the event loop); more are answered 503
+   * before their body is read.
+   */
   statsConcurrency?: number;
   /** Longest one statistics request may run, ms (default 60000). */
   statsDeadlineMs?: number;
@@ -165,7 +170,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     allowHosts.add(name);
   }
   const rasters = new RasterPool();
-  const statsPool = new StatsPool(options.statsConcurrency ?? 2, options.statsDeadlineMs ?? 60_000);
+  const statsPool = new StatsPool(options.statsConcurrency ?? Math.max(1, Math.min(2, availableParallelism() - 1)), options.statsDeadlineMs ?? 60_000);
   // Messages name files relative to the served directory: no absolute path of this machine leaves it.
   const publicMessage = (message: string): string => scrubPaths(message, [rootReal, options.root]);
 
