@@ -78,7 +78,8 @@ export function backoffDelay(attempt: number, opts: RetryOptions = {}): number {
   return Math.round(raw * (0.75 + 0.5 * random()));
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Wait `ms`; E_CANCELLED as soon as `signal` aborts (the backoff between retries). */
+export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
     const t = setTimeout(() => {
@@ -179,7 +180,7 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
       // No time left for another attempt after the backoff: fail now.
       if (Date.now() - started + delayMs >= deadlineMs) throw deadlineError();
       options.onRetry?.({ url: redact(url), attempt, delayMs, reason: lastReason });
-      await sleep(delayMs, options.signal);
+      await sleepUnlessAborted(delayMs, options.signal);
     }
     if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
     const timeoutMs = Math.min(options.timeoutMs ?? DEFAULTS.timeoutMs, deadlineMs - (Date.now() - started));

@@ -26,7 +26,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { GEO_DINO_VERSION, GeoDinoError, backoffDelay, isGeoDinoError, redactUrl, type RetryOptions } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, backoffDelay, isGeoDinoError, redactUrl, sleepUnlessAborted, type RetryOptions } from '@geo-dino/core';
 
 export const SIGNATURE_HEADER = 'X-GeoDino-Signature';
 export const DELIVERY_HEADER = 'X-GeoDino-Delivery';
@@ -293,21 +293,6 @@ function postOnce(url: string, body: string, headers: Record<string, string>, ti
   });
 }
 
-function wait(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /**
  * POST `body` to `url`, signed, to a checked address (see the top of this file), redirects not
  * followed. Retries on connection errors, timeouts, 5xx and 429 with exponential backoff (core's
@@ -335,7 +320,7 @@ export async function postWebhook(url: string, body: string, options: PostWebhoo
       if (attempt > 0) {
         const delayMs = backoffDelay(attempt, options);
         options.onRetry?.({ url: redactUrl(url), attempt, delayMs, reason });
-        await wait(delayMs, options.signal);
+        await sleepUnlessAborted(delayMs, options.signal);
       }
       attempts = attempt + 1;
       try {
