@@ -10,6 +10,7 @@ import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { statsLatencyBench } from './stats-latency.js';
+import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   model: modelBench,
   pmtiles: pmtilesBench,
   serve: serveBench,
+  shards: shardsBench,
   'stats-latency': statsLatencyBench,
   tiler: tilerBench,
 };

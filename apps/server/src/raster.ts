@@ -19,6 +19,22 @@ import {
   type RasterSource,
 } from '@geo-dino/tiling';
 import type { StatsResponse } from './api-types.js';
+import type { RunInfo } from './runs.js';
+
+/**
+ * The raster of a run's heights for a place, among the run's `names` (run.chmRasters): chm.tif, or
+ * for a sharded run the VRT of the UTM zone (and hemisphere) of that place, else the first zone's.
+ */
+export function chmRasterNameFor(names: readonly string[], [lon, lat]: [number, number]): string {
+  if (names.length <= 1) return names[0] ?? 'chm.tif';
+  const zone = `${Math.min(60, Math.max(1, Math.floor((lon + 180) / 6) + 1))}${lat >= 0 ? 'N' : 'S'}`;
+  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
+}
+
+/** {@link chmRasterNameFor} of a run. */
+export function chmRasterFor(run: Pick<RunInfo, 'chmRasters'>, place: [number, number]): string {
+  return chmRasterNameFor(run.chmRasters ?? ['chm.tif'], place);
+}
 
 /** Open rasters, reopened when the file changes, closed when evicted. */
 export class RasterPool {

@@ -29,6 +29,7 @@ import { contentSecurityPolicy, HttpError, readBody, securityHeaders, sendError,
 import { resolveInside, safeSegments, serveFile } from './files.js';
 import { discoverRuns, runDir, type RunInfo } from './runs.js';
 import { RasterPool, valueAt } from './raster.js';
+export { chmRasterFor } from './raster.js';
 import { StatsPool } from './stats-pool.js';
 import { sceneAt } from './provenance.js';
 
@@ -249,12 +250,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const lat = queryNumber(q, 'lat', -90, 90);
     const dir = runDir(rootReal, run);
     const out: PointResponse = { run: run.id, lon, lat, inside: false, pixel: null, height_m: null, uncertainty_m: null, scene: null };
-    if (run.files.chm) {
-      const v = await valueAt(await rasters.get(join(dir, 'chm.tif')), lon, lat, [0, 1]);
+    for (const name of run.files.chm ? (run.chmRasters ?? ['chm.tif']) : []) {
+      // A sharded run: the first zone whose grid holds the point.
+      const v = await valueAt(await rasters.get(join(dir, name)), lon, lat, [0, 1]);
+      if (!v.inside && name !== run.chmRasters?.at(-1)) continue;
       out.inside = v.inside;
       out.pixel = v.inside && v.col !== null && v.row !== null ? { col: v.col, row: v.row } : null;
       out.height_m = v.values[0] ?? null;
       out.uncertainty_m = v.values[1] ?? null;
+      break;
     }
     if (run.files.landcover) {
       const v = await valueAt(await rasters.get(join(dir, 'landcover.tif')), lon, lat, [0]);
@@ -280,7 +284,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (!run.files.chm) throw new HttpError(404, 'this run has no chm.tif');
       const ac = new AbortController();
       res.on('close', () => ac.abort());
-      const r = await lease.run({ path: join(runDir(rootReal, run), 'chm.tif'), body, maxVertices, maxEdgePairs, maxPixels: maxStatsPixels }, ac.signal);
+      const r = await lease.run({ dir: runDir(rootReal, run), chmRasters: run.chmRasters ?? ['chm.tif'], body, maxVertices, maxEdgePairs, maxPixels: maxStatsPixels }, ac.signal);
       const out: StatsResponse = { run: run.id, polygon: r.polygon, ...r.stats };
       sendJson(res, 200, out);
     } finally {

@@ -11,8 +11,9 @@ import type { HeightStats } from './raster.js';
 
 export interface StatsJob {
   id: number;
-  /** The run's chm.tif. */
-  path: string;
+  /** The run's directory, and its height rasters (chm.tif, or one VRT per UTM zone of a sharded run). */
+  dir: string;
+  chmRasters: string[];
   /** The request body (a GeoJSON polygon), as received. */
   body: Uint8Array;
   maxVertices: number;

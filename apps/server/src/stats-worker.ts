@@ -7,7 +7,8 @@ import { parentPort } from 'node:worker_threads';
 import { GeoDinoError, isGeoDinoError } from '@geo-dino/core';
 import { countVertices, parseAoi } from '@geo-dino/geometry';
 import { inlineDecoder } from '@geo-dino/tiling';
-import { polygonStats, RasterPool } from './raster.js';
+import { join } from 'node:path';
+import { chmRasterNameFor, polygonStats, RasterPool } from './raster.js';
 import type { StatsJob, StatsReply } from './stats-pool.js';
 
 const rasters = new RasterPool(8, { decoder: inlineDecoder });
@@ -22,7 +23,8 @@ async function run(job: StatsJob): Promise<StatsReply> {
     }
     const aoi = parseAoi(json, 'polygon', { maxVertices: job.maxVertices, maxEdgePairs: job.maxEdgePairs });
     const vertices = countVertices(json);
-    const stats = await polygonStats(await rasters.get(job.path), aoi, { maxPixels: job.maxPixels });
+    const path = join(job.dir, chmRasterNameFor(job.chmRasters, aoi.centroid));
+    const stats = await polygonStats(await rasters.get(path), aoi, { maxPixels: job.maxPixels });
     return { id: job.id, ok: true, result: { polygon: { areaM2: aoi.areaM2, vertices, bbox: aoi.bbox }, stats } };
   } catch (err) {
     if (isGeoDinoError(err)) return { id: job.id, ok: false, error: { code: err.code, message: err.message, category: err.category } };
