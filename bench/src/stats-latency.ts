@@ -130,7 +130,10 @@ export const statsLatencyBench: BenchModule = {
       const bodies = [JSON.stringify(comb(inset, 20_000)), JSON.stringify(nestedZigzag(inset))];
       const server = await startServer({ root: dir, port: 0 });
       try {
+        const idleDelay = monitorEventLoopDelay({ resolution: 10 });
+        idleDelay.enable();
         const idle = await latencies(server.port, n);
+        idleDelay.disable();
         const files = bodies.map((b, i) => {
           const f = join(dir, `stats-body-${i}.json`);
           writeFileSync(f, b);
@@ -163,6 +166,8 @@ export const statsLatencyBench: BenchModule = {
             // The server's event loop (this process) while busy: what our code blocked.
             eventLoopDelayP99Ms: Number((loopDelay.percentile(99) / 1e6).toFixed(1)),
             eventLoopDelayMaxMs: Number((loopDelay.max / 1e6).toFixed(1)),
+            idleEventLoopDelayP99Ms: Number((idleDelay.percentile(99) / 1e6).toFixed(1)),
+            idleEventLoopDelayMaxMs: Number((idleDelay.max / 1e6).toFixed(1)),
           },
           rows: [
             { metric: '/api/config p50 while 4 worst-case /api/stats run', value: pct(busy, 0.5), unit: 'ms', reference: { name: 'p50 idle', value: pct(idle, 0.5) }, better: 'lower' },
