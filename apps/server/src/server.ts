@@ -109,6 +109,15 @@ export function hostAllowed(host: string | null, allowed: ReadonlySet<string>): 
   return host.startsWith('[') ? isIP(bare) === 6 : isIP(bare) === 4;
 }
 
+/** The warning of a server bound beyond loopback: who can read what, and what the Host check allows. */
+export function exposureWarning(address: string, allowHosts: readonly string[]): string {
+  return (
+    `listening beyond this machine: anyone who can reach ${address} can read every run under the directory. ` +
+    `Requests must address the server by IP address, localhost${allowHosts.length ? ' or ' + allowHosts.join(', ') : ''}; ` +
+    'add the names it is reached by with --allow-host (allowing a name a web page controls would let that page read the runs through your browser by DNS rebinding)'
+  );
+}
+
 /** Where the viewer's build lives when installed. */
 export function defaultViewerDir(): string | null {
   try {
@@ -331,12 +340,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   // The bound address, not the spelling of --host, says who can reach us.
   const loopback = isLoopback(addr.address);
-  if (!loopback) {
-    log.warn(
-      { host: addr.address, allowHosts: [...allowHosts] },
-      `listening beyond this machine: anyone who can reach ${addr.address} can read every run under the directory. Requests must address the server by IP address, localhost${allowHosts.size ? ' or ' + [...allowHosts].join(', ') : ''}; add the names it is reached by with --allow-host (allowing a name a web page controls would let that page read the runs through your browser by DNS rebinding)`,
-    );
-  }
+  if (!loopback) log.warn({ host: addr.address, allowHosts: [...allowHosts] }, exposureWarning(addr.address, [...allowHosts]));
   return {
     url: `http://${urlHost}:${addr.port}/`,
     host: addr.address,

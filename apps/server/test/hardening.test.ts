@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostAllowed, hostOf, isLoopback, scrubPaths, startServer, type RunningServer, type StatsResponse } from '../src/index.js';
+import { exposureWarning, hostAllowed, hostOf, isLoopback, scrubPaths, startServer, type RunningServer, type StatsResponse } from '../src/index.js';
 import { makeFixtureRoot } from '../../../test/support/fixture-runs.js';
 
 const base = mkdtempSync(join(tmpdir(), 'gd-serve-hard-'));
@@ -186,6 +186,8 @@ describe('DNS rebinding guard and error messages', () => {
     expect(isLoopback('::')).toBe(false);
     expect(isLoopback('::ffff:127.0.0.1')).toBe(true);
     expect(hostAllowed(hostOf('0x7f000001'), new Set())).toBe(false);
+    // What a server bound to 0.0.0.0 says: who can read, and how the Host check keeps rebinding out.
+    expect(exposureWarning('0.0.0.0', ['geo.example.lan'])).toMatch(/anyone who can reach 0\.0\.0\.0 can read every run.*IP address, localhost or geo\.example\.lan.*--allow-host.*DNS rebinding/);
   });
 
   it('names files relative to the served directory in error messages', async () => {
