@@ -10,6 +10,7 @@ import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { statsLatencyBench } from './stats-latency.js';
+import { stripBench } from './strip.js';
 import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
@@ -20,6 +21,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   serve: serveBench,
   shards: shardsBench,
   'stats-latency': statsLatencyBench,
+  strip: stripBench,
   tiler: tilerBench,
 };
 
