@@ -9,6 +9,8 @@ import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
+import { statsLatencyBench } from './stats-latency.js';
+import { stripBench } from './strip.js';
 import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
@@ -18,6 +20,8 @@ const BENCHMARKS: Record<string, BenchModule> = {
   pmtiles: pmtilesBench,
   serve: serveBench,
   shards: shardsBench,
+  'stats-latency': statsLatencyBench,
+  strip: stripBench,
   tiler: tilerBench,
 };
 
