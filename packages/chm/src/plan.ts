@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, silentLogger, throwIfAborted } from '@geo-dino/core';
 import { loadAoi, type Aoi } from '@geo-dino/geometry';
 import { defaultDemoDir, ensureDemoModel, openModelDir, type ModelDir } from '@geo-dino/model';
-import { crsLabel, gridForAoi, lonLatToPixels, prepareWarpSource, TileLayout, type Grid, type TileSpec } from '@geo-dino/tiling';
+import { crsLabel, gridForAoi, gridLonLatBbox, isTileServiceHref, lonLatToPixels, prepareWarpSource, TileLayout, type Grid, type TileSpec } from '@geo-dino/tiling';
 import { hashFile, hashJson } from './hash.js';
 import { ensureDemoScene, DEMO_SCENE_SEED, DEMO_SCENE_SIZE } from './demo-scene.js';
 import { extraHeadsIdentity, plannedExtraHeads } from './extra-heads.js';
@@ -47,7 +47,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
   else if (request.aoi) aoi = { geometry: request.aoi.geometry };
   const imagery: unknown[] = [];
   for (const s of request.imagery ?? []) {
-    if (/^https?:\/\//i.test(s)) imagery.push(s);
+    if (/^https?:\/\//i.test(s) || isTileServiceHref(s)) imagery.push(s);
     else {
       const p = resolve(cwd, s);
       const st = await stat(p).catch(() => null);
@@ -62,6 +62,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     collections: request.collections ?? null,
     datetime: request.datetime ?? null,
     ...(request.newerThan ? { newerThan: request.newerThan } : {}),
+    ...(request.tileService ? { tileService: request.tileService } : {}),
     maxCloud: request.maxCloud ?? null,
     model: { name: md.meta.name, weights: md.meta.source.weightsSha256 },
     gsd: request.gsd ?? null,
@@ -172,6 +173,9 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   if (Math.abs(grid.gsd * grid.crs.metresPerUnit - modelGsd) / modelGsd > 0.25) {
     log.warn({ gsd: grid.gsd, modelGsd }, `the output pixel size differs from the ${modelGsd} m the model was trained at; heights may be biased`);
   }
+
+  // Tile services are read over the grid, at the level its pixel size needs.
+  for (const s of resolved.sources) if (s.tiles) Object.assign(s.tiles, { bbox: gridLonLatBbox(grid), gsd: grid.gsd * grid.crs.metresPerUnit });
 
   // Open every scene once: reachable, georeferenced, and where it falls on the grid.
   const opener = new SourceOpener(ctx, 16 * 1024 * 1024);

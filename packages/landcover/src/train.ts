@@ -42,7 +42,7 @@ import { intersection, loadAoi, parseAoi, union, type Aoi, type MultiPolygonCoor
 import { Rng, normalizeRgb, openModel, openModelDir, replaceDirectory, type ModelDir, type ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { SourceOpener, batchFor, executionFor, hashFile, resolveImagery, type SignMode } from '@geo-dino/chm';
-import { NO_SOURCE, footprintFromBounds, gridForAoi, prepareTileSources, renderTile, type PreparedTileSource, type TileLayout, type TileSource, type TileSpec } from '@geo-dino/tiling';
+import { NO_SOURCE, footprintFromBounds, gridForAoi, prepareTileSources, renderTile, type PreparedTileSource, type TileLayout, type TileServiceParams, type TileSource, type TileSpec } from '@geo-dino/tiling';
 import { defaultColor, loadClassTable, nodataFor, type LandcoverClass } from './classes.js';
 import { NO_LABEL, openLabels, PolygonLabels, type LabelSource } from './labels.js';
 import { Probe, UNLABELLED, toFloat32, type LinearHead } from './probe.js';
@@ -107,6 +107,8 @@ export interface TrainOptions {
   maxCloud?: number;
   sign?: SignMode;
   headers?: Record<string, string>;
+  /** Tile services (`xyz:`/`wmts:` imagery): level, layer, tile matrix set, attribution. */
+  tileService?: TileServiceParams;
   log?: Logger;
   progress?: Progress;
   signal?: AbortSignal;
@@ -240,6 +242,8 @@ export async function trainLandcover(o: TrainOptions): Promise<TrainResult> {
         ...(o.datetime ? { datetime: o.datetime } : {}),
         ...(o.maxCloud !== undefined ? { maxCloud: o.maxCloud } : {}),
         ...(o.sign ? { sign: o.sign } : {}),
+        ...(o.tileService ? { tileService: o.tileService } : {}),
+        ...(o.gsd !== undefined ? { gsd: o.gsd } : {}),
       },
       o.imagery,
       labelAoi,

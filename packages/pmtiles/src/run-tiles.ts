@@ -29,6 +29,8 @@ export interface RunTilesOptions {
   imagery?: string | RasterSource;
   /** Override run.json's demo flag. */
   demo?: boolean;
+  /** Attribution/licence of the imagery (tile services), shown with imagery.pmtiles in the viewer. */
+  imageryAttribution?: string;
   /** Land-cover class table (default: landcover.tif's colour table). */
   landcoverClasses?: LandCoverClass[];
   maxZoom?: number;
@@ -86,7 +88,11 @@ export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}):
     await chm.close();
   }
   if (opts.imagery !== undefined) {
-    result.imagery = await writeRasterTiles(opts.imagery, join(runDir, RUN_LAYER_FILES.imagery), { ...common, layer: 'imagery' });
+    result.imagery = await writeRasterTiles(opts.imagery, join(runDir, RUN_LAYER_FILES.imagery), {
+      ...common,
+      layer: 'imagery',
+      ...(opts.imageryAttribution ? { attribution: `Imagery: ${opts.imageryAttribution}` } : {}),
+    });
   }
   const landcover = join(runDir, 'landcover.tif');
   if (await fileExists(landcover)) {
