@@ -6,7 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import type { TileServiceParams } from '@geo-dino/tiling';
+import { redactTileUrl, type TileServiceParams } from '@geo-dino/tiling';
 import {
   GeoDinoError,
   createLogger,
@@ -114,4 +114,9 @@ export function tileServiceParams(raw: Record<string, unknown>): TileServicePara
     ...(blank.length ? { blankTiles: blank.map((b) => b.toLowerCase()) } : {}),
   };
   return Object.keys(p).length ? p : undefined;
+}
+
+/** The command line as run.json records it: keys in URLs and templates redacted, header values hidden. */
+export function recordedCommand(argv: readonly string[]): string[] {
+  return ['geo-dino', ...argv.map((a, i) => (argv[i - 1] === '--header' ? `${a.split(':')[0]}: ***` : a.startsWith('--header=') ? `--header=${a.slice(9).split(':')[0]}: ***` : redactTileUrl(a)))];
 }

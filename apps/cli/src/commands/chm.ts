@@ -11,7 +11,7 @@ import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import type { CommandModule } from '../app.js';
-import { addTileServiceOptions, parseHeaders, table, tileServiceParams } from '../context.js';
+import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
 import { findModelDirs } from '../models.js';
 
@@ -216,7 +216,7 @@ export const chmCommand: CommandModule = {
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
           webTiles: o.webTiles,
           keepState: o.keepState,
-          command: ['geo-dino', ...process.argv.slice(2)],
+          command: recordedCommand(process.argv.slice(2)),
           log: ctx.log,
           progress: ctx.progress,
           signal: ctx.signal,
