@@ -9,6 +9,7 @@ import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
+import { tileServiceBench } from './tileservice.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   pmtiles: pmtilesBench,
   serve: serveBench,
   tiler: tilerBench,
+  tileservice: tileServiceBench,
 };
 
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@
  */
 import sharp from 'sharp';
 import { GeoDinoError } from '@geo-dino/core';
+import { jpegFrame } from './jpeg.js';
 
 export type TileImageFormat = 'jpeg' | 'png' | 'webp';
 
@@ -44,14 +45,28 @@ export async function decodeTileImage(task: ImageTask): Promise<Uint8Array> {
   const format = tileImageFormat(task.data);
   if (!format) throw bad(task, `not a JPEG, PNG or WebP image (got ${describeNonImage(task.data)})`);
   const limit = task.width * task.height;
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(task.data, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw bad(task, `unreadable ${format} header: ${(err as Error).message}`, err);
+  // The size from the header, before decoding: PNG's IHDR and JPEG's frame header are read here
+  // (cheaper than asking libvips), WebP's by libvips.
+  let size: { width: number | undefined; height: number | undefined };
+  const d = task.data;
+  if (format === 'png') {
+    const ihdr = d.length >= 24 && d[12] === 0x49 && d[13] === 0x48 && d[14] === 0x44 && d[15] === 0x52;
+    if (!ihdr) throw bad(task, 'PNG without an IHDR chunk');
+    const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+    size = { width: v.getUint32(16), height: v.getUint32(20) };
+  } else if (format === 'jpeg') {
+    const f = jpegFrame(d);
+    if (!f) throw bad(task, 'JPEG without a frame header (SOF)');
+    size = f;
+  } else {
+    try {
+      size = await sharp(d, { limitInputPixels: false }).metadata();
+    } catch (err) {
+      throw bad(task, `unreadable ${format} header: ${(err as Error).message}`, err);
+    }
   }
-  if (meta.width !== task.width || meta.height !== task.height) {
-    throw bad(task, `${format} tile is ${meta.width}×${meta.height}, the service declares ${task.width}×${task.height} tiles`);
+  if (size.width !== task.width || size.height !== task.height) {
+    throw bad(task, `${format} tile is ${size.width}×${size.height}, the service declares ${task.width}×${task.height} tiles`);
   }
   let data: Buffer;
   try {
