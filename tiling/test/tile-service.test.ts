@@ -82,7 +82,7 @@ beforeAll(async () => {
     let y: number;
     if (mode === 'quad') [z, x, y] = fromQuadkey(parts[1]!.replace('.png', ''));
     else {
-      [z, x, y] = parts.slice(-3).map((p) => Number(p.replace('.png', ''))) as [number, number, number];
+      [z, x, y] = parts.slice(-3).map((p) => Number(p.replace(/\.\w+$/, ''))) as [number, number, number];
       if (mode === 'tms') y = 2 ** z - 1 - y;
     }
     if (mode.startsWith('sub-')) subdomainsSeen.add(`${mode}:${x + y}`);
@@ -98,6 +98,18 @@ beforeAll(async () => {
         return;
       case 'stall':
         return; // never answers
+      case 'webp':
+        if (!file) res.writeHead(404).end();
+        else void sharp(file).webp({ lossless: true }).toBuffer().then((b) => res.writeHead(200, { 'Content-Type': 'image/webp' }).end(b));
+        return;
+      case 'huge': {
+        // A PNG whose header claims 65535 × 65535 pixels (a decompression bomb's first step).
+        const b = Buffer.from(file ?? blankPng);
+        b.writeUInt32BE(65535, 16);
+        b.writeUInt32BE(65535, 20);
+        res.writeHead(200, { 'Content-Type': 'image/png' }).end(b);
+        return;
+      }
       case 'html':
         res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html><body><h1>Invalid API key</h1></body></html>');
         return;
@@ -290,6 +302,26 @@ describe('faults', () => {
     expect((err as GeoDinoError).message).toMatch(/\/stall\/18\/\d+\/\d+\.png\?key=\*\*\*: failed after 2 attempts: no complete answer within 300 ms/);
     expect((err as GeoDinoError).message).not.toContain('SECRET');
     await src.close();
+  });
+
+  it('WebP tiles (lossless) decode to the PNG tiles’ pixels; a forged oversized header is refused before decoding', async () => {
+    const ref = await openTileService(`xyz:${statics.url}/{z}/{x}/{y}.png`, { ...base, bbox: BBOX, zoom: 17 });
+    const src = await openTileService(`xyz:${faultUrl}/webp/{z}/{x}/{y}.webp`, { ...base, bbox: BBOX, zoom: 17 });
+    const a = await readAll(ref);
+    const b = await readAll(src);
+    // libwebp may change the colour of fully transparent pixels: compare alpha everywhere, colour where opaque.
+    expect(Buffer.from(a.bands[3]!).equals(Buffer.from(b.bands[3]!))).toBe(true);
+    let differ = 0;
+    for (let i = 0; i < a.valid.length; i++) if (a.valid[i] && (a.bands[0]![i] !== b.bands[0]![i] || a.bands[1]![i] !== b.bands[1]![i] || a.bands[2]![i] !== b.bands[2]![i])) differ++;
+    expect(differ).toBe(0);
+    expect(src.tiles.decoded).toBeGreaterThan(0);
+    await ref.close();
+    await src.close();
+    const huge = await openTileService(`xyz:${faultUrl}/huge/{z}/{x}/{y}.png`, { ...base, bbox: one, zoom: 18, marginTiles: 0 });
+    const err = await readAll(huge).catch((e: unknown) => e);
+    expect((err as GeoDinoError).code).toBe('E_BAD_RASTER');
+    expect((err as GeoDinoError).message).toMatch(/png tile is 65535×65535, the service declares 256×256 tiles/);
+    await huge.close();
   });
 
   it('an HTML error page with status 200: E_BAD_RASTER saying what came back', async () => {
