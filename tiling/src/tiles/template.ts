@@ -82,7 +82,8 @@ export function xyzTileUrl(t: XyzTemplate, z: number, x: number, y: number): str
   });
 }
 
-const SECRET_PARAM = /token|sig|signature|key|secret|credential|password|passwd|auth|session/i;
+/** Query parameter names that hold secrets (keys, tokens, signatures). */
+export const SECRET_PARAM = /token|sig|signature|key|secret|credential|password|passwd|auth|session/i;
 
 /**
  * A tile URL or template with its secrets replaced by `***`: the password of `user:password@`

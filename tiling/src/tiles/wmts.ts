@@ -7,7 +7,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { GeoDinoError } from '@geo-dino/core';
 import { crsFromEpsgOrNull, type Crs } from '../crs/crs.js';
 import type { TileMatrix, TileMatrixSet } from './matrix.js';
-import { redactTileUrl } from './template.js';
+import { redactTileUrl, SECRET_PARAM } from './template.js';
 
 export interface WmtsChoice {
   layer?: string;
@@ -87,7 +87,7 @@ function absolute(href: string, base: string): string {
 /** Query parameters of the capabilities URL that look like keys, to repeat on tile URLs that lack them. */
 function secretParams(url: string): [string, string][] {
   try {
-    return [...new URL(url).searchParams].filter(([k]) => /token|sig|signature|key|secret|credential|auth|session/i.test(k));
+    return [...new URL(url).searchParams].filter(([k]) => SECRET_PARAM.test(k));
   } catch {
     return [];
   }
