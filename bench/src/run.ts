@@ -10,6 +10,7 @@ import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { tileServiceBench } from './tileservice.js';
+import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   model: modelBench,
   pmtiles: pmtilesBench,
   serve: serveBench,
+  shards: shardsBench,
   tiler: tilerBench,
   tileservice: tileServiceBench,
 };

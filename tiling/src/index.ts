@@ -28,6 +28,7 @@ export * from './raster/types.js';
 export * from './raster/source.js';
 export * from './raster/rgb.js';
 export * from './raster/footprint.js';
+export * from './raster/mosaic.js';
 // Tile services (XYZ/TMS templates, WMTS) as raster sources.
 export * from './codec/image.js';
 export * from './tiles/template.js';
@@ -38,6 +39,7 @@ export * from './tiles/service.js';
 // Grids, layouts, warping, tile streams.
 export * from './grid/polygon-raster.js';
 export * from './grid/grid.js';
+export * from './grid/shards.js';
 export * from './warp/warp.js';
 export * from './warp/step.js';
 export * from './warp/tile-stream.js';

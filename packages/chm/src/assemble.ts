@@ -87,7 +87,8 @@ export interface AssembleResult {
   seconds: number;
 }
 
-class Acc {
+/** Running statistics of one band (count, sum, sum of squares, min, max). */
+export class BandAccumulator {
   n = 0;
   sum = 0;
   sumSq = 0;
@@ -143,13 +144,13 @@ export function onnxruntimeVersion(): string | null {
   return ortVersion;
 }
 
-function gridCode(plan: RunPlan): { code: string | null; wkt2?: string } {
+export function gridCode(plan: RunPlan): { code: string | null; wkt2?: string } {
   const c = plan.grid.crs;
   return c.epsg !== null ? { code: `EPSG:${c.epsg}` } : { code: null, wkt2: c.definition ?? c.name };
 }
 
 /** The part of the AOI the run mapped (AOI ∩ provenance), falling back to the AOI. */
-function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolygonCoords {
+export function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolygonCoords {
   try {
     const covered = intersection(plan.aoi.geometry, union(...parts));
     if (covered.length) return parseAoi({ type: 'MultiPolygon', coordinates: covered }, 'mapped area').geometry;
@@ -159,7 +160,7 @@ function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolyg
   return plan.aoi.geometry;
 }
 
-async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
+export async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
   const out: { name: string; bytes: number }[] = [];
   for (const name of (await readdir(dir)).sort()) {
     const st = await stat(join(dir, name));
@@ -192,46 +193,85 @@ export async function moveIntoPlace(staging: string, out: string, replace: boole
   }
 }
 
-/** Assemble a run's outputs from its complete tile store (see the module comment). */
-export async function assembleRun(plan: RunPlan, store: TileStore, options: AssembleOptions): Promise<AssembleResult> {
-  const t0 = performance.now();
-  const log = options.log ?? silentLogger();
-  const progress = options.progress ?? silentProgress;
+/** A pixel window of a zone grid (a shard, or the whole grid). */
+export interface PixelWindow {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The plan of a window of a zone's grid: the same tiles, on a grid shifted to the window. */
+export function windowPlan(plan: RunPlan, w: PixelWindow): RunPlan {
+  const t = plan.grid.transform;
+  const gsd = plan.grid.gsd;
+  if (w.x === 0 && w.y === 0 && w.width === plan.grid.width && w.height === plan.grid.height) return plan;
+  return { ...plan, grid: { ...plan.grid, width: w.width, height: w.height, transform: [t[0] + w.x * gsd, t[1], t[2], t[3] - w.y * gsd, t[4], t[5]] } };
+}
+
+/** What blending a window wrote into its directory. */
+export interface WindowRasters {
+  width: number;
+  height: number;
+  bandNames: string[];
+  stats: BandAccumulator[];
+  validPixels: number;
+  provenance: ReturnType<ProvenanceBuilder['finish']>;
+  classMaps: ClassMapResult[];
+  mosaic: ImageryMosaic | null;
+}
+
+/** Read a stored tile (by id), from a cache, a feed or the store. */
+export type TileReader = (id: number) => Promise<TileRecord>;
+
+/** A tile reader over a store (and a feed while prediction runs), with a cache of decoded tiles. */
+export function tileReader(plan: RunPlan, store: TileStore, options: { feed?: TileFeed; chunkWidth?: number; cacheBytes?: number } = {}): TileReader {
+  const T = plan.tiling.tileSize;
+  const C = Math.min(options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, plan.grid.width);
+  // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
+  // Bytes per pixel: height 4, uncertainty 4, valid 1, source 2, imagery 3.
+  const cache = new LruCache<number, TileRecord>(options.cacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(C / plan.tiling.stride) + 2) * T * T * 14));
+  const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
+  return async (id) => {
+    const hit = cache.get(id);
+    if (hit) return hit;
+    const offered = options.feed ? await options.feed.wait(id) : null;
+    const r = offered ?? (await store.read(id));
+    if (!r) throw new GeoDinoError('E_INTERNAL', `${store.pathOf(id)}: tile disappeared from the store during assembly`);
+    cache.set(id, r, sizeOf(r));
+    return r;
+  };
+}
+
+/**
+ * Blend the stored tiles over a window of a zone's grid into `dir`: chm.tif (and landcover.tif,
+ * and the model's input mosaic when `imagery`), with band statistics and provenance. Tiles are
+ * shifted into the window, so a window's pixels equal the same pixels of the whole grid.
+ */
+export async function blendWindow(
+  zone: RunPlan,
+  win: PixelWindow,
+  dir: string,
+  readTile: TileReader,
+  options: { chunkWidth?: number; imagery: boolean; log?: Logger; signal?: AbortSignal; task?: { tick(): void } },
+): Promise<WindowRasters> {
+  const log = options.log;
   const signal = options.signal;
-  const out = options.out;
-  const staging = options.staging ?? join(dirname(out), `.${basename(out)}.staging`);
+  const plan = windowPlan(zone, win);
   const B = plan.tiling.blockSize;
   const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
   if (!Number.isInteger(C) || C < B || C % B !== 0) throw new GeoDinoError('E_ARGUMENT', `--chunk-width: must be a multiple of ${B} (got ${C})`, { details: { field: '--chunk-width' } });
   const { width: W, height: H } = plan.grid;
   const T = plan.tiling.tileSize;
   const stride = plan.tiling.stride;
-  const layout = layoutOf(plan);
-
-  // Every planned tile must be in the store (or on its way, with a feed).
-  const done = options.feed ? null : await store.completed();
-  let missing = 0;
-  let firstMissing = -1;
-  for (const id of done ? planTileIds(plan, layout) : []) {
-    if (!done!.has(id)) {
-      missing++;
-      if (firstMissing < 0) firstMissing = id;
-    }
-  }
-  if (missing) {
-    throw new GeoDinoError('E_ARGUMENT', `${store.dir}: ${missing} of ${plan.tiling.tiles} tiles are not predicted yet (first: ${firstMissing}); predict them before assembling`, {
-      details: { missing },
-    });
-  }
-
-  await rm(staging, { recursive: true, force: true });
-  await ensureDir(staging);
+  const layout = layoutOf(zone);
   const bandNames = plan.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
   const nb = bandNames.length;
   // Uncertainty is blended as the spread of the overlapping tiles' mixture, not as a mean of σ.
   const spread = nb === 2 ? { mean: bandNames.indexOf('height'), std: bandNames.indexOf('uncertainty') } : null;
   const demoTag = plan.demo ? 'YES' : 'NO';
-  const cog = await createCogWriter(join(staging, 'chm.tif'), {
+  await ensureDir(dir);
+  const cog = await createCogWriter(join(dir, 'chm.tif'), {
     width: W,
     height: H,
     bands: nb,
@@ -251,64 +291,48 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       GEO_DINO_CONFIG_HASH: plan.configHash,
       ...(plan.demo ? { GEO_DINO_WARNING: 'DEMO: random-weight model, heights are not real canopy heights' } : {}),
     },
-    log,
+    ...(log ? { log } : {}),
     ...(signal ? { signal } : {}),
   });
-
+  const opts = { ...(log ? { log } : {}), ...(signal ? { signal } : {}) };
   // Land-cover (class) maps blended beside the heights, window by window (extra-heads.ts).
-  const classLayers = await ClassMapLayer.openAll(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
+  const classLayers = await ClassMapLayer.openAll(plan, dir, opts).catch(async (err: unknown) => {
     await cog.abort();
-    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   });
   // The model's input imagery on the same grid, for imagery.pmtiles (imagery.ts).
-  const imagery =
-    options.webTiles === false
-      ? null
-      : await ImageryLayer.open(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
-          await cog.abort();
-          await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
-          await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-          throw err;
-        });
-  let mosaic: ImageryMosaic | null = null;
+  const imagery = !options.imagery
+    ? null
+    : await ImageryLayer.open(plan, dir, opts).catch(async (err: unknown) => {
+        await cog.abort();
+        await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
+        throw err;
+      });
   const classMaps: ClassMapResult[] = [];
-  const stats = bandNames.map(() => new Acc());
+  const stats = bandNames.map(() => new BandAccumulator());
   const provenance = new ProvenanceBuilder(plan, B);
-  // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
-  // Bytes per pixel: height 4, uncertainty 4, valid 1, source 2, imagery 3.
-  const tileBytes = T * T * 14;
-  const cache = new LruCache<number, TileRecord>(options.tileCacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(Math.min(C, W) / stride) + 2) * tileBytes));
-  const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
-  const readTile = async (id: number): Promise<TileRecord> => {
-    const hit = cache.get(id);
-    if (hit) return hit;
-    const offered = options.feed ? await options.feed.wait(id) : null;
-    const r = offered ?? (await store.read(id));
-    if (!r) throw new GeoDinoError('E_INTERNAL', `${store.pathOf(id)}: tile disappeared from the store during assembly`);
-    cache.set(id, r, sizeOf(r));
-    return r;
+  const shifted = async (id: number): Promise<TileRecord> => {
+    const r = await readTile(id);
+    return win.x === 0 && win.y === 0 ? r : { ...r, spec: { ...r.spec, x: r.spec.x - win.x, y: r.spec.y - win.y } };
   };
-
   const blockRows = Math.ceil(H / B);
   const chunks = Math.ceil(W / C);
-  // With a feed, blending follows prediction, whose progress is the one shown.
-  const task = (options.feed ? silentProgress : progress).start('blending', { total: blockRows * chunks, unit: 'windows' });
+  let mosaic: ImageryMosaic | null = null;
   try {
     for (let br = 0; br < blockRows; br++) {
       const y0 = br * B;
       const rows = Math.min(B, H - y0);
-      const i0 = Math.max(0, Math.ceil((y0 - T + 1) / stride));
-      const i1 = Math.min(layout.rows - 1, Math.floor((y0 + rows - 1) / stride));
+      const i0 = Math.max(0, Math.ceil((win.y + y0 - T + 1) / stride));
+      const i1 = Math.min(layout.rows - 1, Math.floor((win.y + y0 + rows - 1) / stride));
       provenance.beginRow(y0, rows);
       for (let ch = 0; ch < chunks; ch++) {
         throwIfAborted(signal);
         const cx0 = ch * C;
         const cw = Math.min(C, W - cx0);
-        const j0 = Math.max(0, Math.ceil((cx0 - T + 1) / stride));
-        const j1 = Math.min(layout.cols - 1, Math.floor((cx0 + cw - 1) / stride));
+        const j0 = Math.max(0, Math.ceil((win.x + cx0 - T + 1) / stride));
+        const j1 = Math.min(layout.cols - 1, Math.floor((win.x + cx0 + cw - 1) / stride));
         const ids: number[] = [];
-        for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
+        for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(zone, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
         const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA, spread });
         for (const l of classLayers) l.begin(cw, rows);
         imagery?.begin(cw, rows);
@@ -318,7 +342,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         let k = 0;
         const pump = (): void => {
           while (ahead.length < 4 && k < ids.length) {
-            const p = readTile(ids[k++]!);
+            const p = shifted(ids[k++]!);
             p.catch(() => undefined);
             ahead.push(p);
           }
@@ -364,11 +388,10 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         for (const l of classLayers) await l.end(br, cx0);
         await imagery?.end(br, cx0);
         provenance.addWindow(cx0, cw, rows, source);
-        task.tick();
+        options.task?.tick();
       }
       provenance.endRow();
     }
-    task.finish();
     await cog.close();
     for (const l of classLayers) classMaps.push(await l.close());
     mosaic = imagery ? await imagery.close() : null;
@@ -376,9 +399,61 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     await cog.abort();
     await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
     await imagery?.abort().catch(() => undefined);
+    throw err;
+  }
+  return { width: W, height: H, bandNames, stats, validPixels: stats[0]!.n, provenance: provenance.finish(), classMaps, mosaic };
+}
+
+/** Assemble a run's outputs from its complete tile store (see the module comment). */
+export async function assembleRun(plan: RunPlan, store: TileStore, options: AssembleOptions): Promise<AssembleResult> {
+  const t0 = performance.now();
+  const log = options.log ?? silentLogger();
+  const progress = options.progress ?? silentProgress;
+  const signal = options.signal;
+  const out = options.out;
+  const staging = options.staging ?? join(dirname(out), `.${basename(out)}.staging`);
+  const { width: W, height: H } = plan.grid;
+  const layout = layoutOf(plan);
+
+  // Every planned tile must be in the store (or on its way, with a feed).
+  const done = options.feed ? null : await store.completed();
+  let missing = 0;
+  let firstMissing = -1;
+  for (const id of done ? planTileIds(plan, layout) : []) {
+    if (!done!.has(id)) {
+      missing++;
+      if (firstMissing < 0) firstMissing = id;
+    }
+  }
+  if (missing) {
+    throw new GeoDinoError('E_ARGUMENT', `${store.dir}: ${missing} of ${plan.tiling.tiles} tiles are not predicted yet (first: ${firstMissing}); predict them before assembling`, {
+      details: { missing },
+    });
+  }
+
+  await rm(staging, { recursive: true, force: true });
+  await ensureDir(staging);
+  const B = plan.tiling.blockSize;
+  const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
+  // With a feed, blending follows prediction, whose progress is the one shown.
+  const task = (options.feed ? silentProgress : progress).start('blending', { total: Math.ceil(H / B) * Math.ceil(W / C), unit: 'windows' });
+  let rasters: WindowRasters;
+  try {
+    rasters = await blendWindow(plan, { x: 0, y: 0, width: W, height: H }, staging, tileReader(plan, store, { ...(options.feed ? { feed: options.feed } : {}), ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}), ...(options.tileCacheBytes !== undefined ? { cacheBytes: options.tileCacheBytes } : {}) }), {
+      ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
+      imagery: options.webTiles !== false,
+      log,
+      ...(signal ? { signal } : {}),
+      task,
+    });
+    task.finish();
+  } catch (err) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
+  const { bandNames, classMaps, mosaic } = rasters;
+  const stats = rasters.stats;
+  const prov = rasters.provenance;
 
   try {
     const total = W * H;
@@ -387,7 +462,6 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     if (validPixels === 0) {
       throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
     }
-    const prov = provenance.finish();
     await writeJsonAtomic(join(staging, 'provenance.geojson'), prov);
 
     const byName = (n: string): BandStats | null => bandStats[(bandNames as string[]).indexOf(n)] ?? null;

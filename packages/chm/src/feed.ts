@@ -37,6 +37,12 @@ export class TileFeed {
     if (this.held.size > this.maxHeld) this.held.delete(this.held.keys().next().value!);
   }
 
+  /** A tile was deleted from the store (every shard it touches is written): stop tracking it. */
+  forget(id: number): void {
+    this.done.delete(id);
+    this.held.delete(id);
+  }
+
   /** Prediction failed: every wait rejects with `err`. */
   fail(err: unknown): void {
     this.failure ??= err;

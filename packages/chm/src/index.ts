@@ -12,3 +12,5 @@ export * from './feed.js';
 export * from './extra-heads.js';
 export * from './imagery.js';
 export * from './run.js';
+export * from './sharded.js';
+export * from './dry-run.js';

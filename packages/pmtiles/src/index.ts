@@ -12,3 +12,4 @@ export * from './image.js';
 export * from './render.js';
 export * from './raster-tiles.js';
 export * from './run-tiles.js';
+export * from './mosaic.js';

@@ -6,10 +6,11 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { requestHashOf, resolveModel, runChm, DEFAULT_CHUNK_WIDTH, type ChmRunResult } from '@geo-dino/chm';
+import { peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { parseDatetimeRange } from '@geo-dino/stac';
+import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
@@ -39,6 +40,9 @@ const optionsSchema = z.object({
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
   landcover: z.string().min(1).optional(),
+  shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
+  dryRun: z.boolean().default(false),
+  rate: cliValues.positiveNumber.optional(),
 });
 
 type Options = z.output<typeof optionsSchema>;
@@ -137,6 +141,24 @@ function human(r: ChmReport): string {
   return lines.join('\n');
 }
 
+function fmtDuration(s: number): string {
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 2 * 3600) return `${(s / 60).toFixed(0)} min`;
+  if (s < 3 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+function humanPlan(p: PlanSummary & { planSeconds: number }): string {
+  const lines: string[] = [];
+  lines.push(`plan of ${p.aoi.source}: ${p.aoi.areaKm2.toFixed(1)} km², ${p.layout} layout (shards of ${p.shardSize}² px), planned in ${p.planSeconds.toFixed(1)} s — nothing predicted (--dry-run)`);
+  lines.push(table(['zone', 'crs', 'grid', 'AOI km²', 'scenes', 'shards', 'tiles'], p.zones.map((z) => [z.zone, z.crs, `${z.width}×${z.height}`, z.aoiKm2.toFixed(1), String(z.scenes), String(z.shards), String(z.tiles)])));
+  lines.push(`total      ${p.shards} shards, ${p.tiles} tiles, ${p.outputKm2.toFixed(1)} km² of output (${p.outputPixels} px)`);
+  lines.push(`output     chm COGs ≈ ${fmtBytes(p.outputBytes.estimate)} (${fmtBytes(p.outputBytes.uncompressed)} before compression)`);
+  if (p.rate && p.estimatedSeconds !== null) lines.push(`time       ≈ ${fmtDuration(p.estimatedSeconds)} at ${p.rate.tilesPerSecond.toPrecision(3)} tiles/s (${p.rate.source === 'probe' ? 'measured on this machine just now' : '--rate'})`);
+  if (p.needsForce) lines.push('note       more shards than a run accepts without --force');
+  return lines.join('\n');
+}
+
 export const chmCommand: CommandModule = {
   register(program, app) {
     const cmd = program
@@ -168,6 +190,9 @@ export const chmCommand: CommandModule = {
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
+      .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
+      .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
+      .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
       .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles');
     addTileServiceOptions(cmd).action(async (raw: Record<string, unknown>) => {
         const ctx = app.context();
@@ -196,7 +221,18 @@ export const chmCommand: CommandModule = {
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
+          ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
         };
+        if (o.dryRun) {
+          const t0 = performance.now();
+          const md = await resolveModel(model, { env, cwd, log: ctx.log });
+          const plan = await planRun(request, { env, cwd, log: ctx.log, progress: ctx.progress, signal: ctx.signal, modelDir: md, force: true });
+          const planSeconds = (performance.now() - t0) / 1000;
+          const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
+          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)), memory: { maxRssBytes: peakRssBytes() } };
+          ctx.result(summary, () => humanPlan(summary));
+          return;
+        }
         let out = o.out;
         if (!out) {
           // Default: one directory per request, so running the same command twice is a no-op.
