@@ -106,6 +106,33 @@ describe('geo-dino chm from a tile service', () => {
     expect(item.properties['datetime']).toBe('2024-05-01T00:00:00.000Z');
   }, 600_000);
 
+  it('raster warp from the tile service matches the warp of the COG (GDAL reads both)', async () => {
+    const bbox = '128.6565,37.6675,128.6598,37.67';
+    const a = join(work, 'warp-xyz.tif');
+    const b = join(work, 'warp-cog.tif');
+    const r1 = await runCli(['raster', 'warp', `xyz:${tiles.url}/{z}/{x}/{y}.png`, '--bbox', bbox, '--out', a, '--quiet'], { env, timeoutMs: 300_000 });
+    expect(r1.code, r1.stderr).toBe(0);
+    const r2 = await runCli(['raster', 'warp', sharedData('rasterio', 'cogeo.tif'), '--bbox', bbox, '--out', b, '--quiet'], { env, timeoutMs: 300_000 });
+    expect(r2.code, r2.stderr).toBe(0);
+    const script = `
+import json, sys
+import numpy as np
+from osgeo import gdal
+da, db = gdal.Open(sys.argv[1]), gdal.Open(sys.argv[2])
+a = da.ReadAsArray().astype('int32')
+b = db.ReadAsArray().astype('int32')
+m = (a[3] == 255) & (b[3] == 255)
+d = np.abs(a[:3, m] - b[:3, m])
+print(json.dumps({'shape': [list(a.shape), list(b.shape)], 'both': int(m.sum()), 'either': int(((a[3] == 255) | (b[3] == 255)).sum()), 'meanAbs': float(d.mean()), 'p99': float(np.percentile(d, 99))}))
+`;
+    const { stdout } = await run(GDAL_PYTHON, ['-c', script, a, b]);
+    const c = JSON.parse(stdout) as { shape: number[][]; both: number; either: number; meanAbs: number; p99: number };
+    console.log(`raster warp from XYZ tiles vs from the COG: ${c.both} of ${c.either} px valid in both; |ΔDN| mean ${c.meanAbs.toFixed(2)}, p99 ${c.p99}`);
+    expect(c.shape[0]).toEqual(c.shape[1]);
+    expect(c.both).toBeGreaterThanOrEqual(0.99 * c.either);
+    expect(c.meanAbs).toBeLessThan(4);
+  }, 600_000);
+
   it('refuses a tile service without an AOI, and monitoring a tile service', async () => {
     const r = await runCli(['chm', '--model', 'demo', '--imagery', `xyz:${tiles.url}/{z}/{x}/{y}.png?token=${SECRET}`, '--out', join(work, 'never')], { env });
     expect(r.code).toBe(2);
