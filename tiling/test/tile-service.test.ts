@@ -42,6 +42,9 @@ let faultUrl: string;
 const hits = new Map<string, number>();
 const subdomainsSeen = new Set<string>();
 let blankPng: Buffer;
+const userAgents = new Set<string>();
+let inFlight = 0;
+let maxInFlight = 0;
 
 function tileFile(z: number, x: number, y: number): Buffer | null {
   try {
@@ -91,7 +94,20 @@ beforeAll(async () => {
       if (!b) res.writeHead(404).end('no such tile');
       else res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': b.length }).end(b);
     };
+    userAgents.add(String(req.headers['user-agent']));
     switch (mode) {
+      case 'auth':
+        if (req.headers['authorization'] !== 'Bearer T0KEN') res.writeHead(401).end('unauthorised');
+        else send(file);
+        return;
+      case 'slow':
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        setTimeout(() => {
+          inFlight--;
+          send(file);
+        }, 30);
+        return;
       case 'busy':
         if (n === 1) res.writeHead(429, { 'Retry-After': '1' }).end('slow down');
         else send(file);
@@ -292,6 +308,23 @@ describe('faults', () => {
     for (const [p, n] of hits) if (p.startsWith('/busy/')) expect(n).toBe(2);
     await ref.close();
     await src.close();
+  });
+
+  it('sends the caller’s headers and a descriptive User-Agent; at most maxConcurrency requests at once', async () => {
+    const denied = await openTileService(`xyz:${faultUrl}/auth/{z}/{x}/{y}.png`, { ...base, bbox: one, zoom: 18, marginTiles: 0 });
+    const err = await readAll(denied).catch((e: unknown) => e);
+    expect((err as GeoDinoError).code).toBe('E_ACCESS_DENIED');
+    await denied.close();
+    const ok = await openTileService(`xyz:${faultUrl}/auth/{z}/{x}/{y}.png`, { ...base, headers: { Authorization: 'Bearer T0KEN' }, bbox: one, zoom: 18, marginTiles: 0 });
+    expect((await readAll(ok)).valid.some((v) => v === 1)).toBe(true);
+    await ok.close();
+    expect([...userAgents].every((u) => /^geo-dino\/\S+ \(canopy-height mapping/.test(u))).toBe(true);
+    const slow = await openTileService(`xyz:${faultUrl}/slow/{z}/{x}/{y}.png`, { ...base, http: { ...base.http, maxConcurrency: 3 }, bbox: BBOX, zoom: 18 });
+    await readAll(slow);
+    expect(slow.tiles.fetched).toBeGreaterThan(20);
+    expect(maxInFlight).toBeLessThanOrEqual(3);
+    expect(maxInFlight).toBeGreaterThan(1);
+    await slow.close();
   });
 
   it('a stalled server: E_NETWORK naming the tile URL after the retries, no hang', async () => {
