@@ -106,6 +106,26 @@ describe('geo-dino chm from a tile service', () => {
     expect(item.properties['datetime']).toBe('2024-05-01T00:00:00.000Z');
   }, 600_000);
 
+  it('a sharded run from a tile service: every shard records the service, no file holds the key', async () => {
+    const out = join(work, 'run-sharded');
+    const r = await runCli(['chm', '--model', 'demo', '--aoi', aoi, '--imagery', `xyz:${tiles.url}/{z}/{x}/{y}.png?api_key=${SECRET}`, '--attribution', 'Shard Attr', '--shard-size', '512', '--no-web-tiles', '--out', out, '--quiet'], {
+      env,
+      timeoutMs: 300_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { layout: string; sources: { href: string }[] };
+    expect(run.layout).toBe('sharded');
+    expect(run.sources[0]!.href).toContain('api_key=***');
+    const files = readdirSync(out, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    for (const f of files) expect(readFileSync(join(f.parentPath, f.name)).includes(SECRET), f.name).toBe(false);
+    const items = files.filter((f) => f.name === 'item.json');
+    expect(items.length).toBeGreaterThan(1);
+    for (const f of items) {
+      const props = (JSON.parse(readFileSync(join(f.parentPath, f.name), 'utf8')) as { properties: Record<string, unknown> }).properties;
+      expect(props['geo-dino:imagery_attribution']).toBe('Shard Attr');
+    }
+  }, 600_000);
+
   it('raster warp from the tile service matches the warp of the COG (GDAL reads both)', async () => {
     const bbox = '128.6565,37.6675,128.6598,37.67';
     const a = join(work, 'warp-xyz.tif');

@@ -40,6 +40,7 @@ import { classMapAssets } from './extra-heads.js';
 import type { TileFeed } from './feed.js';
 import { layoutOf, planShards, shardGridOf, shardTileIds, tileShards } from './plan.js';
 import type { ProvenanceFeature } from './provenance.js';
+import { tileServiceProperties } from './sources.js';
 import type { TileStore } from './tile-store.js';
 import { NODATA, type ChmPlan, type RunPlan } from './types.js';
 
@@ -211,7 +212,7 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
     demo: zone.demo,
     ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
     title: `${zone.demo ? 'DEMO canopy height' : 'Canopy height'}, shard ${shard.id}`,
-    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit },
+    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
   });
   const files: ShardRecord['files'] = [];
   for (const name of (await readdir(dir)).sort()) {
