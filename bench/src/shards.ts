@@ -91,6 +91,7 @@ export const shardsBench: BenchModule = {
     const areas = (arg(args, 'areas') ?? '1,4,16').split(',').map(Number);
     const base = Number(arg(args, 'base') ?? 768);
     const shard = Number(arg(args, 'shard-size') ?? 512);
+    const band = Number(arg(args, 'band-width') ?? 1);
     const work = await mkdtemp(join(tmpdir(), 'geo-dino-bench-shards-'));
     const log = (m: string): boolean => process.stderr.write(`  ${m}\n`);
     const rows: BenchRow[] = [];
@@ -100,29 +101,29 @@ export const shardsBench: BenchModule = {
       const biggest = Math.round(base * Math.sqrt(Math.max(...areas)));
       const scene = join(work, `scene-${biggest}.tif`);
       const s = await writeSyntheticScene(scene, { size: biggest + 64, seed: 21 });
-      const res: { area: number; px: number; state: number; store: number; rss: number; shards: number; tiles: number }[] = [];
+      const res: { area: number; px: number; state: number; store: number; rss: number; shards: number; tiles: number; inferred: number }[] = [];
       for (const a of areas) {
         const px = Math.round(base * Math.sqrt(a));
         const aoiPath = join(work, `aoi-${a}.geojson`);
         await writeFile(aoiPath, JSON.stringify({ type: 'MultiPolygon', coordinates: rectangleAoi(s.epsg, s.transform, px, px, 0.02, `${a}x`).geometry }));
         const out = join(work, `run-${a}`);
         const state = join(work, `.run-${a}.geo-dino-state`);
-        log(`${a}× area (${px}² px), ${shard}-px shards…`);
+        log(`${a}× area (${px}² px), ${shard}-px shards, bands of ${band} shards…`);
         const r = await runCli(
-          ['chm', '--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--out', out, '--tile-size', '256', '--overlap', '32', '--shard-size', String(shard), '--no-web-tiles', '--quiet', '--json'],
+          ['chm', '--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--out', out, '--tile-size', '256', '--overlap', '32', '--shard-size', String(shard), '--band-width', String(band), '--no-web-tiles', '--quiet', '--json'],
           { GEO_DINO_HOME: home },
           () => dirBytes(state, join(state, 'out')),
         );
         void r;
-        const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { memory: { maxRssBytes: number }; state: { tileStorePeakBytes: number }; shards: { count: number }; tiles: { total: number } };
-        res.push({ area: a, px, state: r.peak / 2 ** 20, store: run.state.tileStorePeakBytes / 2 ** 20, rss: run.memory.maxRssBytes / 2 ** 20, shards: run.shards.count, tiles: run.tiles.total });
+        const run = JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as { memory: { maxRssBytes: number }; state: { tileStorePeakBytes: number }; shards: { count: number }; tiles: { total: number; predicted: number; empty: number } };
+        res.push({ area: a, px, state: r.peak / 2 ** 20, store: run.state.tileStorePeakBytes / 2 ** 20, rss: run.memory.maxRssBytes / 2 ** 20, shards: run.shards.count, tiles: run.tiles.total, inferred: run.tiles.predicted + run.tiles.empty });
         await rm(out, { recursive: true, force: true });
       }
       const ref = res[0]!;
       for (const p of res.slice(1)) {
         const what = `${p.area}× area (${p.px}² px, ${p.shards} shards, ${p.tiles} tiles)`;
         const refName = `${ref.area}× area (${ref.px}² px, ${ref.shards} shards, ${ref.tiles} tiles)`;
-        rows.push({ metric: `state directory peak, ${what}`, value: p.state, unit: 'MiB', reference: { name: refName, value: ref.state }, better: 'lower', target: 0.9, note: `tile store peak ${p.store.toFixed(1)} vs ${ref.store.toFixed(1)} MiB` });
+        rows.push({ metric: `state directory peak, ${what}`, value: p.state, unit: 'MiB', reference: { name: refName, value: ref.state }, better: 'lower', target: 0.9, note: `tile store peak ${p.store.toFixed(1)} vs ${ref.store.toFixed(1)} MiB; tiles inferred ${p.inferred} for ${p.tiles} (band borders), vs ${ref.inferred} for ${ref.tiles}` });
         rows.push({ metric: `peak RSS, ${what}`, value: p.rss, unit: 'MiB', reference: { name: refName, value: ref.rss }, better: 'lower', target: 0.9 });
       }
 
@@ -141,7 +142,7 @@ export const shardsBench: BenchModule = {
       const one = await dry(small);
       rows.push({ metric: `--dry-run of Kenya (${k.tiles} tiles, ${k.shards} shards), wall time of the command`, value: k.seconds, unit: 's', reference: { name: `--dry-run of 1 km² (${one.tiles} tiles)`, value: one.seconds }, better: 'lower' });
       rows.push({ metric: `--dry-run of Kenya, peak RSS`, value: k.rss, unit: 'MiB', reference: { name: `--dry-run of 1 km² (the issue's bound: well under 1024 MiB)`, value: one.rss }, better: 'lower' });
-      return { name: 'shards', rows, context: { cpu: cpus()[0]?.model.trim(), cores: cpus().length, shardSize: shard, base } };
+      return { name: 'shards', rows, context: { cpu: cpus()[0]?.model.trim(), cores: cpus().length, shardSize: shard, bandWidth: band, base } };
     } finally {
       await rm(work, { recursive: true, force: true });
     }

@@ -4,8 +4,9 @@
  * - XYZ tiles made by GDAL's `gdal2tiles.py --xyz` (from `/usr/bin/python3`'s osgeo_utils),
  *   served by Python's `http.server` (a plain static file server: 404 for missing tiles);
  * - a WMTS served by MapProxy (PyPI), configured over those tiles, in Web Mercator and in a UTM
- *   tile matrix set it reprojects to. `.ci/run` installs MapProxy into a virtualenv outside the
- *   repository: `$GEO_DINO_TILE_TOOLS` (default `~/.cache/geo-dino-tools/mapproxy-venv`);
+ *   tile matrix set it reprojects to. `npm test` / `npm run test:tools` installs MapProxy
+ *   (test/tools/tools.mjs) into a virtualenv outside the repository (`$GEO_DINO_MAPPROXY_TOOLS`,
+ *   by default `$GEO_DINO_TOOLS/mapproxy@<version>`);
  * - GDAL's WMS (TMS minidriver) and WMTS drivers as the oracle reading the same services
  *   (`tile-oracle.py`).
  *
@@ -13,17 +14,15 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, stopProcess, waitForHttp } from './stac-api-server.js';
 import { REPO_ROOT } from './shared-data.js';
-import { GDAL_PYTHON, requireGdal, requireTool } from './tools.js';
+import { GDAL_PYTHON, mapproxyTools, requireGdal, requireTool } from './tools.js';
 
 const run = promisify(execFile);
 
-export const TILE_TOOLS = process.env['GEO_DINO_TILE_TOOLS'] ?? join(homedir(), '.cache', 'geo-dino-tools', 'mapproxy-venv');
-const HINT = 'run .ci/run (it installs MapProxy into $GEO_DINO_TILE_TOOLS)';
 
 export interface LoopbackServer {
   url: string;
@@ -124,8 +123,8 @@ globals:
 
 /** MapProxy serving `config` (YAML) on loopback; RESTful capabilities at `${url}/wmts/1.0.0/WMTSCapabilities.xml`. */
 export async function startMapProxy(config: string): Promise<LoopbackServer> {
-  const python = join(TILE_TOOLS, 'bin', 'python');
-  requireTool(python, ['-c', 'import mapproxy'], HINT);
+  const python = join(mapproxyTools(), 'bin', 'python');
+  requireTool(python, ['-c', 'import mapproxy.wsgiapp']);
   const dir = mkdtempSync(join(tmpdir(), 'geo-dino-mapproxy-'));
   const file = join(dir, 'mapproxy.yaml');
   writeFileSync(file, config);

@@ -11,6 +11,7 @@ import {
   alignedGrid,
   checkShardSize,
   crsLabel,
+  DEFAULT_BAND_SHARDS,
   DEFAULT_SHARD_SIZE,
   gridForAoi,
   gridLonLatBbox,
@@ -356,7 +357,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     heads: [{ name: md.chmHead()!.name, kind: 'canopy-height', planes: md.chmHead()!.outputs.uncertainty ? ['height', 'uncertainty'] : ['height'] }, ...ctx.extraHeads],
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     nodata: NODATA,
-    shards: { size: ctx.shardSize, zone: zoneLabel(grid.crs), count: 0 },
+    shards: { size: ctx.shardSize, zone: zoneLabel(grid.crs), count: 0, band: request.bandShards ?? DEFAULT_BAND_SHARDS },
   };
   const plan: RunPlan = { ...base, requestHash: ctx.requestHash, configHash: '' };
   let n = 0;
@@ -373,7 +374,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
 
 /** The shard grid of a zone plan. */
 export function shardGridOf(plan: RunPlan): ShardGrid {
-  return new ShardGrid({ crs: plan.grid.crs, transform: plan.grid.transform, width: plan.grid.width, height: plan.grid.height, gsd: plan.grid.gsd }, plan.shards.size);
+  return new ShardGrid({ crs: plan.grid.crs, transform: plan.grid.transform, width: plan.grid.width, height: plan.grid.height, gsd: plan.grid.gsd }, plan.shards.size, plan.shards.band);
 }
 
 /** Does a shard hold planned pixels (the AOI inside some scene's extent)? */

@@ -17,7 +17,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { type Progress, GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { assembleRun, type AssembleResult } from './assemble.js';
@@ -30,8 +30,8 @@ import { TileFeed } from './feed.js';
 import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { extraHeadsOf } from './extra-heads.js';
-import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex } from './sharded.js';
-import { shardTileIds, layoutOf } from './plan.js';
+import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex, type ShardTask } from './sharded.js';
+import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
 import { publishedSource, tileAttributions } from './sources.js';
@@ -56,6 +56,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   keepState?: boolean;
   /** The command line, for run.json. */
   command?: readonly string[];
+  /**
+   * Hand the shards of a sharded run to workers instead of writing them in this process
+   * (`--queue`: the monitor package's BullMQ queue). Resolves when every given shard is recorded in
+   * the ledger; the coordinator then writes the index files, the web layers and run.json.
+   */
+  distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
 }
 
 export interface ChmRunResult {
@@ -357,6 +363,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   let batch = options.batch ?? null;
   const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
   const shardTask = progress.start('shards', { total: plan.shards, unit: 'shards' });
+  const tasks: ShardTask[] = [];
   try {
     for (const zone of plan.zones) {
       throwIfAborted(signal);
@@ -375,6 +382,11 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       }
       // Tiles left over from shards written before an interruption.
       counts.tilesReleased += await releaseTiles(zone, layout, await store.completed(), planned, written, store);
+      if (options.distribute) {
+        const zi = plan.zones.indexOf(zone);
+        tasks.push(...todoShards.map((s) => ({ zone: zi, shard: s.id, row: s.row, col: s.col })));
+        continue;
+      }
       const stored = await store.completed();
       const todo = new Set(todoShards.map((s) => s.id));
       const feed = new TileFeed(stored);
@@ -385,13 +397,17 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       let blended = 0;
       let wake: (() => void) | null = null;
       const predicting = (async (): Promise<void> => {
+        const sg = shardGridOf(zone);
         for (let k = 0; k < todoShards.length; k++) {
-          while (k > blended + 1) {
+          // One shard ahead of blending, and never into the next band before this one is written
+          // (its tiles straddling into the next band are released, then predicted again there).
+          const newBand = k > 0 && sg.band(todoShards[k]!) !== sg.band(todoShards[k - 1]!);
+          while (k > blended + 1 || (newBand && k > blended)) {
             throwIfAborted(inner.signal);
             await new Promise<void>((r) => (wake = r));
           }
           throwIfAborted(inner.signal);
-          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, stored)];
+          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, (id) => feed.has(id))];
           if (!ids.length) continue;
           if (!runner) {
             runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
@@ -426,7 +442,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
           written.add(s.id);
           counts.shardsWritten++;
           counts.storePeakBytes = Math.max(counts.storePeakBytes, await store.bytes());
-          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed);
+          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed, shardGridOf(zone).band(s));
           blended++;
           const w = wake as (() => void) | null;
           wake = null;
@@ -448,6 +464,16 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
+    }
+    if (options.distribute && tasks.length) {
+      await options.distribute({ plan, planPath: join(stateDir, 'plan.json'), stateDir, shards: tasks, log, progress, ...(signal ? { signal } : {}) });
+      for (const t of tasks) {
+        if (!(await ledger.verified(t.shard, log))) throw new GeoDinoError('E_INTERNAL', `shard ${t.shard}: the workers reported it done, but it is not recorded with matching files in ${ledger.dir}`, { details: { shard: t.shard } });
+        counts.shardsWritten++;
+        shardTask.tick();
+      }
+      // Every shard is written: no tile is needed any more.
+      await rm(join(stateDir, 'tiles'), { recursive: true, force: true });
     }
     shardTask.finish();
   } catch (err) {

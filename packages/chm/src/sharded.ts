@@ -32,16 +32,18 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GEO_DINO_VERSION, ensureDir, fileExists, readJsonFile, silentLogger, throwIfAborted, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, throwIfAborted, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
 import { writeCollection, writeOutputItem, type OutputAsset } from '@geo-dino/stac';
 import { crsLabel, pixelToCrs, transformBetween, WGS84, type ShardRef, type TileLayout } from '@geo-dino/tiling';
 import { BandAccumulator, blendWindow, gridCode, mappedFootprint, onnxruntimeVersion, tileReader, windowPlan, type BandStats } from './assemble.js';
 import { classMapAssets } from './extra-heads.js';
 import type { TileFeed } from './feed.js';
-import { layoutOf, planShards, shardGridOf, shardTileIds, tileShards } from './plan.js';
+import { layoutOf, planShards, shardGridOf, shardIsPlanned, shardTileIds, tileShards } from './plan.js';
+import { predictTiles } from './predict.js';
+import { TileStore } from './tile-store.js';
+import type { ModelRunner } from '@geo-dino/model';
 import type { ProvenanceFeature } from './provenance.js';
 import { tileServiceProperties } from './sources.js';
-import type { TileStore } from './tile-store.js';
 import { NODATA, type ChmPlan, type RunPlan } from './types.js';
 
 export const SHARD_DIR = 'shards';
@@ -160,9 +162,9 @@ export interface ShardWriteOptions {
 }
 
 /** Blend one shard and write its directory; returns its ledger record (not yet recorded). */
-export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStore, feed: TileFeed | undefined, outDir: string, options: ShardWriteOptions): Promise<ShardRecord> {
+export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStore, feed: TileFeed | undefined, outDir: string, options: ShardWriteOptions & { dir?: string }): Promise<ShardRecord> {
   const win = shardGridOf(zone).clip(shard);
-  const dir = join(outDir, SHARD_DIR, shard.id);
+  const dir = options.dir ?? join(outDir, SHARD_DIR, shard.id);
   await rm(dir, { recursive: true, force: true });
   await ensureDir(dir);
   const readTile = tileReader(zone, store, { ...(feed ? { feed } : {}), ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}) });
@@ -238,25 +240,39 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
 }
 
 /**
- * The tiles to predict for a shard: those of its window not in the store whose first
- * to-do shard (in processing order) is this one.
+ * The tiles to predict for a shard: those of its window not stored now whose first to-do shard of
+ * the same processing band is this one (a tile straddling two bands is predicted for each).
  */
-export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, stored: ReadonlySet<number>): Generator<number> {
+export function* tilesFirstNeededBy(zone: RunPlan, layout: TileLayout, shard: ShardRef, todo: ReadonlySet<string>, isStored: (id: number) => boolean): Generator<number> {
   const grid = shardGridOf(zone);
+  const band = grid.band(shard);
   for (const id of shardTileIds(zone, layout, shard)) {
-    if (stored.has(id)) continue;
+    if (isStored(id)) continue;
     const first = tileShards(zone, layout, id)
-      .filter((s) => todo.has(s.id))
-      .sort((a, b) => grid.orderKey(a) - grid.orderKey(b))[0];
+      .filter((s) => todo.has(s.id) && grid.band(s) === band)
+      .sort((a, b) => grid.compare(a, b))[0];
     if (first?.id === shard.id) yield id;
   }
 }
 
-/** Delete the tiles whose every planned shard is written. */
-export async function releaseTiles(zone: RunPlan, layout: TileLayout, ids: Iterable<number>, planned: ReadonlySet<string>, written: ReadonlySet<string>, store: TileStore, feed?: TileFeed): Promise<number> {
+/**
+ * Delete the tiles whose every planned shard is written; with `band`, those whose every planned
+ * shard of that band is written (the next band predicts its own copy).
+ */
+export async function releaseTiles(
+  zone: RunPlan,
+  layout: TileLayout,
+  ids: Iterable<number>,
+  planned: ReadonlySet<string>,
+  written: ReadonlySet<string>,
+  store: TileStore,
+  feed?: TileFeed,
+  band?: number,
+): Promise<number> {
+  const grid = shardGridOf(zone);
   let n = 0;
   for (const id of ids) {
-    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id))) {
+    if (tileShards(zone, layout, id).every((s) => !planned.has(s.id) || written.has(s.id) || (band !== undefined && grid.band(s) !== band))) {
       await store.remove(id);
       feed?.forget(id);
       n++;
@@ -399,4 +415,84 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
   );
   log.info({ shards: records.length, zones: zones.map((z) => z.zone) }, 'run index written');
   return { shardDirs: records.map((x) => `${SHARD_DIR}/${x.r.id}`), files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };
+}
+
+/** A shard of a plan to write on a worker (`geo-dino worker`): which zone, which shard. */
+export interface ShardTask {
+  zone: number;
+  shard: string;
+  row: number;
+  col: number;
+}
+
+/**
+ * Write one shard of a run whose state directory is shared with other processes (distributed
+ * runs): predict the tiles of its window that no other process stored yet, blend it in a private
+ * temporary folder, move that into place and record it in the ledger (the commit point: a shard
+ * with a record is never written again); then delete the tiles whose every planned shard is
+ * recorded. Safe to run twice for the same shard (a job redelivered after its worker died):
+ * tiles are written atomically with the same bytes, and the second writer finds the record.
+ */
+export async function processShard(
+  plan: ChmPlan,
+  task: ShardTask,
+  runner: ModelRunner,
+  stateDir: string,
+  options: { batch?: number; chunkWidth?: number; webTiles?: boolean; log?: Logger; signal?: AbortSignal; env?: NodeJS.ProcessEnv; headers?: Record<string, string> } = {},
+): Promise<{ written: boolean; predicted: number }> {
+  const log = options.log ?? silentLogger();
+  const zone = plan.zones[task.zone];
+  if (!zone) throw new GeoDinoError('E_ARGUMENT', `shard ${task.shard}: the plan has no zone ${task.zone}`);
+  const grid = shardGridOf(zone);
+  const shard = grid.shard(task.row, task.col);
+  if (shard.id !== task.shard) throw new GeoDinoError('E_ARGUMENT', `shard ${task.shard}: row ${task.row} and column ${task.col} are shard ${shard.id}`);
+  const outDir = join(stateDir, 'out');
+  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
+  if (await ledger.read(shard.id)) return { written: false, predicted: 0 };
+  const layout = layoutOf(zone);
+  const store = await TileStore.open(join(stateDir, 'tiles', zone.shards.zone), zone.configHash, { keepTemporaries: true });
+  const ids = [...shardTileIds(zone, layout, shard)];
+  const missing: number[] = [];
+  for (const id of ids) if (!(await fileExists(store.pathOf(id)))) missing.push(id);
+  if (missing.length) {
+    await predictTiles(zone, missing, runner, store, {
+      log,
+      ...(options.batch !== undefined ? { batch: options.batch } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.headers ? { headers: options.headers } : {}),
+    });
+  }
+  const final = join(outDir, SHARD_DIR, shard.id);
+  const tmp = join(outDir, SHARD_DIR, `.${shard.id}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const rec = await writeShard(zone, shard, store, undefined, outDir, {
+    dir: tmp,
+    webTiles: options.webTiles !== false,
+    log,
+    ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  }).catch(async (err: unknown) => {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  });
+  if (await ledger.read(shard.id)) {
+    // Another process recorded it meanwhile: keep its files.
+    await rm(tmp, { recursive: true, force: true });
+    return { written: false, predicted: missing.length };
+  }
+  await rm(final, { recursive: true, force: true });
+  await rename(tmp, final);
+  await ledger.record(rec);
+  // Release the tiles whose every planned shard is recorded (by this or any other process).
+  const planned = new Set<string>();
+  const written = new Set<string>();
+  for (const id of ids) {
+    for (const s of tileShards(zone, layout, id)) {
+      if (planned.has(s.id) || written.has(s.id)) continue;
+      if (shardIsPlanned(zone, layout, s)) planned.add(s.id);
+      if (await fileExists(ledger.pathOf(s.id))) written.add(s.id);
+    }
+  }
+  await releaseTiles(zone, layout, ids, planned, written, store);
+  return { written: true, predicted: missing.length };
 }

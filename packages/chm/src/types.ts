@@ -126,7 +126,7 @@ export interface RunPlan {
   provenanceCell: number;
   nodata: number;
   /** The global shard grid this zone's outputs are cut on (`@geo-dino/tiling` shards.ts). */
-  shards: { size: number; zone: string; count: number };
+  shards: { size: number; zone: string; count: number; band: number };
 }
 
 /**
@@ -181,6 +181,8 @@ export interface ChmRequest {
   extraHeads?: readonly ExtraHeadSpec[];
   /** Shard edge in pixels (a multiple of 512; default 8192). */
   shardSize?: number;
+  /** Processing band width in shards (default 16): bounds the state; never changes the output. */
+  bandShards?: number;
 }
 
 export interface CommonOptions {

@@ -42,7 +42,7 @@ function plan(): RunPlan {
     heads: [{ name: 'chm', kind: 'canopy-height', planes: ['height'] }],
     provenanceCell: CELL,
     nodata: -9999,
-    shards: { size: 8192, zone: '36N', count: 1 },
+    shards: { size: 8192, zone: '36N', count: 1, band: 16 },
   };
 }
 

@@ -6,9 +6,10 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
+import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
@@ -42,6 +43,9 @@ const optionsSchema = z.object({
   landcover: z.string().min(1).optional(),
   shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
   dryRun: z.boolean().default(false),
+  bandWidth: cliValues.positiveInt.optional(),
+  queue: z.string().min(1).optional(),
+  queueName: z.string().min(1).optional(),
   rate: cliValues.positiveNumber.optional(),
 });
 
@@ -191,6 +195,9 @@ export const chmCommand: CommandModule = {
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
+      .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
+      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes that see --out\'s parent at the same path; this process writes the index files, web layers and run.json')
+      .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
       .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles');
@@ -222,6 +229,7 @@ export const chmCommand: CommandModule = {
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
           ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+          ...(o.bandWidth !== undefined ? { bandShards: o.bandWidth } : {}),
         };
         if (o.dryRun) {
           const t0 = performance.now();
@@ -241,9 +249,17 @@ export const chmCommand: CommandModule = {
           const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.imagery?.length ? (isTileServiceHref(o.imagery[0]!) ? 'tiles' : basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '')) : 'demo';
           out = join(homePaths(geoDinoHome(env)).runs, `${name}-${hash.slice(0, 10)}`);
         }
+        const queue = o.queue ? { url: parseQueueUrl(o.queue), ...(o.queueName ? { name: o.queueName } : {}) } : null;
+        if (queue) await checkRedis(queue.url, { log: ctx.log });
         const result = await runChm({
           ...request,
           out,
+          ...(queue
+            ? {
+                distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+              }
+            : {}),
           resume: o.resume,
           force: o.force,
           device: o.device,
