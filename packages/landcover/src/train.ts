@@ -41,7 +41,7 @@ import {
 import { intersection, loadAoi, parseAoi, union, type Aoi, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { Rng, normalizeRgb, openModel, openModelDir, replaceDirectory, type ModelDir, type ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
-import { SourceOpener, batchFor, executionFor, hashFile, resolveImagery, type SignMode } from '@geo-dino/chm';
+import { SourceOpener, batchFor, executionFor, hashFile, publishedSource, resolveImagery, type SignMode } from '@geo-dino/chm';
 import { NO_SOURCE, footprintFromBounds, gridForAoi, prepareTileSources, renderTile, type PreparedTileSource, type TileLayout, type TileServiceParams, type TileSource, type TileSpec } from '@geo-dino/tiling';
 import { defaultColor, loadClassTable, nodataFor, type LandcoverClass } from './classes.js';
 import { NO_LABEL, openLabels, PolygonLabels, type LabelSource } from './labels.js';
@@ -540,7 +540,7 @@ export async function trainLandcover(o: TrainOptions): Promise<TrainResult> {
         tiles: { train: trainIds.length, validation: valIds.length },
         pixels: { train: trainCounts, validation: valCounts },
         labels: { path: labels.path, kind: labels.kind, method: labels.method, ...(o.classProperty ? { classProperty: o.classProperty } : {}), ...(ignore.size ? { ignoreValues: [...ignore] } : {}) },
-        imagery: resolved.sources.map((s) => ({ id: s.id, href: s.href })),
+        imagery: resolved.sources.map((s) => ({ id: s.id, ...publishedSource(s) })),
         ...(userAoi ? { aoi: userAoi.source } : {}),
       },
       metrics: { validation: short(valMetrics), train: short(trainMetrics), majorityBaseline: { class: classes[majority]!.name, ...short(baseline) } },
