@@ -6,11 +6,11 @@
  * the service with the key redacted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeXyzTiles, startStaticServer, type LoopbackServer } from '../support/tile-servers.js';
 import { requireGdal } from '../support/tools.js';
-import { SCENE_CLASSES, drawScene, writeLabelRaster, writeSceneImage } from './scene.js';
+import { drawScene, writeSceneFiles } from './scene.js';
 import { cli, makeModels, readJson, tempDir } from './helpers.js';
 
 const SECRET = 'LC-SECRET-42';
@@ -27,13 +27,7 @@ beforeAll(async () => {
   dir = tempDir('tiles');
   home = join(dir, 'home');
   split = (await makeModels(dir)).split;
-  const scene = drawScene({ size: 512, seed: 1, regions: 10 });
-  img = join(dir, 'scene.tif');
-  lab = join(dir, 'labels.tif');
-  await writeSceneImage(img, scene);
-  await writeLabelRaster(lab, scene);
-  classes = join(dir, 'classes.json');
-  writeFileSync(classes, JSON.stringify({ classes: SCENE_CLASSES }));
+  ({ img, lab, classes } = await writeSceneFiles(dir, drawScene({ size: 512, seed: 1, regions: 10 })));
   await makeXyzTiles(img, join(dir, 'xyz'), '18');
   tiles = await startStaticServer(join(dir, 'xyz'));
 }, 300_000);

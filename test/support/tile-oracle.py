@@ -14,6 +14,8 @@ import sys
 from osgeo import gdal
 
 gdal.UseExceptions()
+# No WMS/WMTS tile cache: it would land in the working directory and could serve stale tiles.
+gdal.SetConfigOption('GDAL_ENABLE_WMS_CACHE', 'NO')
 ds = gdal.Open(sys.argv[1])
 x0, y0, x1, y1 = (float(v) for v in sys.argv[2:6])
 w, h = int(sys.argv[6]), int(sys.argv[7])
