@@ -11,6 +11,7 @@ import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { statsLatencyBench } from './stats-latency.js';
 import { stripBench } from './strip.js';
+import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
@@ -23,6 +24,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   'stats-latency': statsLatencyBench,
   strip: stripBench,
   tiler: tilerBench,
+  tileservice: tileServiceBench,
 };
 
 async function main(): Promise<void> {

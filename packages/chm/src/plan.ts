@@ -14,6 +14,8 @@ import {
   DEFAULT_BAND_SHARDS,
   DEFAULT_SHARD_SIZE,
   gridForAoi,
+  gridLonLatBbox,
+  isTileServiceHref,
   lonLatToPixels,
   prepareWarpSource,
   ShardGrid,
@@ -77,7 +79,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
   else if (request.aoi) aoi = { geometry: request.aoi.geometry };
   const imagery: unknown[] = [];
   for (const s of request.imagery ?? []) {
-    if (/^https?:\/\//i.test(s)) imagery.push(s);
+    if (/^https?:\/\//i.test(s) || isTileServiceHref(s)) imagery.push(s);
     else {
       const p = resolve(cwd, s);
       const st = await stat(p).catch(() => null);
@@ -92,6 +94,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     collections: request.collections ?? null,
     datetime: request.datetime ?? null,
     ...(request.newerThan ? { newerThan: request.newerThan } : {}),
+    ...(request.tileService ? { tileService: request.tileService } : {}),
     maxCloud: request.maxCloud ?? null,
     model: { name: md.meta.name, weights: md.meta.source.weightsSha256 },
     gsd: request.gsd ?? null,
@@ -287,11 +290,13 @@ async function sceneBoxes(sources: readonly PlannedSource[], grid: Grid, ctx: Zo
   const out: PlannedSource[] = [];
   for (const s of sources) {
     throwIfAborted(ctx.signal);
-    const raster = await ctx.opener.open(s);
+    // A tile service is read over this grid, at the level its pixel size needs (a copy per zone).
+    const zs: PlannedSource = s.tiles ? { ...s, tiles: { ...s.tiles, bbox: gridLonLatBbox(grid), gsd: grid.gsd * grid.crs.metresPerUnit } } : s;
+    const raster = await ctx.opener.open(zs);
     try {
       const fp = prepareWarpSource(raster, grid).footprint;
       const box: PlannedSource['gridBbox'] = fp ? [Math.floor(fp[0]), Math.floor(fp[1]), Math.ceil(fp[2]), Math.ceil(fp[3])] : null;
-      out.push({ ...s, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
+      out.push({ ...zs, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
     } finally {
       await raster.close();
     }

@@ -20,6 +20,7 @@
 import { densify, geodesicArea, mapPositions, removeCollinearVertices, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { NO_SOURCE, pixelToCrs, transformBetween, WGS84, type Grid } from '@geo-dino/tiling';
 import type { RunPlan } from './types.js';
+import { publishedSource } from './sources.js';
 
 export interface ProvenanceFeature {
   type: 'Feature';
@@ -30,6 +31,8 @@ export interface ProvenanceFeature {
     start_datetime?: string;
     end_datetime?: string;
     href: string;
+    /** Tile services: template (redacted), level, attribution, date known or not. */
+    tile_service?: Record<string, unknown>;
     collection: string | null;
     item: string | null;
     /** Position in the priority order (0 = first choice). */
@@ -178,7 +181,7 @@ export class ProvenanceBuilder {
           datetime: s.datetime,
           ...(s.startDatetime ? { start_datetime: s.startDatetime } : {}),
           ...(s.endDatetime ? { end_datetime: s.endDatetime } : {}),
-          href: s.href,
+          ...publishedSource(s),
           collection: s.collection,
           item: s.itemHref,
           priority: l,

@@ -29,6 +29,11 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Random source for jitter (tests pass a constant). */
   random?: () => number;
+  /**
+   * Longest wait a server's `Retry-After` (on 429 and 503) may impose before a retry (default
+   * 60000 ms); a longer one is shortened to this. The wait is never shorter than the backoff.
+   */
+  maxRetryAfterMs?: number;
 }
 
 export interface FetchBytesOptions extends RetryOptions {
@@ -103,6 +108,15 @@ function statusError(url: string, status: number, statusText: string, body: stri
   return new GeoDinoError('E_HTTP_STATUS', what, { details: { url: redact(url), status } });
 }
 
+/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date); null when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - now) : null;
+}
+
 function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500;
 }
@@ -173,11 +187,15 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
   }
   if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
   let lastReason = '';
+  /** What the last answer's Retry-After asked for (429/503 only). */
+  let serverDelayMs: number | null = null;
 
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
-      const delayMs = backoffDelay(attempt, options);
-      // No time left for another attempt after the backoff: fail now.
+      const backoff = backoffDelay(attempt, options);
+      const delayMs = serverDelayMs === null ? backoff : Math.max(backoff, Math.min(serverDelayMs, options.maxRetryAfterMs ?? 60_000));
+      serverDelayMs = null;
+      // No time left for another attempt after the wait: fail now.
       if (Date.now() - started + delayMs >= deadlineMs) throw deadlineError();
       options.onRetry?.({ url: redact(url), attempt, delayMs, reason: lastReason });
       await sleepUnlessAborted(delayMs, options.signal);
@@ -203,6 +221,10 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
         const text = await res.text().catch(() => '');
         if (isRetryableStatus(res.status)) {
           lastReason = `HTTP ${res.status}`;
+          if (res.status === 429 || res.status === 503) {
+            serverDelayMs = retryAfterMs(res.headers.get('retry-after'));
+            if (serverDelayMs !== null) lastReason += ` (Retry-After ${res.headers.get('retry-after')})`;
+          }
           continue;
         }
         throw statusError(url, res.status, res.statusText, text);

@@ -10,6 +10,7 @@ import { loadAoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { detectImagerySource } from '@geo-dino/stac';
+import { isTileServiceHref, redactTileUrl } from '@geo-dino/tiling';
 import type { MonitorPaths } from './paths.js';
 import { assertRegionName } from './paths.js';
 import { parseSchedule, systemClock, type Clock } from './schedule.js';
@@ -83,6 +84,13 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
 
   const aoiPath = resolve(cwd, input.aoi);
   const aoi = await loadAoi(aoiPath);
+  if (isTileServiceHref(input.imagery)) {
+    throw new GeoDinoError(
+      'E_ARGUMENT',
+      `--imagery ${redactTileUrl(input.imagery)}: a tile service carries no acquisition date, so monitoring cannot tell new imagery from old; give a STAC API or a static STAC catalog (dated scenes)`,
+      { details: { field: '--imagery' } },
+    );
+  }
   const imagery = isHttpUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
   if (o.checkImagery !== false) {
     const src = await detectImagerySource(imagery, { cwd, log, ...(o.signal ? { signal: o.signal } : {}) });
