@@ -199,6 +199,33 @@ describe('sharded runs', () => {
 });
 
 describe('zones and dry runs', () => {
+  it('maps an AOI across a UTM zone border in both zones with no gap (valid area = AOI area)', async () => {
+    requireGdal();
+    // A 0.6 m scene in zone 36N whose eastern part lies past 36°E, in zone 37.
+    const sceneZ = join(dir, 'scene-zones.tif');
+    const s = await writeSyntheticScene(sceneZ, { size: 1200, seed: 9, origin: [833_500, 32_400] });
+    const aoi = rectangleAoi(s.epsg, s.transform, 1200, 1200, 40, 'zones');
+    const aoiZ = writeJson(join(dir, 'aoi-zones.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
+    const out = join(dir, 'zones');
+    const r = await chm(['--model', 'demo', '--aoi', aoiZ, '--imagery', sceneZ, '--out', out, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'], home, { timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const run = readJson<{ zones: { zone: string }[]; shards: { zones: { zone: string; vrt: string }[] } }>(join(out, 'run.json'));
+    expect(run.zones.map((z) => z.zone)).toEqual(['36N', '37N']);
+    // GDAL counts the valid pixels of each zone's VRT; their ground area adds up to the AOI's.
+    let area = 0;
+    for (const z of run.shards.zones) {
+      const b = gdalBand(join(out, z.vrt), 1);
+      let n = 0;
+      for (const v of b.values) if (v !== -9999) n++;
+      expect(n, z.zone).toBeGreaterThan(10_000);
+      area += n * 0.36;
+    }
+    const geodesic = geodesicArea(aoi.geometry);
+    // Transverse Mercator near the zone edges scales areas by k² ≈ 1.0008 (3° from the central meridian).
+    expect(Math.abs(area - geodesic) / geodesic).toBeLessThan(0.005);
+    rmSync(out, { recursive: true, force: true });
+  }, 300_000);
+
   it('splits Kenya by UTM zone and hemisphere with no gap: the parts add up to the AOI', async () => {
     const aoi = await loadAoi(sharedData('aoi', 'kenya.geojson'));
     const parts = zonePartsOf(aoi.geometry);
@@ -233,5 +260,13 @@ ds = None`,
     expect(Math.abs(zoneArea - plan.aoi.areaKm2) / plan.aoi.areaKm2).toBeLessThan(1e-4);
     expect(plan.estimatedSeconds).toBe(Math.round(plan.tiles / 2));
     expect(existsSync(join(dir, 'kenya'))).toBe(false);
-  }, 120_000);
+
+    // The same country cut into 512-px shards is an absurd plan without --force: refused before
+    // anything is predicted or written, with the figures.
+    const absurd = await chm(['--model', 'demo', '--aoi', sharedData('aoi', 'kenya.geojson'), '--imagery', raster, '--out', join(dir, 'kenya'), '--shard-size', '512'], home, { timeoutMs: 120_000 });
+    expect(absurd.code).toBe(2);
+    expect(absurd.stderr).toMatch(/the plan has \d+\+? shards and \d+ tiles .*needs --force/);
+    expect(existsSync(join(dir, 'kenya'))).toBe(false);
+    expect(existsSync(join(dir, '.kenya.geo-dino-state'))).toBe(false);
+  }, 180_000);
 });

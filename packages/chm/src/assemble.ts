@@ -26,26 +26,18 @@ import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJso
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
 import { writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
-import { Stitcher } from '@geo-dino/stitcher';
-import { LruCache, NO_SOURCE, createCogWriter, crsLabel } from '@geo-dino/tiling';
+import { LruCache, crsLabel } from '@geo-dino/tiling';
 import { layoutOf, planHasTile, planTileIds } from './plan.js';
-import { ProvenanceBuilder } from './provenance.js';
+import type { ProvenanceCollection } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
-import { ClassMapLayer, chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
-import { ImageryLayer, tileWindowOverlap, type ImageryMosaic } from './imagery.js';
+import { chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
+import { BandAccumulator, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
+import { ImageryLayer, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 
 export const DEFAULT_CHUNK_WIDTH = 4096;
 
-export interface BandStats {
-  minimum: number;
-  maximum: number;
-  mean: number;
-  stddev: number;
-  count: number;
-  valid_percent: number;
-}
 
 export interface AssembleOptions extends CommonOptions {
   /** The run directory to create (renamed into place when complete). */
@@ -84,35 +76,6 @@ export interface AssembleResult {
   /** The run.json written. */
   run: Record<string, unknown>;
   seconds: number;
-}
-
-/** Running statistics of one band (count, sum, sum of squares, min, max). */
-export class BandAccumulator {
-  n = 0;
-  sum = 0;
-  sumSq = 0;
-  min = Infinity;
-  max = -Infinity;
-  add(v: number): void {
-    this.n++;
-    this.sum += v;
-    this.sumSq += v * v;
-    if (v < this.min) this.min = v;
-    if (v > this.max) this.max = v;
-  }
-  stats(total: number): BandStats | null {
-    if (this.n === 0) return null;
-    const mean = this.sum / this.n;
-    const round = (v: number): number => Math.round(v * 1e4) / 1e4;
-    return {
-      minimum: round(this.min),
-      maximum: round(this.max),
-      mean: round(mean),
-      stddev: round(Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean))),
-      count: this.n,
-      valid_percent: round((100 * this.n) / total),
-    };
-  }
 }
 
 /**
@@ -215,7 +178,7 @@ export interface WindowRasters {
   bandNames: string[];
   stats: BandAccumulator[];
   validPixels: number;
-  provenance: ReturnType<ProvenanceBuilder['finish']>;
+  provenance: ProvenanceCollection;
   classMaps: ClassMapResult[];
   mosaic: ImageryMosaic | null;
 }
@@ -243,9 +206,10 @@ export function tileReader(plan: RunPlan, store: TileStore, options: { feed?: Ti
 }
 
 /**
- * Blend the stored tiles over a window of a zone's grid into `dir`: chm.tif (and landcover.tif,
- * and the model's input mosaic when `imagery`), with band statistics and provenance. Tiles are
- * shifted into the window, so a window's pixels equal the same pixels of the whole grid.
+ * Blend the stored tiles over a window of a zone's grid into `dir`: one layer per head (chm.tif,
+ * landcover.tif), the model's input mosaic when `imagery`, and the provenance, all driven alike
+ * (layers.ts). Tiles are shifted into the window, so a window's pixels equal the same pixels of
+ * the whole grid.
  */
 export async function blendWindow(
   zone: RunPlan,
@@ -254,7 +218,6 @@ export async function blendWindow(
   readTile: TileReader,
   options: { chunkWidth?: number; imagery: boolean; log?: Logger; signal?: AbortSignal; task?: { tick(): void } },
 ): Promise<WindowRasters> {
-  const log = options.log;
   const signal = options.signal;
   const plan = windowPlan(zone, win);
   const B = plan.tiling.blockSize;
@@ -264,66 +227,32 @@ export async function blendWindow(
   const T = plan.tiling.tileSize;
   const stride = plan.tiling.stride;
   const layout = layoutOf(zone);
-  const bandNames = plan.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
-  const nb = bandNames.length;
-  // Uncertainty is blended as the spread of the overlapping tiles' mixture, not as a mean of σ.
-  const spread = nb === 2 ? { mean: bandNames.indexOf('height'), std: bandNames.indexOf('uncertainty') } : null;
-  const demoTag = plan.demo ? 'YES' : 'NO';
   await ensureDir(dir);
-  const cog = await createCogWriter(join(dir, 'chm.tif'), {
-    width: W,
-    height: H,
-    bands: nb,
-    dtype: 'float32',
-    blockSize: B,
-    nodata: NODATA,
-    crs: plan.grid.crs,
-    transform: plan.grid.transform,
-    bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
-    bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution (of the blended mixture where tiles overlap)' })),
-    overviewResampling: 'average',
-    metadata: {
-      GEO_DINO_VERSION,
-      GEO_DINO_MODEL: plan.model.name,
-      GEO_DINO_WEIGHTS_SHA256: plan.model.weightsSha256,
-      GEO_DINO_DEMO: demoTag,
-      GEO_DINO_CONFIG_HASH: plan.configHash,
-      ...(plan.demo ? { GEO_DINO_WARNING: 'DEMO: random-weight model, heights are not real canopy heights' } : {}),
-    },
-    ...(log ? { log } : {}),
-    ...(signal ? { signal } : {}),
-  });
-  const opts = { ...(log ? { log } : {}), ...(signal ? { signal } : {}) };
-  // Land-cover (class) maps blended beside the heights, window by window (extra-heads.ts).
-  const classLayers = await ClassMapLayer.openAll(plan, dir, opts).catch(async (err: unknown) => {
-    await cog.abort();
+  const opts = { ...(options.log ? { log: options.log } : {}), ...(signal ? { signal } : {}) };
+  const heads = await openHeadLayers(plan, dir, opts);
+  let imagery: ImageryLayer | null = null;
+  try {
+    imagery = options.imagery ? await ImageryLayer.open(plan, dir, opts) : null;
+  } catch (err) {
+    await Promise.all([heads.height, ...heads.classMaps].map((l) => l.abort().catch(() => undefined)));
     throw err;
-  });
-  // The model's input imagery on the same grid, for imagery.pmtiles (imagery.ts).
-  const imagery = !options.imagery
-    ? null
-    : await ImageryLayer.open(plan, dir, opts).catch(async (err: unknown) => {
-        await cog.abort();
-        await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
-        throw err;
-      });
-  const classMaps: ClassMapResult[] = [];
-  const stats = bandNames.map(() => new BandAccumulator());
-  const provenance = new ProvenanceBuilder(plan, B);
+  }
+  const provenance = new ProvenanceLayer(plan);
+  // Provenance and imagery take each pixel from the same tile: the last one valid there.
+  const layers: WindowLayer[] = [heads.height, ...heads.classMaps, ...(imagery ? [imagery] : []), provenance];
   const shifted = async (id: number): Promise<TileRecord> => {
     const r = await readTile(id);
     return win.x === 0 && win.y === 0 ? r : { ...r, spec: { ...r.spec, x: r.spec.x - win.x, y: r.spec.y - win.y } };
   };
   const blockRows = Math.ceil(H / B);
   const chunks = Math.ceil(W / C);
-  let mosaic: ImageryMosaic | null = null;
   try {
     for (let br = 0; br < blockRows; br++) {
       const y0 = br * B;
       const rows = Math.min(B, H - y0);
       const i0 = Math.max(0, Math.ceil((win.y + y0 - T + 1) / stride));
       const i1 = Math.min(layout.rows - 1, Math.floor((win.y + y0 + rows - 1) / stride));
-      provenance.beginRow(y0, rows);
+      for (const l of layers) l.beginRow?.(y0, rows);
       for (let ch = 0; ch < chunks; ch++) {
         throwIfAborted(signal);
         const cx0 = ch * C;
@@ -332,10 +261,7 @@ export async function blendWindow(
         const j1 = Math.min(layout.cols - 1, Math.floor((win.x + cx0 + cw - 1) / stride));
         const ids: number[] = [];
         for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(zone, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
-        const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA, spread });
-        for (const l of classLayers) l.begin(cw, rows);
-        imagery?.begin(cw, rows);
-        const source = new Uint16Array(cw * rows).fill(NO_SOURCE);
+        for (const l of layers) l.begin(cw, rows);
         // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
         const ahead: Promise<TileRecord>[] = [];
         let k = 0;
@@ -351,56 +277,23 @@ export async function blendWindow(
           const rec = await ahead.shift()!;
           pump();
           if (rec.empty) continue;
-          const valid = rec.planes['valid'] as Uint8Array;
-          stitcher.add({
-            x: rec.spec.x - cx0,
-            y: rec.spec.y - y0,
-            width: rec.spec.width,
-            height: rec.spec.height,
-            bands: bandNames.map((n) => rec.planes[n] as Float32Array),
-            valid,
-          });
-          for (const l of classLayers) l.add(rec, cx0, y0);
-          // Provenance and imagery take each pixel from the same tile: the last one valid there.
-          imagery?.add(rec, cx0, y0);
-          const src = rec.planes['source'] as Uint16Array;
-          const { xa, xb, ya, yb } = tileWindowOverlap(rec.spec, cx0, y0, cw, rows);
-          for (let y = ya; y < yb; y++) {
-            const t = (y + y0 - rec.spec.y) * rec.spec.width - rec.spec.x + cx0;
-            const o = y * cw;
-            for (let x = xa; x < xb; x++) if (valid[t + x]) source[o + x] = src[t + x]!;
-          }
+          for (const l of layers) l.add(rec, cx0, y0);
         }
-        for (const blk of stitcher.finish()) {
-          for (let b = 0; b < nb; b++) {
-            const a = blk.bands[b]!;
-            const acc = stats[b]!;
-            for (let y = 0; y < blk.height; y++) {
-              for (let x = 0; x < blk.width; x++) {
-                const v = a[y * B + x]!;
-                if (v !== NODATA) acc.add(v);
-              }
-            }
-          }
-          await cog.writeBlock(blk.col + cx0 / B, br, blk.bands);
-        }
-        for (const l of classLayers) await l.end(br, cx0);
-        await imagery?.end(br, cx0);
-        provenance.addWindow(cx0, cw, rows, source);
+        for (const l of layers) await l.end(br, cx0);
         options.task?.tick();
       }
-      provenance.endRow();
+      for (const l of layers) l.endRow?.();
     }
-    await cog.close();
-    for (const l of classLayers) classMaps.push(await l.close());
-    mosaic = imagery ? await imagery.close() : null;
+    const height = await heads.height.close();
+    const classMaps: ClassMapResult[] = [];
+    for (const l of heads.classMaps) classMaps.push(await l.close());
+    const mosaic = imagery ? await imagery.close() : null;
+    const prov = await provenance.close();
+    return { width: W, height: H, bandNames: height.bandNames, stats: height.stats, validPixels: height.stats[0]!.n, provenance: prov, classMaps, mosaic };
   } catch (err) {
-    await cog.abort();
-    await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
-    await imagery?.abort().catch(() => undefined);
+    await Promise.all(layers.map((l) => l.abort().catch(() => undefined)));
     throw err;
   }
-  return { width: W, height: H, bandNames, stats, validPixels: stats[0]!.n, provenance: provenance.finish(), classMaps, mosaic };
 }
 
 /** Assemble a run's outputs from its complete tile store (see the module comment). */

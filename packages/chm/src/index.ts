@@ -14,3 +14,4 @@ export * from './imagery.js';
 export * from './run.js';
 export * from './sharded.js';
 export * from './dry-run.js';
+export * from './layers.js';

@@ -217,10 +217,18 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
 
   const opener = new SourceOpener(ctx, 16 * 1024 * 1024);
   const zones: RunPlan[] = [];
+  let counted = 0;
   for (const part of parts) {
     throwIfAborted(options.signal);
-    const zone = await planZone(part.aoi, part.crs, { request, md, sources: resolved.sources, tileSize, overlap, shardSize, extraHeads, requestHash, opener, demoDatetime, log, signal: options.signal });
-    if (zone) zones.push(zone);
+    // Without --force, counting stops as soon as the plan is over the limit (an absurd plan is
+    // refused in seconds, not after enumerating millions of shards).
+    const budget = options.force ? Infinity : MAX_SHARDS_WITHOUT_FORCE - counted;
+    const zone = await planZone(part.aoi, part.crs, { request, md, sources: resolved.sources, tileSize, overlap, shardSize, extraHeads, requestHash, opener, demoDatetime, log, signal: options.signal, shardBudget: budget });
+    if (zone) {
+      zones.push(zone);
+      counted += zone.shards.count;
+    }
+    if (counted > MAX_SHARDS_WITHOUT_FORCE && !options.force) break;
   }
   const tiles = zones.reduce((n, z) => n + z.tiling.tiles, 0);
   const shards = zones.reduce((n, z) => n + z.shards.count, 0);
@@ -232,7 +240,7 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   if (shards > MAX_SHARDS_WITHOUT_FORCE && !options.force) {
     throw new GeoDinoError(
       'E_LIMIT',
-      `${aoi.source}: the plan has ${shards} shards and ${tiles} tiles (${(aoi.areaM2 / 1e6).toFixed(0)} km² at ${zones[0]!.grid.gsd} m); more than ${MAX_SHARDS_WITHOUT_FORCE} shards needs --force (check the AOI, or use a larger --shard-size)`,
+      `${aoi.source}: the plan has ${shards}${shards > MAX_SHARDS_WITHOUT_FORCE ? '+' : ''} shards and ${tiles} tiles (${(aoi.areaM2 / 1e6).toFixed(0)} km² at ${zones[0]!.grid.gsd} m, shards of ${shardSize} px); more than ${MAX_SHARDS_WITHOUT_FORCE} shards needs --force (check the AOI, or use a larger --shard-size)`,
       { details: { shards, tiles } },
     );
   }
@@ -270,6 +278,8 @@ interface ZoneContext {
   demoDatetime: string | null;
   log: Logger;
   signal: AbortSignal | undefined;
+  /** Stop counting shards past this many (the plan is refused anyway). */
+  shardBudget: number;
 }
 
 /** Where each scene falls on a grid (pixel bbox), or null where it misses it. */
@@ -359,7 +369,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   for (const _ of planTileIds(plan, layout)) n++;
   plan.tiling.tiles = n;
   let shards = 0;
-  for (const _ of planShards(plan, layout)) shards++;
+  for (const _ of planShards(plan, layout)) if (++shards > ctx.shardBudget) break;
   plan.shards.count = shards;
   if (n === 0 || shards === 0) return null;
   plan.configHash = configHashOf(plan);

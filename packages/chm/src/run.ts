@@ -44,6 +44,8 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** Replace an existing, different run in `out`. */
   force?: boolean;
   device?: Device;
+  /** GPUs for `device: 'cuda'`, one session worker each (`--device cuda:0,cuda:1`). */
+  deviceIds?: readonly number[];
   batch?: number;
   threads?: number;
   workers?: number;
@@ -245,7 +247,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     if (resumed) log.info({ done: already, total }, 'tiles already in the state');
     throwIfAborted(signal);
 
-    const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+    const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
     let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
     let provider: string | null = null;
     let batch = options.batch ?? null;
@@ -260,7 +262,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     const feed = new TileFeed(done);
     const predicting = (async (): Promise<void> => {
       if (!todo.length) return;
-      const runner: ModelRunner = await openPlanModel(md.dir, plan1, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      const runner: ModelRunner = await openPlanModel(md.dir, plan1, { device: exec.device, threads: exec.threads, workers: exec.workers, ...(exec.deviceIds ? { deviceIds: exec.deviceIds } : {}), log });
       provider = runner.provider;
       fallbacks = runner.fallbacks;
       batch = batchFor(runner.provider, options.batch);
@@ -357,7 +359,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   const outDir = join(stateDir, 'out');
   await ensureDirectory(outDir);
   const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
-  const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+  const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;
   const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
@@ -409,7 +411,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
           const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, (id) => feed.has(id))];
           if (!ids.length) continue;
           if (!runner) {
-            runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+            runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, ...(exec.deviceIds ? { deviceIds: exec.deviceIds } : {}), log });
             batch = batchFor(runner.provider, options.batch);
             log.info({ device: exec.device, provider: runner.provider, workers: exec.workers, threads: exec.threads, batch }, `execution provider: ${runner.provider}`);
           }

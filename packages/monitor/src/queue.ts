@@ -421,6 +421,8 @@ export interface WorkerOptions extends QueueSettings {
   /** Use this model directory for every job (its weights must match the plan's); default: the job's. */
   model?: string;
   device?: Device;
+  /** GPUs, one session worker each (`--device cuda:0,cuda:1`). */
+  deviceIds?: readonly number[];
   threads?: number;
   workers?: number;
   batch?: number;
@@ -462,6 +464,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
     const r = await openPlanModel(md.dir, plan, {
       log,
       ...(o.device ? { device: o.device } : {}),
+      ...(o.deviceIds?.length ? { deviceIds: o.deviceIds } : {}),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.workers !== undefined ? { workers: o.workers } : {}),
     });

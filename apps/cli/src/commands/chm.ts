@@ -10,6 +10,7 @@ import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, request
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
+import { parseDevice } from '@geo-dino/runtime';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
@@ -29,7 +30,7 @@ const optionsSchema = z.object({
   tileSize: cliValues.positiveInt.refine((v) => v % 32 === 0 && v >= 64 && v <= 4096, 'must be a multiple of 32 between 64 and 4096').optional(),
   overlap: cliValues.nonNegativeInt.refine((v) => v % 2 === 0, 'must be even').optional(),
   batch: cliValues.positiveInt.max(64, 'must be at most 64').optional(),
-  device: z.enum(['auto', 'cpu', 'cuda', 'webgpu'], { error: 'must be auto, cpu, cuda or webgpu' }).default('auto'),
+  device: z.string().default('auto'),
   threads: cliValues.positiveInt.max(256, 'must be at most 256').optional(),
   resume: z.boolean().default(false),
   force: z.boolean().default(false),
@@ -179,7 +180,7 @@ export const chmCommand: CommandModule = {
       .option('--tile-size <px>', 'model tile size, a multiple of 32 (default 512)')
       .option('--overlap <px>', 'pixels shared by neighbouring tiles, blended (default 64)')
       .option('--batch <n>', 'tiles per model call (default: 1 on CPU, 4 on GPU)')
-      .option('--device <auto|cpu|cuda|webgpu>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked', 'auto')
+      .option('--device <auto|cpu|cuda|webgpu|cuda:0,cuda:1>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked; cuda:0,cuda:1,… runs one session worker per GPU', 'auto')
       .option('--threads <n>', 'CPU intra-op threads (default: every core below 8, cores − 1 from 8)')
       .option('--resume', 'continue an interrupted run of the same arguments')
       .option('--force', 'replace --out if it holds another run (or recompute a finished one)')
@@ -199,6 +200,7 @@ export const chmCommand: CommandModule = {
       .action(async (raw: Record<string, unknown>) => {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
+        const dev = parseDevice(o.device);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
           throw new GeoDinoError('E_ARGUMENT', `--overlap: must be below half the tile size (${o.tileSize / 2}) (got ${o.overlap})`, { details: { field: '--overlap' } });
@@ -229,7 +231,7 @@ export const chmCommand: CommandModule = {
           const md = await resolveModel(model, { env, cwd, log: ctx.log });
           const plan = await planRun(request, { env, cwd, log: ctx.log, progress: ctx.progress, signal: ctx.signal, modelDir: md, force: true });
           const planSeconds = (performance.now() - t0) / 1000;
-          const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: o.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
+          const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: dev.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
           const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)), memory: { maxRssBytes: peakRssBytes() } };
           ctx.result(summary, () => humanPlan(summary));
           return;
@@ -255,7 +257,8 @@ export const chmCommand: CommandModule = {
             : {}),
           resume: o.resume,
           force: o.force,
-          device: o.device,
+          device: dev.device,
+          ...(dev.deviceIds ? { deviceIds: dev.deviceIds } : {}),
           ...(o.batch !== undefined ? { batch: o.batch } : {}),
           ...(o.threads !== undefined ? { threads: o.threads } : {}),
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
