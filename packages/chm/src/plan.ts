@@ -156,7 +156,7 @@ export function configHashOf(plan: Omit<RunPlan, 'configHash' | 'requestHash'> |
  * get wrong before any pixel is processed (AOI, imagery reachable and georeferenced, overlap).
  *
  * The AOI is split by UTM zone and hemisphere (unless `crs` is given); each part gets a grid on
- * the global tile lattice of its zone, limited to the part ∩ the imagery, and the shards of the
+ * the global pixel lattice of its zone (tiles laid from its corner), limited to the part ∩ the imagery, and the shards of the
  * global shard grid that hold planned pixels (`@geo-dino/tiling` shards.ts).
  */
 export async function planRun(request: ChmRequest, options: PlanOptions = {}): Promise<ChmPlan> {
@@ -304,7 +304,6 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   const { request, md, tileSize, overlap } = ctx;
   const aoiLayout = gridForAoi(aoi, { tileSize, overlap, ...(crs ? { crs } : {}), ...(request.gsd !== undefined ? { gsd: request.gsd } : {}) });
   const g0 = aoiLayout.grid;
-  const stride = aoiLayout.stride;
   if (Math.abs(g0.gsd * g0.crs.metresPerUnit - md.meta.gsd) / md.meta.gsd > 0.25) {
     ctx.log.warn({ gsd: g0.gsd, modelGsd: md.meta.gsd }, `the output pixel size differs from the ${md.meta.gsd} m the model was trained at; heights may be biased`);
   }
@@ -314,8 +313,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     g.transform[0] + b[2] * g.gsd,
     g.transform[3] - b[1] * g.gsd,
   ];
-  // The AOI's extent on the global tile lattice, then limited to AOI ∩ the scenes' extents.
-  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), stride);
+  // The AOI's extent on the global pixel lattice, then limited to AOI ∩ the scenes' extents.
+  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), 1);
   const onAoi = await sceneBoxes(ctx.sources, aoiGrid, ctx);
   const boxes = onAoi.map((s) => s.gridBbox).filter((b): b is [number, number, number, number] => b !== null);
   if (!boxes.length) return null;
@@ -325,8 +324,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     Math.min(aoiGrid.width, Math.max(...boxes.map((b) => b[2]))),
     Math.min(aoiGrid.height, Math.max(...boxes.map((b) => b[3]))),
   ];
-  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), stride);
-  // Both grids are on the same lattice: scene boxes move by a whole number of pixels.
+  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), 1);
+  // Both grids are on the same pixel lattice: scene boxes move by a whole number of pixels.
   const dx = Math.round((grid.transform[0] - aoiGrid.transform[0]) / grid.gsd);
   const dy = Math.round((aoiGrid.transform[3] - grid.transform[3]) / grid.gsd);
   const sources = onAoi.map((s) => ({ ...s, gridBbox: s.gridBbox ? ([s.gridBbox[0] - dx, s.gridBbox[1] - dy, s.gridBbox[2] - dx, s.gridBbox[3] - dy] as [number, number, number, number]) : null }));

@@ -116,7 +116,7 @@ export interface RunPlan {
 }
 
 /**
- * A whole run: the AOI split by UTM zone (one `RunPlan` each, on the global tile lattice), and
+ * A whole run: the AOI split by UTM zone (one `RunPlan` each, on the global pixel lattice), and
  * the output layout. `single`: exactly one shard holds every planned pixel, and the run
  * directory keeps the simple layout (chm.tif at the top); `sharded`: one COG per shard.
  */
