@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- polygonize [-- --size 2048]`: megapixels per second of the geometry package's
+ * `npm run bench -- polygonize [-- --size=2048]`: megapixels per second of the geometry package's
  * `StreamingPolygonizer` (the raster → polygon routine behind footprints, provenance and change
  * polygons) against GDAL's `gdal.Polygonize` (4-connected, into an in-memory OGR layer) on the
  * same label raster, in the same run. The raster is synthetic and deterministic: a smooth random
@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StreamingPolygonizer } from '@geo-dino/geometry';
+import { Rng } from '@geo-dino/model';
 import type { BenchModule, BenchReport } from './report.js';
 
 const GDAL_PYTHON = process.env['GEO_DINO_GDAL_PYTHON'] ?? '/usr/bin/python3';
@@ -41,20 +42,10 @@ for _ in range(2):
 print(json.dumps({'seconds': best, 'regions': n}))
 `;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Labels 0 (background), 1, 2: a bilinear random field on a 64-px lattice, 5 % noise. */
 function labels(w: number, h: number): Int32Array {
-  const r = rng(13);
+  const rand = new Rng(13);
+  const r = (): number => rand.uniform();
   const S = 64;
   const gw = Math.ceil(w / S) + 2;
   const gh = Math.ceil(h / S) + 2;
@@ -78,8 +69,9 @@ function labels(w: number, h: number): Int32Array {
 export const polygonizeBench: BenchModule = {
   description: 'raster → polygons: StreamingPolygonizer vs GDAL Polygonize (same label raster)',
   async run(args): Promise<BenchReport> {
-    const i = args.indexOf('--size');
-    const size = i >= 0 ? Number(args[i + 1]) : 2048;
+    const sizeArg = args.find((a) => a.startsWith('--size='));
+    const size = sizeArg ? Number(sizeArg.slice('--size='.length)) : 2048;
+    if (!Number.isInteger(size) || size < 16) throw new Error(`--size=: a whole number of pixels ≥ 16 (got ${sizeArg})`);
     const w = size;
     const h = size;
     const dir = mkdtempSync(join(tmpdir(), 'geo-dino-bench-polygonize-'));
