@@ -5,8 +5,8 @@
  * positive where canopy got lower) where both are valid and the pixel centre lies in the AOI.
  * The loss raster is written as a COG with the tiler's streaming writer (float32, nodata −9999);
  * pixels whose loss is at least `thresholdM` form the loss mask, which is polygonised in bounded
- * memory (`StreamingPolygonizer` of `@geo-dino/geometry`, 4-connectivity). Components covering at least `minAreaM2` are
- * the changes: written to a GeoJSON FeatureCollection (lon/lat, RFC 7946 ring orientation) with
+ * memory (`StreamingPolygonizer` of `@geo-dino/geometry`, 4-connectivity). Components covering
+ * at least `minAreaM2` are the changes: written to a GeoJSON FeatureCollection (lon/lat, RFC 7946 ring orientation) with
  * their area (m², summed from the grid's pixel areas), mean and maximum loss and pixel count.
  *
  * The older raster is read onto the newer one's grid: a window read when the grids share pixel
