@@ -7,6 +7,7 @@ import { httpBench } from './http.js';
 import { tilerBench } from './tiler.js';
 import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
+import { polygonizeBench } from './polygonize.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
 import { statsLatencyBench } from './stats-latency.js';
@@ -19,6 +20,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   http: httpBench,
   model: modelBench,
   pmtiles: pmtilesBench,
+  polygonize: polygonizeBench,
   serve: serveBench,
   shards: shardsBench,
   'stats-latency': statsLatencyBench,
