@@ -260,5 +260,13 @@ ds = None`,
     expect(Math.abs(zoneArea - plan.aoi.areaKm2) / plan.aoi.areaKm2).toBeLessThan(1e-4);
     expect(plan.estimatedSeconds).toBe(Math.round(plan.tiles / 2));
     expect(existsSync(join(dir, 'kenya'))).toBe(false);
-  }, 120_000);
+
+    // The same country cut into 512-px shards is an absurd plan without --force: refused before
+    // anything is predicted or written, with the figures.
+    const absurd = await chm(['--model', 'demo', '--aoi', sharedData('aoi', 'kenya.geojson'), '--imagery', raster, '--out', join(dir, 'kenya'), '--shard-size', '512'], home, { timeoutMs: 120_000 });
+    expect(absurd.code).toBe(2);
+    expect(absurd.stderr).toMatch(/the plan has \d+\+? shards and \d+ tiles .*needs --force/);
+    expect(existsSync(join(dir, 'kenya'))).toBe(false);
+    expect(existsSync(join(dir, '.kenya.geo-dino-state'))).toBe(false);
+  }, 180_000);
 });

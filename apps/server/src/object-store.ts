@@ -117,6 +117,11 @@ export class ObjectRunTree {
     };
   }
 
+  /** The `s3://` prefix of run `id` (its files are `<prefix>/<name>`). */
+  prefixOf(id: string): string {
+    return id === '.' ? this.root : `${this.root}/${id}`;
+  }
+
   /** The object of `file` in run `id`, if the run is listed and holds it. */
   entry(id: string, file: string): Entry | null {
     return this.files.get(id)?.get(file) ?? null;

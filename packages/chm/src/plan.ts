@@ -14,6 +14,8 @@ import {
   DEFAULT_BAND_SHARDS,
   DEFAULT_SHARD_SIZE,
   gridForAoi,
+  gridLonLatBbox,
+  isTileServiceHref,
   lonLatToPixels,
   prepareWarpSource,
   ShardGrid,
@@ -77,7 +79,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
   else if (request.aoi) aoi = { geometry: request.aoi.geometry };
   const imagery: unknown[] = [];
   for (const s of request.imagery ?? []) {
-    if (isRemoteUrl(s)) imagery.push(s);
+    if (isRemoteUrl(s) || isTileServiceHref(s)) imagery.push(s);
     else {
       const p = resolve(cwd, s);
       const st = await stat(p).catch(() => null);
@@ -92,6 +94,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     collections: request.collections ?? null,
     datetime: request.datetime ?? null,
     ...(request.newerThan ? { newerThan: request.newerThan } : {}),
+    ...(request.tileService ? { tileService: request.tileService } : {}),
     maxCloud: request.maxCloud ?? null,
     ...(request.preferHttps ? { preferHttps: true } : {}),
     model: { name: md.meta.name, weights: md.meta.source.weightsSha256 },
@@ -157,7 +160,7 @@ export function configHashOf(plan: Omit<RunPlan, 'configHash' | 'requestHash'> |
  * get wrong before any pixel is processed (AOI, imagery reachable and georeferenced, overlap).
  *
  * The AOI is split by UTM zone and hemisphere (unless `crs` is given); each part gets a grid on
- * the global tile lattice of its zone, limited to the part ∩ the imagery, and the shards of the
+ * the global pixel lattice of its zone (tiles laid from its corner), limited to the part ∩ the imagery, and the shards of the
  * global shard grid that hold planned pixels (`@geo-dino/tiling` shards.ts).
  */
 export async function planRun(request: ChmRequest, options: PlanOptions = {}): Promise<ChmPlan> {
@@ -218,10 +221,18 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
 
   const opener = new SourceOpener(ctx, 16 * 1024 * 1024);
   const zones: RunPlan[] = [];
+  let counted = 0;
   for (const part of parts) {
     throwIfAborted(options.signal);
-    const zone = await planZone(part.aoi, part.crs, { request, md, sources: resolved.sources, tileSize, overlap, shardSize, extraHeads, requestHash, opener, demoDatetime, log, signal: options.signal });
-    if (zone) zones.push(zone);
+    // Without --force, counting stops as soon as the plan is over the limit (an absurd plan is
+    // refused in seconds, not after enumerating millions of shards).
+    const budget = options.force ? Infinity : MAX_SHARDS_WITHOUT_FORCE - counted;
+    const zone = await planZone(part.aoi, part.crs, { request, md, sources: resolved.sources, tileSize, overlap, shardSize, extraHeads, requestHash, opener, demoDatetime, log, signal: options.signal, shardBudget: budget });
+    if (zone) {
+      zones.push(zone);
+      counted += zone.shards.count;
+    }
+    if (counted > MAX_SHARDS_WITHOUT_FORCE && !options.force) break;
   }
   const tiles = zones.reduce((n, z) => n + z.tiling.tiles, 0);
   const shards = zones.reduce((n, z) => n + z.shards.count, 0);
@@ -233,7 +244,7 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   if (shards > MAX_SHARDS_WITHOUT_FORCE && !options.force) {
     throw new GeoDinoError(
       'E_LIMIT',
-      `${aoi.source}: the plan has ${shards} shards and ${tiles} tiles (${(aoi.areaM2 / 1e6).toFixed(0)} km² at ${zones[0]!.grid.gsd} m); more than ${MAX_SHARDS_WITHOUT_FORCE} shards needs --force (check the AOI, or use a larger --shard-size)`,
+      `${aoi.source}: the plan has ${shards}${shards > MAX_SHARDS_WITHOUT_FORCE ? '+' : ''} shards and ${tiles} tiles (${(aoi.areaM2 / 1e6).toFixed(0)} km² at ${zones[0]!.grid.gsd} m, shards of ${shardSize} px); more than ${MAX_SHARDS_WITHOUT_FORCE} shards needs --force (check the AOI, or use a larger --shard-size)`,
       { details: { shards, tiles } },
     );
   }
@@ -271,6 +282,8 @@ interface ZoneContext {
   demoDatetime: string | null;
   log: Logger;
   signal: AbortSignal | undefined;
+  /** Stop counting shards past this many (the plan is refused anyway). */
+  shardBudget: number;
 }
 
 /** Where each scene falls on a grid (pixel bbox), or null where it misses it. */
@@ -278,11 +291,13 @@ async function sceneBoxes(sources: readonly PlannedSource[], grid: Grid, ctx: Zo
   const out: PlannedSource[] = [];
   for (const s of sources) {
     throwIfAborted(ctx.signal);
-    const raster = await ctx.opener.open(s);
+    // A tile service is read over this grid, at the level its pixel size needs (a copy per zone).
+    const zs: PlannedSource = s.tiles ? { ...s, tiles: { ...s.tiles, bbox: gridLonLatBbox(grid), gsd: grid.gsd * grid.crs.metresPerUnit } } : s;
+    const raster = await ctx.opener.open(zs);
     try {
       const fp = prepareWarpSource(raster, grid).footprint;
       const box: PlannedSource['gridBbox'] = fp ? [Math.floor(fp[0]), Math.floor(fp[1]), Math.ceil(fp[2]), Math.ceil(fp[3])] : null;
-      out.push({ ...s, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
+      out.push({ ...zs, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
     } finally {
       await raster.close();
     }
@@ -295,7 +310,6 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   const { request, md, tileSize, overlap } = ctx;
   const aoiLayout = gridForAoi(aoi, { tileSize, overlap, ...(crs ? { crs } : {}), ...(request.gsd !== undefined ? { gsd: request.gsd } : {}) });
   const g0 = aoiLayout.grid;
-  const stride = aoiLayout.stride;
   if (Math.abs(g0.gsd * g0.crs.metresPerUnit - md.meta.gsd) / md.meta.gsd > 0.25) {
     ctx.log.warn({ gsd: g0.gsd, modelGsd: md.meta.gsd }, `the output pixel size differs from the ${md.meta.gsd} m the model was trained at; heights may be biased`);
   }
@@ -305,8 +319,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     g.transform[0] + b[2] * g.gsd,
     g.transform[3] - b[1] * g.gsd,
   ];
-  // The AOI's extent on the global tile lattice, then limited to AOI ∩ the scenes' extents.
-  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), stride);
+  // The AOI's extent on the global pixel lattice, then limited to AOI ∩ the scenes' extents.
+  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), 1);
   const onAoi = await sceneBoxes(ctx.sources, aoiGrid, ctx);
   const boxes = onAoi.map((s) => s.gridBbox).filter((b): b is [number, number, number, number] => b !== null);
   if (!boxes.length) return null;
@@ -316,8 +330,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     Math.min(aoiGrid.width, Math.max(...boxes.map((b) => b[2]))),
     Math.min(aoiGrid.height, Math.max(...boxes.map((b) => b[3]))),
   ];
-  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), stride);
-  // Both grids are on the same lattice: scene boxes move by a whole number of pixels.
+  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), 1);
+  // Both grids are on the same pixel lattice: scene boxes move by a whole number of pixels.
   const dx = Math.round((grid.transform[0] - aoiGrid.transform[0]) / grid.gsd);
   const dy = Math.round((aoiGrid.transform[3] - grid.transform[3]) / grid.gsd);
   const sources = onAoi.map((s) => ({ ...s, gridBbox: s.gridBbox ? ([s.gridBbox[0] - dx, s.gridBbox[1] - dy, s.gridBbox[2] - dx, s.gridBbox[3] - dy] as [number, number, number, number]) : null }));
@@ -360,7 +374,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   for (const _ of planTileIds(plan, layout)) n++;
   plan.tiling.tiles = n;
   let shards = 0;
-  for (const _ of planShards(plan, layout)) shards++;
+  for (const _ of planShards(plan, layout)) if (++shards > ctx.shardBudget) break;
   plan.shards.count = shards;
   if (n === 0 || shards === 0) return null;
   plan.configHash = configHashOf(plan);

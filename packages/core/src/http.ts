@@ -7,6 +7,7 @@
  * Used by the tiler (COG range reads), the STAC client, `model pull` and webhooks.
  */
 import { GeoDinoError, isGeoDinoError } from './errors.js';
+import { redactUrl as redact } from './redact.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4). */
@@ -15,13 +16,24 @@ export interface RetryOptions {
   backoffMs?: number;
   /** Upper bound for one backoff (default 8000 ms). */
   maxBackoffMs?: number;
-  /** Deadline for one attempt, headers and body together (default 30000 ms). */
+  /** Deadline for one attempt, headers and body together (default 30000 ms, never beyond `deadlineMs`). */
   timeoutMs?: number;
+  /**
+   * Deadline for the whole call, every attempt and backoff included (default: the process-wide
+   * value of {@link configureHttp}, 60 s, `--timeout`; at least `timeoutMs` when that is given).
+   * A server that accepts connections and never answers fails within it.
+   */
+  deadlineMs?: number;
   /** Called before each retry, for logging. */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
   signal?: AbortSignal;
   /** Random source for jitter (tests pass a constant). */
   random?: () => number;
+  /**
+   * Longest wait a server's `Retry-After` (on 429 and 503) may impose before a retry (default
+   * 60000 ms); a longer one is shortened to this. The wait is never shorter than the backoff.
+   */
+  maxRetryAfterMs?: number;
 }
 
 export interface FetchBytesOptions extends RetryOptions {
@@ -45,22 +57,33 @@ export interface BytesResponse {
 
 const DEFAULTS = { retries: 4, backoffMs: 250, maxBackoffMs: 8000, timeoutMs: 30_000, maxBytes: 512 * 1024 * 1024 };
 
+/** Process-wide defaults of remote reads (the CLI's `--timeout`). */
+const processDefaults = { deadlineMs: 60_000 };
+
+/**
+ * Set process-wide defaults for remote reads: `deadlineMs`, the longest one read may take with its
+ * retries (default 60 s). Returns the previous values.
+ */
+export function configureHttp(options: { deadlineMs?: number }): { deadlineMs: number } {
+  const previous = { ...processDefaults };
+  if (options.deadlineMs !== undefined) {
+    if (!(options.deadlineMs > 0) || !Number.isFinite(options.deadlineMs)) throw new GeoDinoError('E_ARGUMENT', `--timeout: must be a positive number of seconds (got ${options.deadlineMs / 1000})`);
+    processDefaults.deadlineMs = options.deadlineMs;
+  }
+  return previous;
+}
+
 /**
  * Thrown inside a {@link retrying} attempt for a failure worth another try (a 5xx or 429, a
- * truncated body, ...); its message becomes the reason logged and reported.
+ * truncated body, ...); its message becomes the reason logged and reported. `retryAfterMs`: what
+ * the server's Retry-After asked for, if anything.
  */
-export class RetryableError extends Error {}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) {
-      if (/token|sig|signature|key|secret|credential/i.test(key)) u.searchParams.set(key, '***');
-    }
-    return u.toString();
-  } catch {
-    return url;
+export class RetryableError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
   }
 }
 
@@ -72,7 +95,8 @@ export function backoffDelay(attempt: number, opts: RetryOptions = {}): number {
   return Math.round(raw * (0.75 + 0.5 * random()));
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Wait `ms`; E_CANCELLED as soon as `signal` aborts (the backoff between retries). */
+export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
     const t = setTimeout(() => {
@@ -94,6 +118,15 @@ function statusError(url: string, status: number, statusText: string, body: stri
     return new GeoDinoError('E_ACCESS_DENIED', `${what}: access denied`, { details: { url: redact(url), status } });
   }
   return new GeoDinoError('E_HTTP_STATUS', what, { details: { url: redact(url), status } });
+}
+
+/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date); null when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - now) : null;
 }
 
 /** Statuses worth retrying: 408, 425, 429 and every 5xx. */
@@ -148,22 +181,37 @@ export async function readBody(
 
 /**
  * Run `attempt` with the retry policy every remote read shares: a deadline per attempt (the
- * attempt's signal aborts when it passes), exponential backoff with jitter between attempts,
+ * attempt's signal aborts when it passes) and one over the whole call (`deadlineMs`, `--timeout`),
+ * exponential backoff with jitter between attempts (at least what a Retry-After asked for),
  * E_CANCELLED when the caller's signal aborts. A {@link GeoDinoError} thrown by the attempt is
  * final; a {@link RetryableError}, a timeout or any other error (connection reset, DNS, ...) is
  * retried; after the last attempt the error is E_NETWORK naming `label` (a URL, redacted).
  */
 export async function retrying<T>(label: string, options: RetryOptions, attempt: (signal: AbortSignal, attempt: number) => Promise<T>): Promise<T> {
   const retries = options.retries ?? DEFAULTS.retries;
-  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
+  const deadlineMs = options.deadlineMs ?? Math.max(processDefaults.deadlineMs, options.timeoutMs ?? 0);
+  const started = Date.now();
   let lastReason = '';
+  const deadlineError = (): GeoDinoError =>
+    new GeoDinoError('E_NETWORK', `${label}: gave up after ${deadlineMs / 1000} s (--timeout): ${lastReason || 'no answer'}`, {
+      details: { url: label, deadlineMs, reason: lastReason },
+    });
+  /** What the last answer's Retry-After asked for. */
+  let serverDelayMs: number | null = null;
+
   for (let n = 0; n <= retries; n++) {
     if (n > 0) {
-      const delayMs = backoffDelay(n, options);
+      const backoff = backoffDelay(n, options);
+      const delayMs = serverDelayMs === null ? backoff : Math.max(backoff, Math.min(serverDelayMs, options.maxRetryAfterMs ?? 60_000));
+      serverDelayMs = null;
+      // No time left for another attempt after the wait: fail now.
+      if (Date.now() - started + delayMs >= deadlineMs) throw deadlineError();
       options.onRetry?.({ url: label, attempt: n, delayMs, reason: lastReason });
-      await sleep(delayMs, options.signal);
+      await sleepUnlessAborted(delayMs, options.signal);
     }
     if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
+    const timeoutMs = Math.min(options.timeoutMs ?? DEFAULTS.timeoutMs, deadlineMs - (Date.now() - started));
+    if (timeoutMs <= 0) throw deadlineError();
     const controller = new AbortController();
     const onOuterAbort = (): void => controller.abort();
     options.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -177,6 +225,7 @@ export async function retrying<T>(label: string, options: RetryOptions, attempt:
         lastReason = `no complete answer within ${timeoutMs} ms`;
       } else if (err instanceof RetryableError) {
         lastReason = err.message;
+        serverDelayMs = err.retryAfterMs;
       } else {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         lastReason = cause?.code ?? (err as { code?: string }).code ?? cause?.message ?? (err as Error).message;
@@ -198,9 +247,24 @@ export async function retrying<T>(label: string, options: RetryOptions, attempt:
 export async function fetchBytes(url: string, options: FetchBytesOptions = {}): Promise<BytesResponse> {
   const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  // `user:password@` in the URL becomes Basic authentication (fetch refuses URLs holding credentials).
+  let target = url;
+  try {
+    const u = new URL(url);
+    if ((u.username || u.password) && (u.protocol === 'http:' || u.protocol === 'https:')) {
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+        headers['Authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      }
+      u.username = '';
+      u.password = '';
+      target = u.toString();
+    }
+  } catch {
+    // not a URL: fetch says so below
+  }
   if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
   return retrying(redact(url), options, async (signal) => {
-    const res = await fetch(url, {
+    const res = await fetch(target, {
       method: options.method ?? 'GET',
       headers,
       // (a copy typed Uint8Array<ArrayBuffer> satisfies both Node's and the DOM's BodyInit)
@@ -211,7 +275,10 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
     const accepted = (res.status >= 200 && res.status < 300) || (options.acceptStatus ?? []).includes(res.status);
     if (!accepted) {
       const text = await res.text().catch(() => '');
-      if (isRetryableStatus(res.status)) throw new RetryableError(`HTTP ${res.status}`);
+      if (isRetryableStatus(res.status)) {
+        const after = res.status === 429 || res.status === 503 ? retryAfterMs(res.headers.get('retry-after')) : null;
+        throw new RetryableError(`HTTP ${res.status}${after !== null ? ` (Retry-After ${res.headers.get('retry-after')})` : ''}`, after);
+      }
       throw statusError(url, res.status, res.statusText, text);
     }
     let expected: number | null = null;
@@ -263,9 +330,8 @@ export function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
 }
 
+
 /** True for a URL geo-dino reads remotely (http(s), or s3:// through @geo-dino/storage), as opposed to a local path. */
 export function isRemoteUrl(value: string): boolean {
   return /^(https?|s3):\/\//i.test(value);
 }
-
-export { redact as redactUrl };

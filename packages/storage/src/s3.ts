@@ -100,6 +100,11 @@ export function setS3Defaults(settings: S3Settings, env?: NodeJS.ProcessEnv): vo
   processEnv = env ?? null;
 }
 
+/** The process defaults, to hand to a worker thread (which has its own module state). */
+export function s3Defaults(): { settings: S3Settings; env: Record<string, string | undefined> | null } {
+  return { settings: { ...processDefaults }, env: processEnv ? { ...processEnv } : null };
+}
+
 function flag(value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   return !/^(0|false|no|off)$/i.test(value);

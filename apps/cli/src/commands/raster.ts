@@ -5,8 +5,9 @@
 import { resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, isRemoteUrl, parseWith, z } from '@geo-dino/core';
 import { aoiFromBbox, loadAoi } from '@geo-dino/geometry';
-import { crsLabel, footprintFromBounds, openRaster, parseCrs, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
+import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
+import { addTileServiceOptions, tileServiceParams } from '../context.js';
 
 export interface RasterInfoReport extends Omit<RasterInfo, 'crs'> {
   crs: { epsg: number | null; name: string; label: string; proj: string | null } | null;
@@ -124,10 +125,9 @@ export const rasterCommand: CommandModule = {
           await src.close();
         }
       });
-    raster
-      .command('warp')
+    addTileServiceOptions(raster.command('warp'))
       .description('mosaic scenes (first = highest priority), warp them onto a grid and write an RGBA COG (the tiler the chm pipeline uses)')
-      .argument('<src...>', 'GeoTIFF/COG paths or http(s) URLs, highest priority first')
+      .argument('<src...>', 'GeoTIFF/COG paths or http(s) URLs, xyz:<tile URL template> or wmts:<GetCapabilities URL>, highest priority first')
       .option('-o, --out <cog>', 'the COG to write (required)')
       .option('--aoi <geojson>', 'limit to this AOI (Polygon/MultiPolygon GeoJSON, EPSG:4326)')
       .option('--bbox <minlon,minlat,maxlon,maxlat>', 'limit to this box instead of an AOI file')
@@ -144,7 +144,7 @@ export const rasterCommand: CommandModule = {
         const crs = opts.crs ? parseCrs(opts.crs, '--crs') : undefined;
         const stretch = opts.stretch ? parseStretch(opts.stretch) : undefined;
         const result = await warpToCog(
-          srcs.map((s) => (isRemoteUrl(s) ? s : resolve(ctx.io.cwd, s))),
+          srcs.map((s) => (isRemoteUrl(s) || isTileServiceHref(s) ? s : resolve(ctx.io.cwd, s))),
           resolve(ctx.io.cwd, opts.out),
           {
             ...(aoi ? { aoi } : {}),
@@ -153,6 +153,7 @@ export const rasterCommand: CommandModule = {
             ...(opts.resampling ? { resampling: opts.resampling } : {}),
             ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
             ...(stretch ? { stretch } : {}),
+            tiles: { ...(tileServiceParams(raw) ?? {}), env: ctx.io.env },
             log: ctx.log,
             progress: ctx.progress,
             signal: ctx.signal,

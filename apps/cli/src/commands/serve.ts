@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
-import { isLoopback, startServer } from '@geo-dino/server';
+import { startServer } from '@geo-dino/server';
 import { isS3Url } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 
@@ -13,7 +13,10 @@ const optionsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   basemap: z.string().url('must be the http(s) URL of a MapLibre style').optional(),
   maxBody: cliValues.positiveInt.optional(),
+  allowHost: z.array(z.string().min(1)).default([]),
 });
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export const serveCommand: CommandModule = {
   register(program, app) {
@@ -25,6 +28,7 @@ export const serveCommand: CommandModule = {
       .option('--host <address>', 'address to listen on; anything but loopback exposes every run under <dir>', '127.0.0.1')
       .option('--basemap <style-url>', 'a MapLibre style URL to show under the layers (off by default: works offline)')
       .option('--max-body <bytes>', 'largest request body accepted (default 1048576)')
+      .option('--allow-host <name>', 'a host name requests may address the server by, besides IP addresses and localhost (repeatable; DNS-rebinding guard)', collect)
       .action(async (dir: string, raw: Record<string, unknown>) => {
         const ctx = app.context();
         const opts = parseWith(optionsSchema, raw, { fieldName: flagName });
@@ -35,9 +39,10 @@ export const serveCommand: CommandModule = {
           port: opts.port,
           basemap: opts.basemap ?? null,
           ...(opts.maxBody ? { maxBodyBytes: opts.maxBody } : {}),
+          allowHosts: opts.allowHost,
           log: ctx.log,
         });
-        ctx.result({ url: server.url, root, loopback: isLoopback(opts.host) }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
+        ctx.result({ url: server.url, root, loopback: server.loopback }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
         await new Promise<void>((done) => {
           if (ctx.signal.aborted) return done();
           ctx.signal.addEventListener('abort', () => done(), { once: true });
