@@ -5,6 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { GeoDinoError } from '@geo-dino/core';
+import { isS3Url } from '@geo-dino/storage';
 import { intersection, type Aoi } from '@geo-dino/geometry';
 import {
   crsToPixel,
@@ -46,7 +47,9 @@ export class RasterPool {
 
   /** The raster at `path` (a file, or an object URL with its `version` from a listing). */
   async get(path: string, version?: { mtimeMs: number; size: number }): Promise<RasterSource> {
-    const st = version ?? (await stat(path));
+    // An object without a listed version: objects of a published run are not rewritten in place
+    // (a new publish changes the manifest), so the first one opened is kept.
+    const st = version ?? (isS3Url(path) ? { mtimeMs: 0, size: 0 } : await stat(path));
     const hit = this.open.get(path);
     if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) {
       this.open.delete(path);
