@@ -27,6 +27,42 @@ import type { PixelWindow, TypedArray } from '../raster/types.js';
 
 export type Resampling = 'nearest' | 'bilinear';
 
+/** GDAL's resampling names (gdalwarp -r) and what geo-dino does with each. */
+const GDAL_RESAMPLING: Record<string, Resampling | null> = {
+  near: 'nearest',
+  nearest: 'nearest',
+  bilinear: 'bilinear',
+  cubic: null,
+  cubicspline: null,
+  lanczos: null,
+  average: null,
+  rms: null,
+  mode: null,
+  max: null,
+  min: null,
+  med: null,
+  q1: null,
+  q3: null,
+  sum: null,
+};
+
+/**
+ * A resampling method from its GDAL name (`near`, `bilinear`; `nearest` too). GDAL names geo-dino's
+ * warper does not implement (cubic, average, mode, ...) and unknown names are E_ARGUMENT naming the flag.
+ */
+export function parseResampling(name: string, flag = '--resampling'): Resampling {
+  const key = name.trim().toLowerCase();
+  const r = GDAL_RESAMPLING[key];
+  if (r) return r;
+  const implemented = 'near (nearest) or bilinear';
+  if (r === null) {
+    throw new GeoDinoError('E_ARGUMENT', `${flag}: ${JSON.stringify(name)} is a GDAL resampling method geo-dino's warper does not implement; use ${implemented}, or warp with gdalwarp -r ${key} first`, {
+      details: { field: flag, value: name },
+    });
+  }
+  throw new GeoDinoError('E_ARGUMENT', `${flag}: unknown resampling method ${JSON.stringify(name)}; use ${implemented} (GDAL's names)`, { details: { field: flag, value: name } });
+}
+
 const ERROR_THRESHOLD = 0.125;
 
 /** A source tied to a target grid: transform, chosen overview level and footprint. */
