@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
-import { writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
+import { portableHref, writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
 import { Stitcher } from '@geo-dino/stitcher';
 import { LruCache, NO_SOURCE, createCogWriter, crsLabel } from '@geo-dino/tiling';
 import { layoutOf, planHasTile, planTileIds } from './plan.js';
@@ -241,6 +241,8 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     transform: plan.grid.transform,
     bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
     bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution (of the blended mixture where tiles overlap)' })),
+    bandUnits: bandNames.map(() => 'm'),
+    statistics: true,
     overviewResampling: 'average',
     metadata: {
       GEO_DINO_VERSION,
@@ -387,6 +389,11 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
     }
     const prov = provenance.finish();
+    // Portable hrefs: local scenes and items relative to the run directory, URLs kept.
+    for (const f of prov.features) {
+      f.properties.href = portableHref(f.properties.href, options.out);
+      if (f.properties.item) f.properties.item = portableHref(f.properties.item, options.out);
+    }
     await writeJsonAtomic(join(staging, 'provenance.geojson'), prov);
 
     const byName = (n: string): BandStats | null => bandStats[(bandNames as string[]).indexOf(n)] ?? null;
