@@ -145,27 +145,40 @@ def row_for(auth, code, name, datum_auth, datum_code):
     # South- or west-oriented axes (+axis=wsu, swu, ...): proj4 and GDAL disagree by kilometres; left out.
     if '+axis=' in proj:
         return None
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    centre = area_centre(srs)
+    ref = xy(WGS84, srs, *centre) if centre else None
+
+    def agrees(definition):
+        if ref is None:
+            return False
+        try:
+            got = xy(WGS84, from_proj(definition + ' +no_defs'), *centre)
+        except Exception:
+            return False
+        return got is not None and math.hypot(got[0] - ref[0], got[1] - ref[1]) <= 0.001
+
+    def clean(p):
+        return ' '.join(t for t in p.split() if t not in ('+no_defs', '+wktext'))
+
+    if '+nadgrids=@null' in proj:
+        # Projected on a sphere from WGS 84 coordinates (Pseudo-Mercator and kin): PROJ's string as it is.
+        own_def = clean(proj)
+        return (code, name, own_def, '' if agrees(own_def) else '~')
     base = strip_datum(proj)
     shape = shape_of(srs)
     own = next((t[9:] for t in proj.split() if t.startswith('+towgs84=')), None)
     wgs_datum = datum_auth == 'EPSG' and str(datum_code) == '6326'
     if wgs_datum:
-        return (code, name, f'{base} {shape}', '')
+        d = f'{base} {shape}'
+        return (code, name, d, '' if agrees(d) else '~')
     candidates = []
     for c in ([own] if own else []) + helmerts_for_datum(datum_auth, datum_code) + ['0,0,0']:
         if c not in candidates:
             candidates.append(c)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    centre = area_centre(srs)
-    ref = xy(WGS84, srs, *centre) if centre else None
-    if ref is not None:
-        for c in candidates:
-            try:
-                got = xy(WGS84, from_proj(f'{base} {shape} +towgs84={c} +no_defs'), *centre)
-            except Exception:
-                got = None
-            if got is not None and math.hypot(got[0] - ref[0], got[1] - ref[1]) <= 0.001:
-                return (code, name, f'{base} {shape} +towgs84={c}', '')
+    for c in candidates:
+        if agrees(f'{base} {shape} +towgs84={c}'):
+            return (code, name, f'{base} {shape} +towgs84={c}', '')
     # PROJ uses something a Helmert cannot express here (a grid, a chain): keep the best Helmert.
     helmerts = helmerts_for_datum(datum_auth, datum_code)
     best = helmerts[0] if helmerts else (own or '0,0,0')

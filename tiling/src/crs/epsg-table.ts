@@ -1706,7 +1706,7 @@ export const EPSG_ROWS = `
 3851		NZGD2000 / NZCS2000	+proj=lcc +lat_0=-41 +lon_0=173 +lat_1=-37.5 +lat_2=-44.5 +x_0=3000000 +y_0=7000000 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
 3852		RSRGD2000 / DGLC2000	+proj=lcc +lat_0=-90 +lon_0=157 +lat_1=-76.6666666666667 +lat_2=-79.3333333333333 +x_0=500000 +y_0=0 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
 3854		County ST74	+proj=tmerc +lat_0=0 +lon_0=18.05787 +k=0.99999506 +x_0=100182.7406 +y_0=-6500620.1207 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
-3857		WGS 84 / Pseudo-Mercator	+proj=merc +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +ellps=WGS84
+3857		WGS 84 / Pseudo-Mercator	+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null
 3873		ETRS89 / GK19FIN	+proj=tmerc +lat_0=0 +lon_0=19 +k=1 +x_0=19500000 +y_0=0 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
 3874		ETRS89 / GK20FIN	+proj=tmerc +lat_0=0 +lon_0=20 +k=1 +x_0=20500000 +y_0=0 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
 3875		ETRS89 / GK21FIN	+proj=tmerc +lat_0=0 +lon_0=21 +k=1 +x_0=21500000 +y_0=0 +units=m +ellps=GRS80 +towgs84=0,0,0,0,0,0,0
@@ -5852,7 +5852,7 @@ export const ESRI_ROWS = `
 54017		World_Behrmann	+proj=cea +lat_ts=30 +lon_0=0 +x_0=0 +y_0=0 +units=m +ellps=WGS84
 54021		World_Polyconic	+proj=poly +lat_0=0 +lon_0=0 +x_0=0 +y_0=0 +units=m +ellps=WGS84
 54024		World_Bonne	+proj=bonne +lat_1=60 +lon_0=0 +x_0=0 +y_0=0 +units=m +ellps=WGS84
-54025		World_Hotine	+proj=omerc +lat_0=40 +lat_1=0 +lon_1=0 +lat_2=60 +lon_2=60 +k=1 +x_0=0 +y_0=0 +units=m +ellps=WGS84
+54025	~	World_Hotine	+proj=omerc +lat_0=40 +lat_1=0 +lon_1=0 +lat_2=60 +lon_2=60 +k=1 +x_0=0 +y_0=0 +units=m +ellps=WGS84
 54026		World_Stereographic	+proj=stere +lat_0=0 +lon_0=0 +k=1 +x_0=0 +y_0=0 +units=m +ellps=WGS84
 54027		World_Equidistant_Conic	+proj=eqdc +lat_0=0 +lon_0=0 +lat_1=60 +lat_2=60 +x_0=0 +y_0=0 +units=m +ellps=WGS84
 54028		World_Cassini	+proj=cass +lat_0=0 +lon_0=0 +x_0=0 +y_0=0 +units=m +ellps=WGS84
