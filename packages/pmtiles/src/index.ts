@@ -12,3 +12,5 @@ export * from './image.js';
 export * from './render.js';
 export * from './raster-tiles.js';
 export * from './run-tiles.js';
+export * from './colorize.js';
+export * from './colormap.js';
