@@ -4,6 +4,9 @@
  *   GET  /                      the viewer (apps/viewer's build)
  *   GET  /assets/<file>         viewer assets
  *   GET  /data/<run>/<file>     run files: .pmtiles .tif .json .geojson (Range, ETag)
+ *   GET  /tiles/<run>/<layer>/tilejson.json, /tiles/<run>/<layer>/{z}/{x}/{y}.png|webp
+ *                               XYZ tiles and TileJSON 3.0 for GIS clients (xyz.ts); coloured PNG
+ *                               with ?colormap_name=&rescale=min,max
  *   GET  /api/config            version, basemap
  *   GET  /api/runs              runs, layers and their metadata
  *   GET  /api/point?run=&lon=&lat=   height ± uncertainty (and land cover) from the COG, and the scene
@@ -27,6 +30,7 @@ import { resolveInside, safeSegments, serveFile } from './files.js';
 import { discoverRuns, runDir, type RunInfo } from './runs.js';
 import { polygonStats, RasterPool, valueAt } from './raster.js';
 import { sceneAt } from './provenance.js';
+import { parseTilesPath, serveTiles, TileArchives } from './xyz.js';
 
 export interface ServerOptions {
   /** The directory to serve (runs under it). */
@@ -45,6 +49,8 @@ export interface ServerOptions {
   maxVertices?: number;
   /** Most raster pixels in a stats polygon's bounding box (default 50 million). */
   maxStatsPixels?: number;
+  /** Send `Access-Control-Allow-Origin: *` on /tiles/ (web maps on other origins; default false). */
+  corsTiles?: boolean;
   log?: Logger;
 }
 
@@ -141,6 +147,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const maxStatsPixels = options.maxStatsPixels ?? 50_000_000;
   const loopbackOnly = isLoopback(host);
   const rasters = new RasterPool();
+  const tileArchives = new TileArchives();
   let statsRunning = 0;
 
   let runsCache: { at: number; runs: Promise<RunInfo[]> } | null = null;
@@ -194,6 +201,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (method !== 'GET' && method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return sendError(res, 405, undefined, head);
+    }
+    if (rawPath.startsWith('/tiles/')) {
+      const route = parseTilesPath(rawPath.slice(7));
+      if (!route) return sendError(res, 404, undefined, head);
+      // Tiles may be shown by pages of other origins (Leaflet's <img>); reading them from script needs --cors.
+      res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+      if (options.corsTiles) res.setHeader('Access-Control-Allow-Origin', '*');
+      const origin = `http://${req.headers.host ?? `${host}:${port}`}`;
+      return serveTiles(res, route, query, { root: rootReal, runs, archives: tileArchives, origin, head });
     }
     if (rawPath.startsWith('/data/')) {
       const segs = safeSegments(rawPath.slice(6));

@@ -12,6 +12,7 @@ const optionsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   basemap: z.string().url('must be the http(s) URL of a MapLibre style').optional(),
   maxBody: cliValues.positiveInt.optional(),
+  cors: z.boolean().default(false),
 });
 
 export const serveCommand: CommandModule = {
@@ -24,6 +25,7 @@ export const serveCommand: CommandModule = {
       .option('--host <address>', 'address to listen on; anything but loopback exposes every run under <dir>', '127.0.0.1')
       .option('--basemap <style-url>', 'a MapLibre style URL to show under the layers (off by default: works offline)')
       .option('--max-body <bytes>', 'largest request body accepted (default 1048576)')
+      .option('--cors', 'let web maps on other origins read /tiles/ (Access-Control-Allow-Origin: *)')
       .action(async (dir: string, raw: Record<string, unknown>) => {
         const ctx = app.context();
         const opts = parseWith(optionsSchema, raw, { fieldName: flagName });
@@ -33,6 +35,7 @@ export const serveCommand: CommandModule = {
           port: opts.port,
           basemap: opts.basemap ?? null,
           ...(opts.maxBody ? { maxBodyBytes: opts.maxBody } : {}),
+          ...(opts.cors ? { corsTiles: true } : {}),
           log: ctx.log,
         });
         ctx.result({ url: server.url, root: resolve(ctx.io.cwd, dir), loopback: isLoopback(opts.host) }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
