@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { sharedData } from '../support/shared-data.js';
 import { gdalJson } from '../support/fixture-run.js';
 import { requireGdal } from '../support/tools.js';
@@ -160,6 +160,28 @@ describe('geo-dino chm on cogeo.tif', () => {
     ]);
     expect(info.coordinateSystem.wkt).toMatch(/UTM zone 52N/);
     expect(info.metadata['']?.['GEO_DINO_DEMO']).toBe('YES');
+    // What GIS tools read: the band unit, and statistics equal to GDAL's own exact computation.
+    const gis = gdalJson(
+      `
+import json, sys
+from osgeo import gdal
+ds = gdal.Open(sys.argv[1])
+out = []
+for i in (1, 2):
+    b = ds.GetRasterBand(i)
+    stored = [float(b.GetMetadataItem('STATISTICS_' + k)) for k in ('MINIMUM', 'MAXIMUM', 'MEAN', 'STDDEV')]
+    mem = gdal.GetDriverByName('MEM').CreateCopy('', ds).GetRasterBand(i)
+    for k in list(mem.GetMetadata().keys()):
+        if k.startswith('STATISTICS_'): mem.SetMetadataItem(k, None)
+    out.append({'unit': b.GetUnitType(), 'stored': stored, 'gdal': list(mem.ComputeStatistics(False))})
+print(json.dumps(out))
+`,
+      [chmTif],
+    ) as { unit: string; stored: number[]; gdal: number[] }[];
+    for (const b of gis) {
+      expect(b.unit).toBe('m');
+      b.stored.forEach((v, k) => expect(v).toBeCloseTo(b.gdal[k]!, 3));
+    }
 
     const v = gdalJson(VALIDITY_ORACLE, [chmTif, src, aoi]) as Validity;
     expect(v.expected).toBeGreaterThan(150_000);
@@ -181,6 +203,9 @@ describe('geo-dino chm on cogeo.tif', () => {
 
     const cov = gdalJson(COVERAGE_ORACLE, [chmTif, join(out, 'provenance.geojson')]) as { valid_m2: number; uncovered_m2: number; prov_m2: number; scenes: string[] };
     expect(cov.scenes).toEqual(['cogeo']);
+    // Portable provenance: the local scene is named relative to the run directory.
+    const prov = readJson<{ features: { properties: { href: string } }[] }>(join(out, 'provenance.geojson'));
+    expect(prov.features.map((f) => f.properties.href)).toEqual([relative(out, src).split(sep).join('/')]);
     expect(cov.uncovered_m2 / cov.valid_m2).toBeLessThan(1e-6);
     // Cells (9.6 m) overhang the valid area by at most one cell along the edge.
     expect(cov.prov_m2).toBeGreaterThanOrEqual(cov.valid_m2 * 0.999999);

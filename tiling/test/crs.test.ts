@@ -120,7 +120,7 @@ describe('every CRS PROJ knows, against GDAL', () => {
     // Elsewhere PROJ may switch to another regional Helmert, or to no shift at all outside every
     // transformation's area (its "ballpark"), where one towgs84 per CRS cannot follow it.
     expect(tally.exact.ok / tally.exact.codes).toBeGreaterThan(0.9);
-  });
+  }, 600_000);
 
   it('the national grids of the issue agree with GDAL within 1 cm at the centre of their area', () => {
     const ref = gdalReference(NATIONAL.map((c) => `EPSG:${c}`));

@@ -2,9 +2,8 @@
  * `geo-dino stac search`: which scenes of a STAC API or static catalog cover an AOI, and how much
  * of it. A thin layer over @geo-dino/stac's `searchScenes`.
  */
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GeoDinoError, cliValues, flagName, fsError, parseWith, z } from '@geo-dino/core';
+import { GeoDinoError, cliValues, flagName, parseWith, readJsonFile, z } from '@geo-dino/core';
 import { parseAoi, type Aoi } from '@geo-dino/geometry';
 import {
   parseDatetimeRange,
@@ -78,23 +77,17 @@ export interface StacSearchReport {
   problems: SceneSearchResult['problems'];
 }
 
-/** A JSON option: inline JSON (starting with `{`) or a file holding it. */
+/** A JSON option: inline JSON (starting with `{`) or a file holding it (core's readJsonFile). */
 async function jsonOption(value: string, flag: string, cwd: string): Promise<Record<string, unknown>> {
-  let text = value.trim();
-  if (!text.startsWith('{')) {
-    const path = resolve(cwd, text);
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw fsError(err, path, 'read');
-    }
-  }
+  const text = value.trim();
   let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new GeoDinoError('E_ARGUMENT', `${flag}: not valid JSON: ${(err as Error).message}`, { details: { field: flag } });
-  }
+  if (text.startsWith('{')) {
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new GeoDinoError('E_ARGUMENT', `${flag}: not valid JSON: ${(err as Error).message}`, { details: { field: flag } });
+    }
+  } else json = await readJsonFile(resolve(cwd, text));
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new GeoDinoError('E_ARGUMENT', `${flag}: must be a JSON object`, { details: { field: flag } });
   return json as Record<string, unknown>;
 }
