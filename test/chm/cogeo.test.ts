@@ -165,12 +165,14 @@ describe('geo-dino chm on cogeo.tif', () => {
       `
 import json, sys
 from osgeo import gdal
+gdal.UseExceptions()
 ds = gdal.Open(sys.argv[1])
+memds = gdal.GetDriverByName('MEM').CreateCopy('', ds)
 out = []
 for i in (1, 2):
     b = ds.GetRasterBand(i)
     stored = [float(b.GetMetadataItem('STATISTICS_' + k)) for k in ('MINIMUM', 'MAXIMUM', 'MEAN', 'STDDEV')]
-    mem = gdal.GetDriverByName('MEM').CreateCopy('', ds).GetRasterBand(i)
+    mem = memds.GetRasterBand(i)
     for k in list(mem.GetMetadata().keys()):
         if k.startswith('STATISTICS_'): mem.SetMetadataItem(k, None)
     out.append({'unit': b.GetUnitType(), 'stored': stored, 'gdal': list(mem.ComputeStatistics(False))})
