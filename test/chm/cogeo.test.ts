@@ -251,4 +251,18 @@ print(json.dumps(out))
     expect(v.diff / v.expected).toBeLessThan(0.005);
     expect(existsSync(join(out, 'chm.pmtiles'))).toBe(false);
   });
+
+  it('--bbox instead of an AOI file: values exactly where GDAL says imagery is valid inside the box', async () => {
+    const box = [128.6565, 37.6675, 128.6595, 37.669] as const;
+    const [w, s, e, n] = box;
+    const boxFile = writeJson(join(dir, 'box.geojson'), { type: 'Polygon', coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] });
+    const out = join(dir, 'run-bbox');
+    const r = await chm(['--model', 'demo', '--bbox', box.join(','), '--imagery', sharedData('rasterio', 'cogeo.tif'), '--out', out, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'], home);
+    expect(r.code, r.stderr).toBe(0);
+    const v = gdalJson(VALIDITY_ORACLE, [join(out, 'chm.tif'), sharedData('rasterio', 'cogeo.tif'), boxFile]) as Validity;
+    expect(v.expected).toBeGreaterThan(50_000);
+    expect(v.diff_off_edge).toBe(0);
+    expect(v.diff / v.expected).toBeLessThan(0.002);
+    expect(readJson<{ aoi: { source: string } }>(join(out, 'run.json')).aoi.source).toBe('--bbox');
+  });
 });
