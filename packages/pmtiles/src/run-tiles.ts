@@ -1,8 +1,8 @@
 /**
  * The web layers of a run directory (DEVELOPERS.md, "Output contract of a run directory"):
  *
- *   chm.tif band 1      → chm.pmtiles              (canopy height, rg16 PNG)
- *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, rg16 PNG)
+ *   chm.tif band 1      → chm.pmtiles              (canopy height, Terrarium PNG)
+ *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, Terrarium PNG)
  *   input imagery       → imagery.pmtiles          (WebP), when the caller passes it (`geo-dino chm`
  *                                                  passes the mosaic the model saw, see packages/chm)
  *   landcover.tif       → landcover.pmtiles        (class8 PNG), when present
