@@ -25,7 +25,7 @@ import { pixelToCrs, type Grid } from '../grid/grid.js';
 import type { RasterSource } from '../raster/source.js';
 import type { PixelWindow, TypedArray } from '../raster/types.js';
 
-export type Resampling = 'nearest' | 'bilinear';
+export type Resampling = 'nearest' | 'bilinear' | 'average';
 
 /** GDAL's resampling names (gdalwarp -r) and what geo-dino does with each. */
 const GDAL_RESAMPLING: Record<string, Resampling | null> = {
@@ -35,7 +35,7 @@ const GDAL_RESAMPLING: Record<string, Resampling | null> = {
   cubic: null,
   cubicspline: null,
   lanczos: null,
-  average: null,
+  average: 'average',
   rms: null,
   mode: null,
   max: null,
@@ -54,7 +54,7 @@ export function parseResampling(name: string, flag = '--resampling'): Resampling
   const key = name.trim().toLowerCase();
   const r = GDAL_RESAMPLING[key];
   if (r) return r;
-  const implemented = 'near (nearest) or bilinear';
+  const implemented = 'near (nearest), bilinear or average';
   if (r === null) {
     throw new GeoDinoError('E_ARGUMENT', `${flag}: ${JSON.stringify(name)} is a GDAL resampling method geo-dino's warper does not implement; use ${implemented}, or warp with gdalwarp -r ${key} first`, {
       details: { field: flag, value: name },
@@ -338,6 +338,7 @@ export function resample(
   const wide = needsWideKernel(m, resampling);
   const planes = bands;
   if (resampling === 'nearest') nearestKernel(m, s, win, planes, valid, out, ok, todo);
+  else if (resampling === 'average') averageKernel(m, win, planes, valid, out, ok, todo);
   else if (!wide) bilinearKernel(m, s, win, planes, valid, out, ok, todo);
   else tentKernel(m, s, win, planes, valid, rx, ry, out, ok, todo);
 }
@@ -520,6 +521,49 @@ function tentKernel(
       }
     }
     if (wsum < 1e-5) continue;
+    for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
+    ok[i] = 1;
+  }
+}
+
+/**
+ * GDAL's `average`: the mean of the valid source pixels under the target pixel's footprint (a box
+ * of scaleX × scaleY source pixels around the sample point), each weighted by the share of it the
+ * box covers. Nodata where no valid source pixel is covered.
+ */
+function averageKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+  const W = win.width;
+  const H = win.height;
+  const nb = planes.length;
+  const { sx, sy } = m;
+  const hx = m.scaleX / 2;
+  const hy = m.scaleY / 2;
+  const acc = new Float64Array(nb);
+  for (let i = 0; i < sx.length; i++) {
+    if (todo !== undefined && todo[i] === 0) continue;
+    const x = sx[i]! - win.x;
+    const y = sy[i]! - win.y;
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    const xa = x - hx;
+    const xb = x + hx;
+    const ya = y - hy;
+    const yb = y + hy;
+    acc.fill(0);
+    let wsum = 0;
+    for (let yy = Math.max(0, Math.floor(ya)); yy < Math.min(H, Math.ceil(yb)); yy++) {
+      const wy = Math.min(yy + 1, yb) - Math.max(yy, ya);
+      if (wy <= 0) continue;
+      for (let xx = Math.max(0, Math.floor(xa)); xx < Math.min(W, Math.ceil(xb)); xx++) {
+        const wx = Math.min(xx + 1, xb) - Math.max(xx, xa);
+        if (wx <= 0) continue;
+        const p = yy * W + xx;
+        if (valid[p] === 0) continue;
+        const w = wx * wy;
+        wsum += w;
+        for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
+      }
+    }
+    if (wsum < 1e-9) continue;
     for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
     ok[i] = 1;
   }
