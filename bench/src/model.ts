@@ -11,7 +11,7 @@
  * - backbone vs head time of the fp32 graph (split build, per-session timings).
  *
  * The PyTorch side needs a Python with torch + transformers: $GEO_DINO_TORCH_PYTHON (default
- * /work/venv/bin/python). Without it the bench fails with that message (it never needs it in CI).
+ * `python3` on the PATH). Without it the bench fails with that message (it never needs it in CI).
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -211,14 +211,12 @@ export const modelBench: BenchModule = {
   explicitOnly: true,
   description: 'CHMv2 ViT-L, 512² tiles on CPU: geo-dino ONNX (fp32, fp16, int8) vs PyTorch transformers (fp32, bf16)',
   async run(args): Promise<BenchReport> {
-    const python = process.env['GEO_DINO_TORCH_PYTHON'] ?? '/work/venv/bin/python';
-    if (!existsSync(python)) {
-      throw new Error(`the model benchmark needs a Python with torch and transformers for the reference: ${python} does not exist (set GEO_DINO_TORCH_PYTHON)`);
-    }
+    const python = process.env['GEO_DINO_TORCH_PYTHON'] || 'python3';
     try {
       execFileSync(python, ['-c', 'import torch, transformers; transformers.CHMv2ForDepthEstimation'], { stdio: 'ignore', timeout: 120_000 });
-    } catch {
-      throw new Error(`${python} cannot import torch and transformers (>= 5, with CHMv2ForDepthEstimation); set GEO_DINO_TORCH_PYTHON to one that can`);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'cannot import torch and transformers (>= 5, with CHMv2ForDepthEstimation)';
+      throw new Error(`the model benchmark needs a Python with torch and transformers for the reference: ${python}: ${why}; set GEO_DINO_TORCH_PYTHON to one that can`);
     }
     const threads = Number(arg(args, 'threads') ?? availableParallelism());
     const nTiles = Number(arg(args, 'tiles') ?? 2);

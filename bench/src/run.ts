@@ -9,6 +9,7 @@ import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
+import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   model: modelBench,
   pmtiles: pmtilesBench,
   serve: serveBench,
+  shards: shardsBench,
   tiler: tilerBench,
 };
 

@@ -24,7 +24,7 @@ computed by transformers' own code.
 
 Rerun (about 20 s on 2 cores), from the repository root:
 
-    /work/venv/bin/python notebooks/reference/make_model_fixtures.py --out test/fixtures/model
+    ${GEO_DINO_TORCH_PYTHON:-python3} notebooks/reference/make_model_fixtures.py --out test/fixtures/model
 
 Requirements: PyPI torch, transformers >= 5 (CHMv2ForDepthEstimation, DINOv3ViTBackbone),
 safetensors, numpy. The outputs are deterministic for a given seed and library versions; the

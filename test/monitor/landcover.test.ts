@@ -238,7 +238,10 @@ from osgeo import gdal
 a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2]); ga = a.GetGeoTransform(); gb = b.GetGeoTransform()
 dx = (ga[0] - gb[0]) / gb[1]; dy = (ga[3] - gb[3]) / gb[5]
 assert abs(dx - round(dx)) < 1e-6 and abs(dy - round(dy)) < 1e-6 and ga[1] == gb[1] and ga[5] == gb[5]
-A = a.ReadAsArray(); B = b.ReadAsArray(int(round(dx)), int(round(dy)), a.RasterXSize, a.RasterYSize); m = A != 0
+dx = int(round(dx)); dy = int(round(dy))
+# The overlap of the two grids (the run's grid is snapped outwards to the global tile lattice).
+ax0 = max(0, -dx); ay0 = max(0, -dy); ax1 = min(a.RasterXSize, b.RasterXSize - dx); ay1 = min(a.RasterYSize, b.RasterYSize - dy)
+A = a.ReadAsArray(ax0, ay0, ax1 - ax0, ay1 - ay0); B = b.ReadAsArray(ax0 + dx, ay0 + dy, ax1 - ax0, ay1 - ay0); m = A != 0
 print(json.dumps({'agree': float((A[m] == B[m]).mean()), 'pixels': int(m.sum())}))
 `,
       [join(runLocal.dir, 'landcover.tif'), join(root, 'labels.tif')],

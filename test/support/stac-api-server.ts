@@ -1,24 +1,24 @@
 /**
  * A real STAC API server on loopback for tests: `rustac serve` (stac-utils/rustac, from PyPI),
  * either with its in-memory backend or on pgstac (PostgreSQL + PostGIS from apt, schema installed
- * by pypgstac). `.ci/run` installs the tools into a virtualenv outside the repository:
- * `$GEO_DINO_STAC_TOOLS` (default `~/.cache/geo-dino-tools/stac-venv`).
+ * by pypgstac). `npm test` / `npm run test:tools` installs the tools (test/tools/tools.mjs): rustac
+ * and pypgstac into a virtualenv outside the repository (`$GEO_DINO_STAC_TOOLS`, by default
+ * `$GEO_DINO_TOOLS/stac-api@<version>`), PostgreSQL + PostGIS from apt.
  *
  * A missing tool fails the test with the reason (requireTool); nothing skips silently.
  * Servers and the database cluster are stopped by PID in `stop()`.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { requireTool } from './tools.js';
+import { INSTALL_HINT, pgBinDir as pgBin, requireTool, stacTools } from './tools.js';
 
 const run = promisify(execFile);
 
-export const STAC_TOOLS = process.env['GEO_DINO_STAC_TOOLS'] ?? join(homedir(), '.cache', 'geo-dino-tools', 'stac-venv');
-const HINT = 'run .ci/run (it installs rustac and pypgstac into $GEO_DINO_STAC_TOOLS, and postgresql + postgis from apt)';
+export const STAC_TOOLS = stacTools();
 
 export interface StacApiServer {
   url: string;
@@ -41,12 +41,9 @@ export function freePort(): Promise<number> {
 }
 
 function pgBinDir(): string {
-  const env = process.env['GEO_DINO_PG_BIN'];
-  if (env) return env;
-  const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  if (versions.length === 0) throw new Error(`PostgreSQL not found under ${base}; ${HINT}`);
-  return join(base, versions[0]!, 'bin');
+  const bin = pgBin();
+  if (!bin) throw new Error(`PostgreSQL not found under /usr/lib/postgresql; ${INSTALL_HINT}`);
+  return bin;
 }
 
 async function waitForHttp(url: string, proc: ChildProcess, logs: () => string, timeoutMs = 90_000): Promise<void> {
@@ -78,7 +75,7 @@ function stopProcess(proc: ChildProcess): Promise<void> {
 
 function startRustac(args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; logs: () => string } {
   const rustac = join(STAC_TOOLS, 'bin', 'rustac');
-  requireTool(rustac, ['--version'], HINT);
+  requireTool(rustac, ['--version']);
   let out = '';
   const proc = spawn(rustac, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
@@ -107,10 +104,10 @@ export async function startMemoryStacApi(hrefs: readonly string[]): Promise<Stac
  */
 export async function startPgstacStacApi(hrefs: readonly string[]): Promise<StacApiServer> {
   const bin = pgBinDir();
-  requireTool(join(bin, 'initdb'), ['--version'], HINT);
+  requireTool(join(bin, 'initdb'), ['--version']);
   const pypgstac = join(STAC_TOOLS, 'bin', 'pypgstac');
   const python = join(STAC_TOOLS, 'bin', 'python');
-  requireTool(python, ['-c', 'import pypgstac, psycopg'], HINT);
+  requireTool(python, ['-c', 'import pypgstac, psycopg']);
   const asRoot = process.getuid?.() === 0;
   const dir = mkdtempSync(join(tmpdir(), 'geo-dino-pgstac-'));
   const data = join(dir, 'data');

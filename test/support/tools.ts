@@ -1,13 +1,15 @@
 /**
- * External tools some tests use as oracles (GDAL, redis-server, chromium, go-pmtiles).
- * `.ci/run` installs them. A missing tool fails the test with the reason; nothing skips silently.
+ * External tools some tests use as oracles (GDAL, redis-server, chromium, go-pmtiles, ...).
+ * `test/tools/tools.mjs` lists them, with where they are installed; `npm test` (and
+ * `npm run test:tools`) installs what is missing first. A missing tool fails the test with the
+ * reason; nothing skips silently.
  */
 import { execFileSync } from 'node:child_process';
+import { GDAL_PYTHON, INSTALL_HINT } from '../tools/tools.mjs';
 
-/** The Python that has GDAL's `osgeo` bindings (Debian's, not pyenv's). */
-export const GDAL_PYTHON = process.env['GEO_DINO_GDAL_PYTHON'] ?? '/usr/bin/python3';
+export { CHROMIUM, GDAL_PYTHON, INSTALL_HINT, pgBinDir, pmtilesCli, stacTools } from '../tools/tools.mjs';
 
-export function requireTool(cmd: string, args: readonly string[] = ['--version'], hint = 'run .ci/run or install it'): void {
+export function requireTool(cmd: string, args: readonly string[] = ['--version'], hint = INSTALL_HINT): void {
   try {
     execFileSync(cmd, [...args], { stdio: 'ignore', timeout: 30_000 });
   } catch (err) {
@@ -16,6 +18,6 @@ export function requireTool(cmd: string, args: readonly string[] = ['--version']
 }
 
 export function requireGdal(): void {
-  requireTool('gdalinfo', ['--version'], 'install gdal-bin python3-gdal (apt), as .ci/run does');
-  requireTool(GDAL_PYTHON, ['-c', 'from osgeo import gdal'], 'install python3-gdal (apt), as .ci/run does');
+  requireTool('gdalinfo', ['--version']);
+  requireTool(GDAL_PYTHON, ['-c', 'from osgeo import gdal']);
 }

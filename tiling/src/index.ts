@@ -28,9 +28,11 @@ export * from './raster/types.js';
 export * from './raster/source.js';
 export * from './raster/rgb.js';
 export * from './raster/footprint.js';
+export * from './raster/mosaic.js';
 // Grids, layouts, warping, tile streams.
 export * from './grid/polygon-raster.js';
 export * from './grid/grid.js';
+export * from './grid/shards.js';
 export * from './warp/warp.js';
 export * from './warp/step.js';
 export * from './warp/tile-stream.js';

@@ -33,6 +33,11 @@ export interface RunInfo {
   bbox: [number, number, number, number] | null;
   layers: LayerInfo[];
   files: { chm: boolean; landcover: boolean; provenance: boolean; item: boolean; run: boolean };
+  /**
+   * The rasters holding the heights: `chm.tif`, or for a sharded run one VRT per UTM zone
+   * (`chm-37S.vrt`, …), west to east.
+   */
+  chmRasters?: string[];
   model: string | null;
 }
 

@@ -154,8 +154,9 @@ async function describeRun(root: string, dir: string, names: Set<string>, log: L
     area: aoi,
     bbox,
     layers,
+    chmRasters: names.has('chm.tif') ? ['chm.tif'] : [...names].filter((n) => /^chm-[A-Za-z0-9]+\.vrt$/.test(n)).sort(),
     files: {
-      chm: names.has('chm.tif'),
+      chm: names.has('chm.tif') || [...names].some((n) => /^chm-[A-Za-z0-9]+\.vrt$/.test(n)),
       landcover: names.has('landcover.tif'),
       provenance: names.has('provenance.geojson'),
       item: names.has('item.json'),
@@ -199,10 +200,11 @@ export async function discoverRuns(rootReal: string, log: Logger): Promise<RunIn
       continue;
     }
     const files = new Set<string>();
+    const children: { dir: string; depth: number }[] = [];
     for (const e of entries) {
       if (!NAME.test(e.name)) continue;
       if (e.isFile()) files.add(e.name);
-      else if (e.isDirectory() && depth < MAX_DEPTH && e.name !== 'node_modules') queue.push({ dir: join(dir, e.name), depth: depth + 1 });
+      else if (e.isDirectory() && depth < MAX_DEPTH && e.name !== 'node_modules') children.push({ dir: join(dir, e.name), depth: depth + 1 });
       else if (e.isSymbolicLink()) {
         // Follow links only when they stay inside the root.
         try {
@@ -210,7 +212,7 @@ export async function discoverRuns(rootReal: string, log: Logger): Promise<RunIn
           if (!real.startsWith(rootReal + sep)) continue;
           const st = await stat(real);
           if (st.isFile()) files.add(e.name);
-          else if (st.isDirectory() && depth < MAX_DEPTH) queue.push({ dir: join(dir, e.name), depth: depth + 1 });
+          else if (st.isDirectory() && depth < MAX_DEPTH) children.push({ dir: join(dir, e.name), depth: depth + 1 });
         } catch {
           continue;
         }
@@ -218,6 +220,8 @@ export async function discoverRuns(rootReal: string, log: Logger): Promise<RunIn
     }
     const isRun = files.has('run.json') || files.has('chm.tif') || [...files].some((f) => f.endsWith('.pmtiles'));
     if (isRun) runs.push(await describeRun(rootReal, dir, files, log));
+    // A run's own folders (the shards of a sharded run) are parts of it, not runs.
+    if (!files.has('run.json')) queue.push(...children);
   }
   runs.sort((a, b) => (a.datetime ?? '').localeCompare(b.datetime ?? '') || a.id.localeCompare(b.id));
   groupRuns(runs);

@@ -66,6 +66,17 @@ const DATA_EXTENSIONS = new Set(['.pmtiles', '.tif', '.tiff', '.json', '.geojson
 const VIEWER_EXTENSIONS = new Set(['.html', '.js', '.mjs', '.css', '.svg', '.png', '.ico', '.woff2', '.map', '.txt', '.json']);
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
+/**
+ * The raster of a run's heights for a place: chm.tif, or for a sharded run the VRT of the UTM zone
+ * (and hemisphere) of that place, else the first zone's.
+ */
+export function chmRasterFor(run: RunInfo, [lon, lat]: [number, number]): string {
+  const names = run.chmRasters ?? ['chm.tif'];
+  if (names.length <= 1) return names[0] ?? 'chm.tif';
+  const zone = `${Math.min(60, Math.max(1, Math.floor((lon + 180) / 6) + 1))}${lat >= 0 ? 'N' : 'S'}`;
+  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
+}
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
@@ -234,12 +245,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const lat = queryNumber(q, 'lat', -90, 90);
     const dir = runDir(rootReal, run);
     const out: PointResponse = { run: run.id, lon, lat, inside: false, pixel: null, height_m: null, uncertainty_m: null, scene: null };
-    if (run.files.chm) {
-      const v = await valueAt(await rasters.get(join(dir, 'chm.tif')), lon, lat, [0, 1]);
+    for (const name of run.files.chm ? (run.chmRasters ?? ['chm.tif']) : []) {
+      // A sharded run: the first zone whose grid holds the point.
+      const v = await valueAt(await rasters.get(join(dir, name)), lon, lat, [0, 1]);
+      if (!v.inside && name !== run.chmRasters?.at(-1)) continue;
       out.inside = v.inside;
       out.pixel = v.inside && v.col !== null && v.row !== null ? { col: v.col, row: v.row } : null;
       out.height_m = v.values[0] ?? null;
       out.uncertainty_m = v.values[1] ?? null;
+      break;
     }
     if (run.files.landcover) {
       const v = await valueAt(await rasters.get(join(dir, 'landcover.tif')), lon, lat, [0]);
@@ -274,7 +288,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     try {
       const ac = new AbortController();
       res.on('close', () => ac.abort());
-      const s = await polygonStats(await rasters.get(join(runDir(rootReal, run), 'chm.tif')), aoi, { maxPixels: maxStatsPixels }, ac.signal);
+      const s = await polygonStats(await rasters.get(join(runDir(rootReal, run), chmRasterFor(run, aoi.centroid))), aoi, { maxPixels: maxStatsPixels }, ac.signal);
       const body: StatsResponse = { run: run.id, polygon: { areaM2: aoi.areaM2, vertices, bbox: aoi.bbox }, ...s };
       sendJson(res, 200, body);
     } finally {

@@ -19,12 +19,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunningServer, type StatsResponse } from '@geo-dino/server';
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
-import { GDAL_PYTHON, requireGdal, requireTool } from '../../../test/support/tools.js';
+import { CHROMIUM, GDAL_PYTHON, requireGdal, requireTool } from '../../../test/support/tools.js';
 import { runCli } from '../../../test/support/cli.js';
 
 const VIEWER = fileURLToPath(new URL('..', import.meta.url));
 const ORACLE = fileURLToPath(new URL('../../../test/support/gdal-oracle.py', import.meta.url));
-const CHROMIUM = process.env['GEO_DINO_CHROMIUM'] ?? '/usr/bin/chromium';
 const BACKGROUND = [0x1d, 0x22, 0x26];
 
 const base = mkdtempSync(join(tmpdir(), 'gd-viewer-'));
@@ -96,7 +95,7 @@ async function pixels(points: { x: number; y: number }[]): Promise<[number, numb
 const dist = (a: readonly number[], b: readonly number[]): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
 
 beforeAll(async () => {
-  requireTool(CHROMIUM, ['--version'], 'install Debian chromium (apt), as .ci/run does');
+  requireTool(CHROMIUM, ['--version']);
   ensureViewerBuilt();
   fx = await makeFixtureRoot(join(base, 'served'));
   server = await startServer({ root: fx.root, port: 0, viewerDir: join(VIEWER, 'dist') });

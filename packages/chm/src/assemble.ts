@@ -26,26 +26,18 @@ import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJso
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
 import { portableHref, writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
-import { Stitcher } from '@geo-dino/stitcher';
-import { LruCache, NO_SOURCE, createCogWriter, crsLabel } from '@geo-dino/tiling';
+import { LruCache, crsLabel } from '@geo-dino/tiling';
 import { layoutOf, planHasTile, planTileIds } from './plan.js';
-import { ProvenanceBuilder } from './provenance.js';
+import type { ProvenanceCollection } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
-import { ClassMapLayer, chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
-import { ImageryLayer, tileWindowOverlap, type ImageryMosaic } from './imagery.js';
+import { chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
+import { BandAccumulator, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
+import { ImageryLayer, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 
 export const DEFAULT_CHUNK_WIDTH = 4096;
 
-export interface BandStats {
-  minimum: number;
-  maximum: number;
-  mean: number;
-  stddev: number;
-  count: number;
-  valid_percent: number;
-}
 
 export interface AssembleOptions extends CommonOptions {
   /** The run directory to create (renamed into place when complete). */
@@ -86,34 +78,6 @@ export interface AssembleResult {
   seconds: number;
 }
 
-class Acc {
-  n = 0;
-  sum = 0;
-  sumSq = 0;
-  min = Infinity;
-  max = -Infinity;
-  add(v: number): void {
-    this.n++;
-    this.sum += v;
-    this.sumSq += v * v;
-    if (v < this.min) this.min = v;
-    if (v > this.max) this.max = v;
-  }
-  stats(total: number): BandStats | null {
-    if (this.n === 0) return null;
-    const mean = this.sum / this.n;
-    const round = (v: number): number => Math.round(v * 1e4) / 1e4;
-    return {
-      minimum: round(this.min),
-      maximum: round(this.max),
-      mean: round(mean),
-      stddev: round(Math.sqrt(Math.max(0, this.sumSq / this.n - mean * mean))),
-      count: this.n,
-      valid_percent: round((100 * this.n) / total),
-    };
-  }
-}
-
 /**
  * Peak resident memory of this process (worker threads included). Linux: VmHWM of
  * /proc/self/status, the high-water mark of this program's own address space; getrusage's maxrss
@@ -142,13 +106,13 @@ export function onnxruntimeVersion(): string | null {
   return ortVersion;
 }
 
-function gridCode(plan: RunPlan): { code: string | null; wkt2?: string } {
+export function gridCode(plan: RunPlan): { code: string | null; wkt2?: string } {
   const c = plan.grid.crs;
   return c.epsg !== null ? { code: `EPSG:${c.epsg}` } : { code: null, wkt2: c.definition ?? c.name };
 }
 
 /** The part of the AOI the run mapped (AOI ∩ provenance), falling back to the AOI. */
-function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolygonCoords {
+export function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolygonCoords {
   try {
     const covered = intersection(plan.aoi.geometry, union(...parts));
     if (covered.length) return parseAoi({ type: 'MultiPolygon', coordinates: covered }, 'mapped area').geometry;
@@ -158,7 +122,7 @@ function mappedFootprint(plan: RunPlan, parts: MultiPolygonCoords[]): MultiPolyg
   return plan.aoi.geometry;
 }
 
-async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
+export async function listFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
   const out: { name: string; bytes: number }[] = [];
   for (const name of (await readdir(dir)).sort()) {
     const st = await stat(join(dir, name));
@@ -191,6 +155,147 @@ export async function moveIntoPlace(staging: string, out: string, replace: boole
   }
 }
 
+/** A pixel window of a zone grid (a shard, or the whole grid). */
+export interface PixelWindow {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The plan of a window of a zone's grid: the same tiles, on a grid shifted to the window. */
+export function windowPlan(plan: RunPlan, w: PixelWindow): RunPlan {
+  const t = plan.grid.transform;
+  const gsd = plan.grid.gsd;
+  if (w.x === 0 && w.y === 0 && w.width === plan.grid.width && w.height === plan.grid.height) return plan;
+  return { ...plan, grid: { ...plan.grid, width: w.width, height: w.height, transform: [t[0] + w.x * gsd, t[1], t[2], t[3] - w.y * gsd, t[4], t[5]] } };
+}
+
+/** What blending a window wrote into its directory. */
+export interface WindowRasters {
+  width: number;
+  height: number;
+  bandNames: string[];
+  stats: BandAccumulator[];
+  validPixels: number;
+  provenance: ProvenanceCollection;
+  classMaps: ClassMapResult[];
+  mosaic: ImageryMosaic | null;
+}
+
+/** Read a stored tile (by id), from a cache, a feed or the store. */
+export type TileReader = (id: number) => Promise<TileRecord>;
+
+/** A tile reader over a store (and a feed while prediction runs), with a cache of decoded tiles. */
+export function tileReader(plan: RunPlan, store: TileStore, options: { feed?: TileFeed; chunkWidth?: number; cacheBytes?: number } = {}): TileReader {
+  const T = plan.tiling.tileSize;
+  const C = Math.min(options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, plan.grid.width);
+  // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
+  // Bytes per pixel: height 4, uncertainty 4, valid 1, source 2, imagery 3.
+  const cache = new LruCache<number, TileRecord>(options.cacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(C / plan.tiling.stride) + 2) * T * T * 14));
+  const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
+  return async (id) => {
+    const hit = cache.get(id);
+    if (hit) return hit;
+    const offered = options.feed ? await options.feed.wait(id) : null;
+    const r = offered ?? (await store.read(id));
+    if (!r) throw new GeoDinoError('E_INTERNAL', `${store.pathOf(id)}: tile disappeared from the store during assembly`);
+    cache.set(id, r, sizeOf(r));
+    return r;
+  };
+}
+
+/**
+ * Blend the stored tiles over a window of a zone's grid into `dir`: one layer per head (chm.tif,
+ * landcover.tif), the model's input mosaic when `imagery`, and the provenance, all driven alike
+ * (layers.ts). Tiles are shifted into the window, so a window's pixels equal the same pixels of
+ * the whole grid.
+ */
+export async function blendWindow(
+  zone: RunPlan,
+  win: PixelWindow,
+  dir: string,
+  readTile: TileReader,
+  options: { chunkWidth?: number; imagery: boolean; log?: Logger; signal?: AbortSignal; task?: { tick(): void } },
+): Promise<WindowRasters> {
+  const signal = options.signal;
+  const plan = windowPlan(zone, win);
+  const B = plan.tiling.blockSize;
+  const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
+  if (!Number.isInteger(C) || C < B || C % B !== 0) throw new GeoDinoError('E_ARGUMENT', `--chunk-width: must be a multiple of ${B} (got ${C})`, { details: { field: '--chunk-width' } });
+  const { width: W, height: H } = plan.grid;
+  const T = plan.tiling.tileSize;
+  const stride = plan.tiling.stride;
+  const layout = layoutOf(zone);
+  await ensureDir(dir);
+  const opts = { ...(options.log ? { log: options.log } : {}), ...(signal ? { signal } : {}) };
+  const heads = await openHeadLayers(plan, dir, opts);
+  let imagery: ImageryLayer | null = null;
+  try {
+    imagery = options.imagery ? await ImageryLayer.open(plan, dir, opts) : null;
+  } catch (err) {
+    await Promise.all([heads.height, ...heads.classMaps].map((l) => l.abort().catch(() => undefined)));
+    throw err;
+  }
+  const provenance = new ProvenanceLayer(plan);
+  // Provenance and imagery take each pixel from the same tile: the last one valid there.
+  const layers: WindowLayer[] = [heads.height, ...heads.classMaps, ...(imagery ? [imagery] : []), provenance];
+  const shifted = async (id: number): Promise<TileRecord> => {
+    const r = await readTile(id);
+    return win.x === 0 && win.y === 0 ? r : { ...r, spec: { ...r.spec, x: r.spec.x - win.x, y: r.spec.y - win.y } };
+  };
+  const blockRows = Math.ceil(H / B);
+  const chunks = Math.ceil(W / C);
+  try {
+    for (let br = 0; br < blockRows; br++) {
+      const y0 = br * B;
+      const rows = Math.min(B, H - y0);
+      const i0 = Math.max(0, Math.ceil((win.y + y0 - T + 1) / stride));
+      const i1 = Math.min(layout.rows - 1, Math.floor((win.y + y0 + rows - 1) / stride));
+      for (const l of layers) l.beginRow?.(y0, rows);
+      for (let ch = 0; ch < chunks; ch++) {
+        throwIfAborted(signal);
+        const cx0 = ch * C;
+        const cw = Math.min(C, W - cx0);
+        const j0 = Math.max(0, Math.ceil((win.x + cx0 - T + 1) / stride));
+        const j1 = Math.min(layout.cols - 1, Math.floor((win.x + cx0 + cw - 1) / stride));
+        const ids: number[] = [];
+        for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(zone, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
+        for (const l of layers) l.begin(cw, rows);
+        // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
+        const ahead: Promise<TileRecord>[] = [];
+        let k = 0;
+        const pump = (): void => {
+          while (ahead.length < 4 && k < ids.length) {
+            const p = shifted(ids[k++]!);
+            p.catch(() => undefined);
+            ahead.push(p);
+          }
+        };
+        pump();
+        while (ahead.length) {
+          const rec = await ahead.shift()!;
+          pump();
+          if (rec.empty) continue;
+          for (const l of layers) l.add(rec, cx0, y0);
+        }
+        for (const l of layers) await l.end(br, cx0);
+        options.task?.tick();
+      }
+      for (const l of layers) l.endRow?.();
+    }
+    const height = await heads.height.close();
+    const classMaps: ClassMapResult[] = [];
+    for (const l of heads.classMaps) classMaps.push(await l.close());
+    const mosaic = imagery ? await imagery.close() : null;
+    const prov = await provenance.close();
+    return { width: W, height: H, bandNames: height.bandNames, stats: height.stats, validPixels: height.stats[0]!.n, provenance: prov, classMaps, mosaic };
+  } catch (err) {
+    await Promise.all(layers.map((l) => l.abort().catch(() => undefined)));
+    throw err;
+  }
+}
+
 /** Assemble a run's outputs from its complete tile store (see the module comment). */
 export async function assembleRun(plan: RunPlan, store: TileStore, options: AssembleOptions): Promise<AssembleResult> {
   const t0 = performance.now();
@@ -199,12 +304,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
   const signal = options.signal;
   const out = options.out;
   const staging = options.staging ?? join(dirname(out), `.${basename(out)}.staging`);
-  const B = plan.tiling.blockSize;
-  const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
-  if (!Number.isInteger(C) || C < B || C % B !== 0) throw new GeoDinoError('E_ARGUMENT', `--chunk-width: must be a multiple of ${B} (got ${C})`, { details: { field: '--chunk-width' } });
   const { width: W, height: H } = plan.grid;
-  const T = plan.tiling.tileSize;
-  const stride = plan.tiling.stride;
   const layout = layoutOf(plan);
 
   // Every planned tile must be in the store (or on its way, with a feed).
@@ -225,161 +325,27 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
 
   await rm(staging, { recursive: true, force: true });
   await ensureDir(staging);
-  const bandNames = plan.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
-  const nb = bandNames.length;
-  // Uncertainty is blended as the spread of the overlapping tiles' mixture, not as a mean of σ.
-  const spread = nb === 2 ? { mean: bandNames.indexOf('height'), std: bandNames.indexOf('uncertainty') } : null;
-  const demoTag = plan.demo ? 'YES' : 'NO';
-  const cog = await createCogWriter(join(staging, 'chm.tif'), {
-    width: W,
-    height: H,
-    bands: nb,
-    dtype: 'float32',
-    blockSize: B,
-    nodata: NODATA,
-    crs: plan.grid.crs,
-    transform: plan.grid.transform,
-    bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
-    bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution (of the blended mixture where tiles overlap)' })),
-    bandUnits: bandNames.map(() => 'm'),
-    statistics: true,
-    overviewResampling: 'average',
-    metadata: {
-      GEO_DINO_VERSION,
-      GEO_DINO_MODEL: plan.model.name,
-      GEO_DINO_WEIGHTS_SHA256: plan.model.weightsSha256,
-      GEO_DINO_DEMO: demoTag,
-      GEO_DINO_CONFIG_HASH: plan.configHash,
-      ...(plan.demo ? { GEO_DINO_WARNING: 'DEMO: random-weight model, heights are not real canopy heights' } : {}),
-    },
-    log,
-    ...(signal ? { signal } : {}),
-  });
-
-  // Land-cover (class) maps blended beside the heights, window by window (extra-heads.ts).
-  const classLayers = await ClassMapLayer.openAll(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
-    await cog.abort();
-    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
-  });
-  // The model's input imagery on the same grid, for imagery.pmtiles (imagery.ts).
-  const imagery =
-    options.webTiles === false
-      ? null
-      : await ImageryLayer.open(plan, staging, { log, ...(signal ? { signal } : {}) }).catch(async (err: unknown) => {
-          await cog.abort();
-          await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
-          await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-          throw err;
-        });
-  let mosaic: ImageryMosaic | null = null;
-  const classMaps: ClassMapResult[] = [];
-  const stats = bandNames.map(() => new Acc());
-  const provenance = new ProvenanceBuilder(plan, B);
-  // Tiles are read again for the next block row: keep two rows of a chunk's tiles (≤ 64 MiB).
-  // Bytes per pixel: height 4, uncertainty 4, valid 1, source 2, imagery 3.
-  const tileBytes = T * T * 14;
-  const cache = new LruCache<number, TileRecord>(options.tileCacheBytes ?? Math.min(64 * 1024 * 1024, 2 * (Math.ceil(Math.min(C, W) / stride) + 2) * tileBytes));
-  const sizeOf = (r: TileRecord): number => 256 + Object.values(r.planes).reduce((s, p) => s + p.byteLength, 0);
-  const readTile = async (id: number): Promise<TileRecord> => {
-    const hit = cache.get(id);
-    if (hit) return hit;
-    const offered = options.feed ? await options.feed.wait(id) : null;
-    const r = offered ?? (await store.read(id));
-    if (!r) throw new GeoDinoError('E_INTERNAL', `${store.pathOf(id)}: tile disappeared from the store during assembly`);
-    cache.set(id, r, sizeOf(r));
-    return r;
-  };
-
-  const blockRows = Math.ceil(H / B);
-  const chunks = Math.ceil(W / C);
+  const B = plan.tiling.blockSize;
+  const C = chunkWidthWithExtraHeads(plan, options.chunkWidth ?? DEFAULT_CHUNK_WIDTH, B);
   // With a feed, blending follows prediction, whose progress is the one shown.
-  const task = (options.feed ? silentProgress : progress).start('blending', { total: blockRows * chunks, unit: 'windows' });
+  const task = (options.feed ? silentProgress : progress).start('blending', { total: Math.ceil(H / B) * Math.ceil(W / C), unit: 'windows' });
+  let rasters: WindowRasters;
   try {
-    for (let br = 0; br < blockRows; br++) {
-      const y0 = br * B;
-      const rows = Math.min(B, H - y0);
-      const i0 = Math.max(0, Math.ceil((y0 - T + 1) / stride));
-      const i1 = Math.min(layout.rows - 1, Math.floor((y0 + rows - 1) / stride));
-      provenance.beginRow(y0, rows);
-      for (let ch = 0; ch < chunks; ch++) {
-        throwIfAborted(signal);
-        const cx0 = ch * C;
-        const cw = Math.min(C, W - cx0);
-        const j0 = Math.max(0, Math.ceil((cx0 - T + 1) / stride));
-        const j1 = Math.min(layout.cols - 1, Math.floor((cx0 + cw - 1) / stride));
-        const ids: number[] = [];
-        for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) ids.push(i * layout.cols + j);
-        const stitcher = new Stitcher({ width: cw, height: rows, bands: nb, blockSize: B, tileSize: T, overlap: plan.tiling.overlap, window: plan.tiling.window, nodata: NODATA, spread });
-        for (const l of classLayers) l.begin(cw, rows);
-        imagery?.begin(cw, rows);
-        const source = new Uint16Array(cw * rows).fill(NO_SOURCE);
-        // Read a few tiles ahead, add them in row-major order (the stitcher wants non-decreasing y).
-        const ahead: Promise<TileRecord>[] = [];
-        let k = 0;
-        const pump = (): void => {
-          while (ahead.length < 4 && k < ids.length) {
-            const p = readTile(ids[k++]!);
-            p.catch(() => undefined);
-            ahead.push(p);
-          }
-        };
-        pump();
-        while (ahead.length) {
-          const rec = await ahead.shift()!;
-          pump();
-          if (rec.empty) continue;
-          const valid = rec.planes['valid'] as Uint8Array;
-          stitcher.add({
-            x: rec.spec.x - cx0,
-            y: rec.spec.y - y0,
-            width: rec.spec.width,
-            height: rec.spec.height,
-            bands: bandNames.map((n) => rec.planes[n] as Float32Array),
-            valid,
-          });
-          for (const l of classLayers) l.add(rec, cx0, y0);
-          // Provenance and imagery take each pixel from the same tile: the last one valid there.
-          imagery?.add(rec, cx0, y0);
-          const src = rec.planes['source'] as Uint16Array;
-          const { xa, xb, ya, yb } = tileWindowOverlap(rec.spec, cx0, y0, cw, rows);
-          for (let y = ya; y < yb; y++) {
-            const t = (y + y0 - rec.spec.y) * rec.spec.width - rec.spec.x + cx0;
-            const o = y * cw;
-            for (let x = xa; x < xb; x++) if (valid[t + x]) source[o + x] = src[t + x]!;
-          }
-        }
-        for (const blk of stitcher.finish()) {
-          for (let b = 0; b < nb; b++) {
-            const a = blk.bands[b]!;
-            const acc = stats[b]!;
-            for (let y = 0; y < blk.height; y++) {
-              for (let x = 0; x < blk.width; x++) {
-                const v = a[y * B + x]!;
-                if (v !== NODATA) acc.add(v);
-              }
-            }
-          }
-          await cog.writeBlock(blk.col + cx0 / B, br, blk.bands);
-        }
-        for (const l of classLayers) await l.end(br, cx0);
-        await imagery?.end(br, cx0);
-        provenance.addWindow(cx0, cw, rows, source);
-        task.tick();
-      }
-      provenance.endRow();
-    }
+    rasters = await blendWindow(plan, { x: 0, y: 0, width: W, height: H }, staging, tileReader(plan, store, { ...(options.feed ? { feed: options.feed } : {}), ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}), ...(options.tileCacheBytes !== undefined ? { cacheBytes: options.tileCacheBytes } : {}) }), {
+      ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
+      imagery: options.webTiles !== false,
+      log,
+      ...(signal ? { signal } : {}),
+      task,
+    });
     task.finish();
-    await cog.close();
-    for (const l of classLayers) classMaps.push(await l.close());
-    mosaic = imagery ? await imagery.close() : null;
   } catch (err) {
-    await cog.abort();
-    await Promise.all(classLayers.map((l) => l.abort().catch(() => undefined)));
-    await imagery?.abort().catch(() => undefined);
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
+  const { bandNames, classMaps, mosaic } = rasters;
+  const stats = rasters.stats;
+  const prov = rasters.provenance;
 
   try {
     const total = W * H;
@@ -388,7 +354,6 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     if (validPixels === 0) {
       throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
     }
-    const prov = provenance.finish();
     // Portable hrefs: local scenes and items relative to the run directory, URLs kept.
     for (const f of prov.features) {
       f.properties.href = portableHref(f.properties.href, options.out);

@@ -22,12 +22,15 @@ export interface ExecutionSettings {
   device: Device;
   workers: number;
   threads: number;
+  /** GPUs, one session worker each (`--device cuda:0,cuda:1`). */
+  deviceIds?: number[];
 }
 
-export function executionFor(device: Device, requested: { workers?: number; threads?: number } = {}, cores = availableParallelism()): ExecutionSettings {
+export function executionFor(device: Device, requested: { workers?: number; threads?: number; deviceIds?: readonly number[] } = {}, cores = availableParallelism()): ExecutionSettings {
   return {
     device,
-    workers: requested.workers ?? 1,
+    ...(requested.deviceIds?.length ? { deviceIds: [...requested.deviceIds] } : {}),
+    workers: requested.workers ?? Math.max(1, requested.deviceIds?.length ?? 1),
     threads: requested.threads ?? (cores >= 8 ? cores - 1 : Math.max(1, cores)),
   };
 }

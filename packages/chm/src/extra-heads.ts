@@ -199,44 +199,34 @@ export class ClassMapLayer {
     this.counts = new Array<number>(this.K).fill(0);
   }
 
-  /** One layer per land-cover head of the plan, writing into `dir`. */
-  static async openAll(plan: RunPlan, dir: string, options: { log?: Logger; signal?: AbortSignal } = {}): Promise<ClassMapLayer[]> {
-    const layers: ClassMapLayer[] = [];
-    try {
-      for (const h of extraHeadsOf(plan)) {
-        if (h.kind !== 'land-cover') continue;
-        const s = h.spec;
-        const cog = await createCogWriter(join(dir, LANDCOVER_FILE), {
-          width: plan.grid.width,
-          height: plan.grid.height,
-          bands: 1,
-          dtype: 'uint8',
-          blockSize: plan.tiling.blockSize,
-          nodata: s.nodata,
-          crs: plan.grid.crs,
-          transform: plan.grid.transform,
-          bandDescriptions: ['land_cover'],
-          colorTable: classColorTable(s.classes, s.nodata),
-          overviewResampling: 'mode',
-          metadata: {
-            GEO_DINO_VERSION,
-            GEO_DINO_MODEL: plan.model.name,
-            GEO_DINO_WEIGHTS_SHA256: plan.model.weightsSha256,
-            GEO_DINO_LANDCOVER_HEAD_SHA256: s.sha256,
-            GEO_DINO_DEMO: plan.demo ? 'YES' : 'NO',
-            GEO_DINO_CONFIG_HASH: plan.configHash,
-            GEO_DINO_CLASSES: JSON.stringify(s.classes.map((c) => ({ value: c.value, name: c.name, color: c.color }))),
-          },
-          ...(options.log ? { log: options.log } : {}),
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        layers.push(new ClassMapLayer(plan, h, cog));
-      }
-    } catch (err) {
-      await Promise.all(layers.map((l) => l.abort()));
-      throw err;
-    }
-    return layers;
+  /** The layer of one land-cover head of the plan, writing landcover.tif into `dir`. */
+  static async open(plan: RunPlan, h: PlannedHead & { spec: ExtraHeadSpec }, dir: string, options: { log?: Logger; signal?: AbortSignal } = {}): Promise<ClassMapLayer> {
+    const s = h.spec;
+    const cog = await createCogWriter(join(dir, LANDCOVER_FILE), {
+      width: plan.grid.width,
+      height: plan.grid.height,
+      bands: 1,
+      dtype: 'uint8',
+      blockSize: plan.tiling.blockSize,
+      nodata: s.nodata,
+      crs: plan.grid.crs,
+      transform: plan.grid.transform,
+      bandDescriptions: ['land_cover'],
+      colorTable: classColorTable(s.classes, s.nodata),
+      overviewResampling: 'mode',
+      metadata: {
+        GEO_DINO_VERSION,
+        GEO_DINO_MODEL: plan.model.name,
+        GEO_DINO_WEIGHTS_SHA256: plan.model.weightsSha256,
+        GEO_DINO_LANDCOVER_HEAD_SHA256: s.sha256,
+        GEO_DINO_DEMO: plan.demo ? 'YES' : 'NO',
+        GEO_DINO_CONFIG_HASH: plan.configHash,
+        GEO_DINO_CLASSES: JSON.stringify(s.classes.map((c) => ({ value: c.value, name: c.name, color: c.color }))),
+      },
+      ...(options.log ? { log: options.log } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return new ClassMapLayer(plan, h, cog);
   }
 
   /** Start a blending window of `width` × `rows` pixels (same windows as the heights). */

@@ -37,6 +37,17 @@ export class TileFeed {
     if (this.held.size > this.maxHeld) this.held.delete(this.held.keys().next().value!);
   }
 
+  /** Is the tile stored (before this run, or offered since, and not forgotten)? */
+  has(id: number): boolean {
+    return this.done.has(id);
+  }
+
+  /** A tile was deleted from the store (every shard it touches is written): stop tracking it. */
+  forget(id: number): void {
+    this.done.delete(id);
+    this.held.delete(id);
+  }
+
   /** Prediction failed: every wait rejects with `err`. */
   fail(err: unknown): void {
     this.failure ??= err;

@@ -12,3 +12,6 @@ export * from './feed.js';
 export * from './extra-heads.js';
 export * from './imagery.js';
 export * from './run.js';
+export * from './sharded.js';
+export * from './dry-run.js';
+export * from './layers.js';

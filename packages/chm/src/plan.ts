@@ -4,15 +4,45 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GEO_DINO_VERSION, GeoDinoError, silentLogger, throwIfAborted } from '@geo-dino/core';
-import { loadAoi, type Aoi } from '@geo-dino/geometry';
+import { GEO_DINO_VERSION, GeoDinoError, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
+import { loadAoi, parseAoi, type Aoi } from '@geo-dino/geometry';
 import { defaultDemoDir, ensureDemoModel, openModelDir, type ModelDir } from '@geo-dino/model';
-import { crsLabel, gridForAoi, lonLatToPixels, prepareWarpSource, TileLayout, type Grid, type TileSpec } from '@geo-dino/tiling';
+import {
+  alignedGrid,
+  checkShardSize,
+  crsLabel,
+  DEFAULT_BAND_SHARDS,
+  DEFAULT_SHARD_SIZE,
+  gridForAoi,
+  lonLatToPixels,
+  prepareWarpSource,
+  ShardGrid,
+  TileLayout,
+  zoneLabel,
+  zonePartsOf,
+  type Crs,
+  type Grid,
+  type ShardRef,
+  type TileSpec,
+} from '@geo-dino/tiling';
 import { hashFile, hashJson } from './hash.js';
 import { ensureDemoScene, DEMO_SCENE_SEED, DEMO_SCENE_SIZE } from './demo-scene.js';
 import { extraHeadsIdentity, plannedExtraHeads } from './extra-heads.js';
 import { resolveImagery, SourceOpener } from './sources.js';
-import { BLOCK_SIZE, NODATA, PLAN_FORMAT, PLAN_FORMAT_VERSION, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+import {
+  BLOCK_SIZE,
+  NODATA,
+  PLAN_FORMAT,
+  PLAN_FORMAT_VERSION,
+  RUN_PLAN_FORMAT,
+  RUN_PLAN_FORMAT_VERSION,
+  type ChmPlan,
+  type ChmRequest,
+  type CommonOptions,
+  type PlannedHead,
+  type PlannedSource,
+  type RunPlan,
+} from './types.js';
 
 /** Default provenance cell: one ViT patch (16 px, 9.6 m at 0.6 m). */
 export const DEFAULT_PROVENANCE_CELL = 16;
@@ -70,6 +100,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     overlap: request.overlap ?? null,
     blend: request.blend ?? 'raised-cosine',
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
+    shardSize: request.shardSize ?? DEFAULT_SHARD_SIZE,
     ...(extraHeadsIdentity(request) ? { extraHeads: extraHeadsIdentity(request) } : {}),
   });
 }
@@ -107,6 +138,8 @@ export function planHasTile(plan: RunPlan, layout: TileLayout, id: number): bool
 export interface PlanOptions extends CommonOptions {
   /** The model directory, when already opened. */
   modelDir?: ModelDir;
+  /** Accept a plan larger than `MAX_SHARDS_WITHOUT_FORCE`. */
+  force?: boolean;
 }
 
 /** The hash of a plan's output-defining content. */
@@ -121,8 +154,12 @@ export function configHashOf(plan: Omit<RunPlan, 'configHash' | 'requestHash'> |
 /**
  * Plan a run: resolve the model, the AOI, the scenes and the grid. Checks everything a user can
  * get wrong before any pixel is processed (AOI, imagery reachable and georeferenced, overlap).
+ *
+ * The AOI is split by UTM zone and hemisphere (unless `crs` is given); each part gets a grid on
+ * the global tile lattice of its zone, limited to the part ∩ the imagery, and the shards of the
+ * global shard grid that hold planned pixels (`@geo-dino/tiling` shards.ts).
  */
-export async function planRun(request: ChmRequest, options: PlanOptions = {}): Promise<RunPlan> {
+export async function planRun(request: ChmRequest, options: PlanOptions = {}): Promise<ChmPlan> {
   const log = options.log ?? silentLogger();
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
@@ -162,39 +199,145 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
     });
   }
   const overlap = request.overlap ?? Math.min(64, Math.max(0, tileSize / 2 - 2) & ~1);
-  const layout = gridForAoi(aoi, {
-    tileSize,
-    overlap,
-    ...(request.crs ? { crs: request.crs } : {}),
-    ...(request.gsd !== undefined ? { gsd: request.gsd } : {}),
-  });
-  const grid = layout.grid;
-  if (Math.abs(grid.gsd * grid.crs.metresPerUnit - modelGsd) / modelGsd > 0.25) {
-    log.warn({ gsd: grid.gsd, modelGsd }, `the output pixel size differs from the ${modelGsd} m the model was trained at; heights may be biased`);
+  const shardSize = checkShardSize(request.shardSize ?? DEFAULT_SHARD_SIZE);
+  const parts: { aoi: Aoi; crs: string | Crs | undefined }[] = [];
+  if (request.crs) parts.push({ aoi, crs: request.crs });
+  else {
+    for (const p of zonePartsOf(aoi.geometry)) {
+      let partAoi: Aoi;
+      try {
+        partAoi = parseAoi({ type: 'MultiPolygon', coordinates: p.geometry }, `${aoi.source} (zone ${p.zone})`);
+      } catch {
+        continue; // a sliver along a zone border with no area
+      }
+      parts.push({ aoi: partAoi, crs: p.crs });
+    }
   }
+  if (!parts.length) throw new GeoDinoError('E_BAD_AOI', `${aoi.source}: the AOI has no area in any UTM zone`, { details: { aoi: aoi.source } });
 
-  // Open every scene once: reachable, georeferenced, and where it falls on the grid.
   const opener = new SourceOpener(ctx, 16 * 1024 * 1024);
-  for (const s of resolved.sources) {
+  const zones: RunPlan[] = [];
+  let counted = 0;
+  for (const part of parts) {
     throwIfAborted(options.signal);
-    const raster = await opener.open(s);
+    // Without --force, counting stops as soon as the plan is over the limit (an absurd plan is
+    // refused in seconds, not after enumerating millions of shards).
+    const budget = options.force ? Infinity : MAX_SHARDS_WITHOUT_FORCE - counted;
+    const zone = await planZone(part.aoi, part.crs, { request, md, sources: resolved.sources, tileSize, overlap, shardSize, extraHeads, requestHash, opener, demoDatetime, log, signal: options.signal, shardBudget: budget });
+    if (zone) {
+      zones.push(zone);
+      counted += zone.shards.count;
+    }
+    if (counted > MAX_SHARDS_WITHOUT_FORCE && !options.force) break;
+  }
+  const tiles = zones.reduce((n, z) => n + z.tiling.tiles, 0);
+  const shards = zones.reduce((n, z) => n + z.shards.count, 0);
+  if (tiles === 0 || shards === 0) {
+    throw new GeoDinoError('E_NO_OVERLAP', `${aoi.source}: the AOI does not overlap the imagery (${resolved.sources.map((s) => s.id).slice(0, 5).join(', ')})`, {
+      details: { aoi: aoi.source },
+    });
+  }
+  if (shards > MAX_SHARDS_WITHOUT_FORCE && !options.force) {
+    throw new GeoDinoError(
+      'E_LIMIT',
+      `${aoi.source}: the plan has ${shards}${shards > MAX_SHARDS_WITHOUT_FORCE ? '+' : ''} shards and ${tiles} tiles (${(aoi.areaM2 / 1e6).toFixed(0)} km² at ${zones[0]!.grid.gsd} m, shards of ${shardSize} px); more than ${MAX_SHARDS_WITHOUT_FORCE} shards needs --force (check the AOI, or use a larger --shard-size)`,
+      { details: { shards, tiles } },
+    );
+  }
+  const plan: ChmPlan = {
+    format: RUN_PLAN_FORMAT,
+    formatVersion: RUN_PLAN_FORMAT_VERSION,
+    requestHash,
+    configHash: hashJson(zones.map((z) => z.configHash)),
+    geoDino: GEO_DINO_VERSION,
+    demo: md.meta.demo,
+    aoi: { source: aoi.source, geometry: aoi.geometry, areaM2: aoi.areaM2 },
+    shardSize,
+    layout: shards === 1 ? 'single' : 'sharded',
+    zones,
+    shards,
+    tiles,
+  };
+  log.info({ zones: zones.map((z) => z.shards.zone), shards, tiles, layout: plan.layout, scenes: resolved.sources.length, model: md.meta.name }, 'run planned');
+  return plan;
+}
+
+/** More shards than this (≈ 2.4 million km² at the default size and 0.6 m) need `force`. */
+export const MAX_SHARDS_WITHOUT_FORCE = 100_000;
+
+interface ZoneContext {
+  request: ChmRequest;
+  md: ModelDir;
+  sources: readonly PlannedSource[];
+  tileSize: number;
+  overlap: number;
+  shardSize: number;
+  extraHeads: PlannedHead[];
+  requestHash: string;
+  opener: SourceOpener;
+  demoDatetime: string | null;
+  log: Logger;
+  signal: AbortSignal | undefined;
+  /** Stop counting shards past this many (the plan is refused anyway). */
+  shardBudget: number;
+}
+
+/** Where each scene falls on a grid (pixel bbox), or null where it misses it. */
+async function sceneBoxes(sources: readonly PlannedSource[], grid: Grid, ctx: ZoneContext): Promise<PlannedSource[]> {
+  const out: PlannedSource[] = [];
+  for (const s of sources) {
+    throwIfAborted(ctx.signal);
+    const raster = await ctx.opener.open(s);
     try {
-      const warp = prepareWarpSource(raster, grid);
-      const fp = warp.footprint;
-      s.gridBbox = fp ? [Math.floor(fp[0]), Math.floor(fp[1]), Math.ceil(fp[2]), Math.ceil(fp[3])] : null;
+      const fp = prepareWarpSource(raster, grid).footprint;
+      const box: PlannedSource['gridBbox'] = fp ? [Math.floor(fp[0]), Math.floor(fp[1]), Math.ceil(fp[2]), Math.ceil(fp[3])] : null;
+      out.push({ ...s, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
     } finally {
       await raster.close();
     }
-    if (demoDatetime && s.datetime === null) s.datetime = demoDatetime;
   }
+  return out;
+}
 
+/** One zone part's plan (null when no scene meets it). */
+async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContext): Promise<RunPlan | null> {
+  const { request, md, tileSize, overlap } = ctx;
+  const aoiLayout = gridForAoi(aoi, { tileSize, overlap, ...(crs ? { crs } : {}), ...(request.gsd !== undefined ? { gsd: request.gsd } : {}) });
+  const g0 = aoiLayout.grid;
+  const stride = aoiLayout.stride;
+  if (Math.abs(g0.gsd * g0.crs.metresPerUnit - md.meta.gsd) / md.meta.gsd > 0.25) {
+    ctx.log.warn({ gsd: g0.gsd, modelGsd: md.meta.gsd }, `the output pixel size differs from the ${md.meta.gsd} m the model was trained at; heights may be biased`);
+  }
+  const crsBox = (g: Grid, b: readonly [number, number, number, number]): [number, number, number, number] => [
+    g.transform[0] + b[0] * g.gsd,
+    g.transform[3] - b[3] * g.gsd,
+    g.transform[0] + b[2] * g.gsd,
+    g.transform[3] - b[1] * g.gsd,
+  ];
+  // The AOI's extent on the global tile lattice, then limited to AOI ∩ the scenes' extents.
+  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), stride);
+  const onAoi = await sceneBoxes(ctx.sources, aoiGrid, ctx);
+  const boxes = onAoi.map((s) => s.gridBbox).filter((b): b is [number, number, number, number] => b !== null);
+  if (!boxes.length) return null;
+  const u: [number, number, number, number] = [
+    Math.max(0, Math.min(...boxes.map((b) => b[0]))),
+    Math.max(0, Math.min(...boxes.map((b) => b[1]))),
+    Math.min(aoiGrid.width, Math.max(...boxes.map((b) => b[2]))),
+    Math.min(aoiGrid.height, Math.max(...boxes.map((b) => b[3]))),
+  ];
+  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), stride);
+  // Both grids are on the same lattice: scene boxes move by a whole number of pixels.
+  const dx = Math.round((grid.transform[0] - aoiGrid.transform[0]) / grid.gsd);
+  const dy = Math.round((aoiGrid.transform[3] - grid.transform[3]) / grid.gsd);
+  const sources = onAoi.map((s) => ({ ...s, gridBbox: s.gridBbox ? ([s.gridBbox[0] - dx, s.gridBbox[1] - dy, s.gridBbox[2] - dx, s.gridBbox[3] - dy] as [number, number, number, number]) : null }));
+  const layout = new TileLayout(grid, tileSize, overlap, lonLatToPixels(aoi.geometry, grid));
   const base: Omit<RunPlan, 'configHash' | 'requestHash'> = {
     format: PLAN_FORMAT,
     formatVersion: PLAN_FORMAT_VERSION,
     geoDino: GEO_DINO_VERSION,
     demo: md.meta.demo,
     aoi: { source: aoi.source, geometry: aoi.geometry, areaM2: aoi.areaM2 },
-    sources: resolved.sources,
+    sources,
     grid: { crs: grid.crs, transform: [...grid.transform] as RunPlan['grid']['transform'], width: grid.width, height: grid.height, gsd: grid.gsd },
     tiling: {
       tileSize,
@@ -216,32 +359,64 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
       dtype: md.meta.dtype,
       gsd: md.meta.gsd,
     },
-    heads: [{ name: md.chmHead()!.name, kind: 'canopy-height', planes: md.chmHead()!.outputs.uncertainty ? ['height', 'uncertainty'] : ['height'] }, ...extraHeads],
+    heads: [{ name: md.chmHead()!.name, kind: 'canopy-height', planes: md.chmHead()!.outputs.uncertainty ? ['height', 'uncertainty'] : ['height'] }, ...ctx.extraHeads],
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     nodata: NODATA,
+    shards: { size: ctx.shardSize, zone: zoneLabel(grid.crs), count: 0, band: request.bandShards ?? DEFAULT_BAND_SHARDS },
   };
-  const plan: RunPlan = { ...base, requestHash, configHash: '' };
+  const plan: RunPlan = { ...base, requestHash: ctx.requestHash, configHash: '' };
   let n = 0;
   for (const _ of planTileIds(plan, layout)) n++;
   plan.tiling.tiles = n;
-  if (n === 0) {
-    throw new GeoDinoError('E_NO_OVERLAP', `${aoi.source}: the AOI does not overlap the imagery (${resolved.sources.map((s) => s.id).slice(0, 5).join(', ')})`, {
-      details: { aoi: aoi.source },
-    });
-  }
+  let shards = 0;
+  for (const _ of planShards(plan, layout)) if (++shards > ctx.shardBudget) break;
+  plan.shards.count = shards;
+  if (n === 0 || shards === 0) return null;
   plan.configHash = configHashOf(plan);
-  log.info(
-    {
-      grid: `${grid.width}×${grid.height}`,
-      crs: crsLabel(grid.crs),
-      gsd: grid.gsd,
-      tiles: n,
-      tileSize,
-      overlap,
-      scenes: resolved.sources.length,
-      model: md.meta.name,
-    },
-    'run planned',
-  );
+  ctx.log.debug({ zone: plan.shards.zone, grid: `${grid.width}×${grid.height}`, crs: crsLabel(grid.crs), tiles: n, shards }, 'zone planned');
   return plan;
+}
+
+/** The shard grid of a zone plan. */
+export function shardGridOf(plan: RunPlan): ShardGrid {
+  return new ShardGrid({ crs: plan.grid.crs, transform: plan.grid.transform, width: plan.grid.width, height: plan.grid.height, gsd: plan.grid.gsd }, plan.shards.size, plan.shards.band);
+}
+
+/** Does a shard hold planned pixels (the AOI inside some scene's extent)? */
+export function shardIsPlanned(plan: RunPlan, layout: TileLayout, shard: ShardRef): boolean {
+  const c = shardGridOf(plan).clip(shard);
+  if (!c.width || !c.height) return false;
+  for (const s of plan.sources) {
+    const b = s.gridBbox;
+    if (!b) continue;
+    const x0 = Math.max(c.x, b[0]);
+    const y0 = Math.max(c.y, b[1]);
+    const x1 = Math.min(c.x + c.width, b[2]);
+    const y1 = Math.min(c.y + c.height, b[3]);
+    if (x1 > x0 && y1 > y0 && layout.windowTouchesAoi(x0, y0, x1 - x0, y1 - y0)) return true;
+  }
+  return false;
+}
+
+/** The planned shards of a zone, in processing order (north to south, west to east). Lazy. */
+export function* planShards(plan: RunPlan, layout: TileLayout = layoutOf(plan)): Generator<ShardRef> {
+  for (const s of shardGridOf(plan).all()) if (shardIsPlanned(plan, layout, s)) yield s;
+}
+
+/** The planned tiles whose window overlaps a shard (row-major). */
+export function* shardTileIds(plan: RunPlan, layout: TileLayout, shard: ShardRef): Generator<number> {
+  const c = shardGridOf(plan).clip(shard);
+  const T = plan.tiling.tileSize;
+  const stride = plan.tiling.stride;
+  const i0 = Math.max(0, Math.ceil((c.y - T + 1) / stride));
+  const i1 = Math.min(layout.rows - 1, Math.floor((c.y + c.height - 1) / stride));
+  const j0 = Math.max(0, Math.ceil((c.x - T + 1) / stride));
+  const j1 = Math.min(layout.cols - 1, Math.floor((c.x + c.width - 1) / stride));
+  for (let i = i0; i <= i1; i++) for (let j = j0; j <= j1; j++) if (planHasTile(plan, layout, i * layout.cols + j)) yield i * layout.cols + j;
+}
+
+/** The shards a tile's window overlaps (planned or not). */
+export function tileShards(plan: RunPlan, layout: TileLayout, id: number): ShardRef[] {
+  const t = tileSpecOf(layout, id);
+  return [...shardGridOf(plan).overlapping(t.x, t.y, t.width, t.height)];
 }

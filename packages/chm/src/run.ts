@@ -15,9 +15,9 @@
  *   different request is an error unless the user removes it.
  * - Nothing is written into `--out` until the run is complete.
  */
-import { open, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { type Progress, GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { assembleRun, type AssembleResult } from './assemble.js';
@@ -27,7 +27,14 @@ import { planRun, planTileIds, requestHashOf, resolveModel } from './plan.js';
 import { predictTiles, type PredictSummary } from './predict.js';
 import { TileStore } from './tile-store.js';
 import { TileFeed } from './feed.js';
-import { PLAN_FORMAT, PLAN_FORMAT_VERSION, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
+import { writeShardedRunTiles } from '@geo-dino/pmtiles';
+import { extraHeadsOf } from './extra-heads.js';
+import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex, type ShardTask } from './sharded.js';
+import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
+import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
+import { crsLabel } from '@geo-dino/tiling';
+import { GEO_DINO_VERSION, ensureDir as ensureDirectory } from '@geo-dino/core';
 
 export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** The run directory to create. */
@@ -37,6 +44,8 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** Replace an existing, different run in `out`. */
   force?: boolean;
   device?: Device;
+  /** GPUs for `device: 'cuda'`, one session worker each (`--device cuda:0,cuda:1`). */
+  deviceIds?: readonly number[];
   batch?: number;
   threads?: number;
   workers?: number;
@@ -48,6 +57,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   keepState?: boolean;
   /** The command line, for run.json. */
   command?: readonly string[];
+  /**
+   * Hand the shards of a sharded run to workers instead of writing them in this process
+   * (`--queue`: the monitor package's BullMQ queue). Resolves when every given shard is recorded in
+   * the ledger; the coordinator then writes the index files, the web layers and run.json.
+   */
+  distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
 }
 
 export interface ChmRunResult {
@@ -166,14 +181,14 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   }
   await assertWritableDir(dirname(out));
   const planPath = join(stateDir, 'plan.json');
-  let plan: RunPlan;
+  let plan: ChmPlan;
   let resumed = false;
   let unlock: () => Promise<void>;
   if (await fileExists(planPath)) {
     unlock = await lock(stateDir);
     try {
-      const stored = (await readJsonFile(planPath)) as RunPlan;
-      if (stored.format !== PLAN_FORMAT || stored.formatVersion !== PLAN_FORMAT_VERSION) {
+      const stored = (await readJsonFile(planPath)) as ChmPlan;
+      if (stored.format !== RUN_PLAN_FORMAT || stored.formatVersion !== RUN_PLAN_FORMAT_VERSION) {
         throw new GeoDinoError('E_ARGUMENT', `${planPath}: a state from another geo-dino version; remove ${stateDir} to start over`, { details: { path: stateDir } });
       }
       if (stored.requestHash !== requestHash) {
@@ -184,12 +199,13 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
         );
       }
       if (!options.resume) {
-        const n = (await (await TileStore.open(join(stateDir, 'tiles'), stored.configHash)).completed()).size;
-        throw new GeoDinoError(
-          'E_ARGUMENT',
-          `${stateDir}: an interrupted run of these arguments has ${n} of ${stored.tiling.tiles} tiles done; add --resume to continue it, or remove ${stateDir} to start over`,
-          { details: { path: stateDir } },
-        );
+        const done =
+          stored.layout === 'single'
+            ? `${(await (await TileStore.open(join(stateDir, 'tiles'), stored.zones[0]!.configHash)).completed()).size} of ${stored.tiles} tiles done`
+            : `${(await readdir(join(stateDir, 'shards')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).length} of ${stored.shards} shards written`;
+        throw new GeoDinoError('E_ARGUMENT', `${stateDir}: an interrupted run of these arguments has ${done}; add --resume to continue it, or remove ${stateDir} to start over`, {
+          details: { path: stateDir },
+        });
       }
       plan = stored;
       resumed = true;
@@ -201,7 +217,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   } else {
     if (options.resume) log.info({ state: stateDir }, 'nothing to resume; starting the run');
     // Planning writes nothing: a bad AOI, unreachable imagery or no overlap leaves no trace.
-    plan = await planRun(options, { ...common, progress, modelDir: md });
+    plan = await planRun(options, { ...common, progress, modelDir: md, ...(options.force ? { force: true } : {}) });
     await ensureDir(stateDir);
     unlock = await lock(stateDir);
     try {
@@ -214,12 +230,16 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   }
   try {
     const planSeconds = (performance.now() - t0) / 1000;
-
-    const store = await TileStore.open(join(stateDir, 'tiles'), plan.configHash);
+    if (plan.layout === 'sharded') {
+      return await runSharded(plan, { options, md, out, stateDir, t0, planSeconds, resumed, log, progress, env, signal });
+    }
+    const whole = plan;
+    const plan1: RunPlan = whole.zones[0]!;
+    const store = await TileStore.open(join(stateDir, 'tiles'), plan1.configHash);
     const done = await store.completed();
     const todo: number[] = [];
     let total = 0;
-    for (const id of planTileIds(plan)) {
+    for (const id of planTileIds(plan1)) {
       total++;
       if (!done.has(id)) todo.push(id);
     }
@@ -227,7 +247,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     if (resumed) log.info({ done: already, total }, 'tiles already in the state');
     throwIfAborted(signal);
 
-    const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+    const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
     let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
     let provider: string | null = null;
     let batch = options.batch ?? null;
@@ -242,13 +262,13 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     const feed = new TileFeed(done);
     const predicting = (async (): Promise<void> => {
       if (!todo.length) return;
-      const runner: ModelRunner = await openPlanModel(md.dir, plan, { device: exec.device, threads: exec.threads, workers: exec.workers, log });
+      const runner: ModelRunner = await openPlanModel(md.dir, plan1, { device: exec.device, threads: exec.threads, workers: exec.workers, ...(exec.deviceIds ? { deviceIds: exec.deviceIds } : {}), log });
       provider = runner.provider;
       fallbacks = runner.fallbacks;
       batch = batchFor(runner.provider, options.batch);
       log.info({ device: exec.device, provider, workers: exec.workers, threads: exec.threads, batch }, `execution provider: ${provider}`);
       try {
-        summary = await predictTiles(plan, todo, runner, store, {
+        summary = await predictTiles(plan1, todo, runner, store, {
           batch,
           log,
           progress,
@@ -267,7 +287,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     predicting.catch((err: unknown) => {
       feed.fail(err);
     });
-    const assembling = assembleRun(plan, store, {
+    const assembling = assembleRun(plan1, store, {
       out,
       staging: join(stateDir, 'staging'),
       replace: options.force ?? false,
@@ -309,8 +329,226 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     }
     if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
     const tiles = { total, predicted: summary.tiles - summary.empty, resumed: already, empty: summary.empty };
-    return { out, upToDate: false, demo: plan.demo, run: result.run, files: result.files, tiles, provider, assemble: result };
+    return { out, upToDate: false, demo: whole.demo, run: result.run, files: result.files, tiles, provider, assemble: result };
   } finally {
     await unlock();
   }
+}
+
+interface ShardedContext {
+  options: ChmRunOptions;
+  md: Awaited<ReturnType<typeof resolveModel>>;
+  out: string;
+  stateDir: string;
+  t0: number;
+  planSeconds: number;
+  resumed: boolean;
+  log: Logger;
+  progress: NonNullable<ChmRunOptions['progress']>;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * A sharded run (sharded.ts): zone by zone, shard by shard, prediction a shard ahead of blending;
+ * finished shards recorded in the ledger, tiles deleted once their shards are written; then the
+ * run's index files, web layers and run.json, and the whole directory moved into place.
+ */
+async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunResult> {
+  const { options, md, out, stateDir, log, progress, env, signal } = ctx;
+  const outDir = join(stateDir, 'out');
+  await ensureDirectory(outDir);
+  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
+  const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
+  let runner: ModelRunner | null = null;
+  let batch = options.batch ?? null;
+  const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
+  const shardTask = progress.start('shards', { total: plan.shards, unit: 'shards' });
+  const tasks: ShardTask[] = [];
+  try {
+    for (const zone of plan.zones) {
+      throwIfAborted(signal);
+      const layout = layoutOf(zone);
+      const store = await TileStore.open(join(stateDir, 'tiles', zone.shards.zone), zone.configHash);
+      const shards = plannedShards(zone, layout);
+      const planned = new Set(shards.map((s) => s.id));
+      const written = new Set<string>();
+      const todoShards = [];
+      for (const s of shards) {
+        if (await ledger.verified(s.id, log)) {
+          written.add(s.id);
+          counts.shardsResumed++;
+          shardTask.tick();
+        } else todoShards.push(s);
+      }
+      // Tiles left over from shards written before an interruption.
+      counts.tilesReleased += await releaseTiles(zone, layout, await store.completed(), planned, written, store);
+      if (options.distribute) {
+        const zi = plan.zones.indexOf(zone);
+        tasks.push(...todoShards.map((s) => ({ zone: zi, shard: s.id, row: s.row, col: s.col })));
+        continue;
+      }
+      const stored = await store.completed();
+      const todo = new Set(todoShards.map((s) => s.id));
+      const feed = new TileFeed(stored);
+      const inner = new AbortController();
+      const onAbort = (): void => inner.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // The predictor stays at most one shard ahead of blending (bounded state).
+      let blended = 0;
+      let wake: (() => void) | null = null;
+      const predicting = (async (): Promise<void> => {
+        const sg = shardGridOf(zone);
+        for (let k = 0; k < todoShards.length; k++) {
+          // One shard ahead of blending, and never into the next band before this one is written
+          // (its tiles straddling into the next band are released, then predicted again there).
+          const newBand = k > 0 && sg.band(todoShards[k]!) !== sg.band(todoShards[k - 1]!);
+          while (k > blended + 1 || (newBand && k > blended)) {
+            throwIfAborted(inner.signal);
+            await new Promise<void>((r) => (wake = r));
+          }
+          throwIfAborted(inner.signal);
+          const ids = [...tilesFirstNeededBy(zone, layout, todoShards[k]!, todo, (id) => feed.has(id))];
+          if (!ids.length) continue;
+          if (!runner) {
+            runner = await openPlanModel(md.dir, zone, { device: exec.device, threads: exec.threads, workers: exec.workers, ...(exec.deviceIds ? { deviceIds: exec.deviceIds } : {}), log });
+            batch = batchFor(runner.provider, options.batch);
+            log.info({ device: exec.device, provider: runner.provider, workers: exec.workers, threads: exec.threads, batch }, `execution provider: ${runner.provider}`);
+          }
+          const sum = await predictTiles(zone, ids, runner, store, {
+            batch: batch ?? 1,
+            log,
+            env,
+            signal: inner.signal,
+            ...(options.headers ? { headers: options.headers } : {}),
+            onTile: (r) => feed.offer(r),
+          });
+          counts.predicted += sum.tiles - sum.empty;
+          counts.empty += sum.empty;
+          counts.modelCalls += sum.modelCalls;
+          counts.predictSeconds += sum.seconds;
+        }
+      })();
+      predicting.catch((err: unknown) => feed.fail(err));
+      const assembling = (async (): Promise<void> => {
+        for (const s of todoShards) {
+          throwIfAborted(inner.signal);
+          const rec = await writeShard(zone, s, store, feed, outDir, {
+            ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
+            webTiles: options.webTiles !== false,
+            log,
+            signal: inner.signal,
+          });
+          await ledger.record(rec);
+          written.add(s.id);
+          counts.shardsWritten++;
+          counts.storePeakBytes = Math.max(counts.storePeakBytes, await store.bytes());
+          counts.tilesReleased += await releaseTiles(zone, layout, shardTileIds(zone, layout, s), planned, written, store, feed, shardGridOf(zone).band(s));
+          blended++;
+          const w = wake as (() => void) | null;
+          wake = null;
+          w?.();
+          shardTask.tick();
+          log.debug({ shard: s.id, valid: rec.validPixels }, 'shard written');
+        }
+      })();
+      assembling.catch(() => {
+        inner.abort();
+        const w = wake as (() => void) | null;
+        w?.();
+      });
+      try {
+        await Promise.all([predicting, assembling]);
+      } catch (err) {
+        await Promise.allSettled([predicting, assembling]);
+        throw await firstRealFailure(predicting, assembling, err);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    }
+    if (options.distribute && tasks.length) {
+      await options.distribute({ plan, planPath: join(stateDir, 'plan.json'), stateDir, shards: tasks, log, progress, ...(signal ? { signal } : {}) });
+      for (const t of tasks) {
+        if (!(await ledger.verified(t.shard, log))) throw new GeoDinoError('E_INTERNAL', `shard ${t.shard}: the workers reported it done, but it is not recorded with matching files in ${ledger.dir}`, { details: { shard: t.shard } });
+        counts.shardsWritten++;
+        shardTask.tick();
+      }
+      // Every shard is written: no tile is needed any more.
+      await rm(join(stateDir, 'tiles'), { recursive: true, force: true });
+    }
+    shardTask.finish();
+  } catch (err) {
+    if (err instanceof GeoDinoError && err.code === 'E_CANCELLED') {
+      log.warn({ state: stateDir, shards: counts.shardsWritten + counts.shardsResumed, total: plan.shards }, `interrupted with ${counts.shardsWritten + counts.shardsResumed} of ${plan.shards} shards written; rerun the same command with --resume to continue`);
+    }
+    throw err;
+  } finally {
+    const r = runner as ModelRunner | null;
+    if (r) await r.close();
+  }
+
+  const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}) });
+  if (index.validPixels === 0) {
+    throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
+  }
+  // Web layers: one pyramid per layer over every shard and zone.
+  let webTiles: string[] = [];
+  if (options.webTiles !== false) {
+    const lc = extraHeadsOf(plan.zones[0]!).find((h) => h.kind === 'land-cover');
+    try {
+      const web = await writeShardedRunTiles(outDir, index.shardDirs, {
+        demo: plan.demo,
+        log,
+        progress,
+        ...(signal ? { signal } : {}),
+        ...(lc ? { landcoverClasses: lc.spec.classes.map((c) => ({ value: c.value, name: c.name, color: c.color })) } : {}),
+      });
+      webTiles = Object.values(web).filter((w) => w).map((w) => basename(w!.path));
+    } catch (err) {
+      if (!(err instanceof GeoDinoError && err.code === 'E_UNSUPPORTED_RASTER')) throw err;
+      log.warn({ err: err.message }, 'web layers not written');
+    }
+  }
+  const run: Record<string, unknown> = {
+    format: 'geo-dino-run',
+    formatVersion: 1,
+    kind: 'chm',
+    status: 'complete',
+    layout: 'sharded',
+    created: new Date().toISOString(),
+    demo: plan.demo,
+    ...(plan.demo ? { warning: 'DEMO: random-weight model; heights are not real canopy heights' } : {}),
+    command: options.command ?? null,
+    versions: { 'geo-dino': GEO_DINO_VERSION, node: process.version, 'onnxruntime-node': onnxruntimeVersion() },
+    model: { ...plan.zones[0]!.model },
+    requestHash: plan.requestHash,
+    configHash: plan.configHash,
+    aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
+    shards: { size: plan.shardSize, count: index.shards, index: 'shards.geojson', collection: 'collection.json', zones: index.zones },
+    webTiles,
+    zones: plan.zones.map((z) => ({ zone: z.shards.zone, crs: crsLabel(z.grid.crs), epsg: z.grid.crs.epsg, width: z.grid.width, height: z.grid.height, gsd: z.grid.gsd, transform: z.grid.transform, tiles: z.tiling.tiles, shards: z.shards.count })),
+    tiling: { ...plan.zones[0]!.tiling, tiles: plan.tiles },
+    sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref })),
+    pixels: { valid: index.validPixels },
+    statistics: index.stats,
+    execution: { device: exec.device, provider: (runner as ModelRunner | null)?.provider ?? null, workers: exec.workers, threads: exec.threads, batch },
+    tiles: { total: plan.tiles, predicted: counts.predicted, empty: counts.empty, modelCalls: counts.modelCalls, released: counts.tilesReleased },
+    state: { tileStorePeakBytes: counts.storePeakBytes, shardsWritten: counts.shardsWritten, shardsResumed: counts.shardsResumed },
+    timings: { plan_s: Number(ctx.planSeconds.toFixed(3)), predict_s: Number(counts.predictSeconds.toFixed(3)), total_s: Number(((performance.now() - ctx.t0) / 1000).toFixed(3)) },
+    memory: { maxRssBytes: peakRssBytes() },
+  };
+  run['outputs'] = [...(await listFiles(outDir)).map((f) => f.name).filter((n) => n !== 'run.json'), 'run.json'];
+  await writeJsonAtomic(join(outDir, 'run.json'), run);
+  await moveIntoPlace(outDir, out, options.force ?? false, log);
+  if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
+  const files = await listFiles(out);
+  return {
+    out,
+    upToDate: false,
+    demo: plan.demo,
+    run,
+    files,
+    tiles: { total: plan.tiles, predicted: counts.predicted, resumed: 0, empty: counts.empty },
+    provider: (runner as ModelRunner | null)?.provider ?? null,
+  };
 }

@@ -18,7 +18,7 @@
  * Planes are named and typed, so heads other than canopy height (land-cover scores) add planes
  * without a format change. `sha256` covers the compressed plane bytes: a damaged file is refused.
  */
-import { readdir, readFile, rm, mkdir } from 'node:fs/promises';
+import { readdir, readFile, rm, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inflate, constants } from 'node:zlib';
 import { GeoDinoError, ensureDir, fsError, isTemporaryName, writeFileAtomic, writeJsonAtomic, readJsonFile, fileExists } from '@geo-dino/core';
@@ -259,6 +259,23 @@ export class TileStore {
       throw fsError(err, join(path, '..'), 'create');
     }
     await writeFileAtomic(path, bytes);
+  }
+
+  /** Delete a tile (its every shard is written); absent is fine. */
+  async remove(id: number): Promise<void> {
+    await rm(this.pathOf(id), { force: true });
+  }
+
+  /** Bytes the store holds on disk now (tile files). */
+  async bytes(): Promise<number> {
+    let n = 0;
+    for (const shard of await this.shards()) {
+      for (const name of await readdir(join(this.dir, shard)).catch(() => [] as string[])) {
+        const st = await stat(join(this.dir, shard, name)).catch(() => null);
+        if (st?.isFile()) n += st.size;
+      }
+    }
+    return n;
   }
 
   /** Read a tile; null when absent. A damaged file is deleted and reported (E_INTERNAL, `details.damaged`). */

@@ -10,7 +10,11 @@ import type { Aoi, MultiPolygonCoords } from '@geo-dino/geometry';
 import type { Crs } from '@geo-dino/tiling';
 
 export const PLAN_FORMAT = 'geo-dino-chm-plan';
-export const PLAN_FORMAT_VERSION = 1;
+export const PLAN_FORMAT_VERSION = 2;
+
+/** plan.json of a whole run: one `RunPlan` per UTM zone part, cut into shards (see shards.ts). */
+export const RUN_PLAN_FORMAT = 'geo-dino-chm-run';
+export const RUN_PLAN_FORMAT_VERSION = 1;
 
 /** Value written where there is no valid imagery (DEVELOPERS.md run-directory contract). */
 export const NODATA = -9999;
@@ -107,6 +111,30 @@ export interface RunPlan {
   /** Provenance is computed on cells of this many pixels (see provenance.ts). */
   provenanceCell: number;
   nodata: number;
+  /** The global shard grid this zone's outputs are cut on (`@geo-dino/tiling` shards.ts). */
+  shards: { size: number; zone: string; count: number; band: number };
+}
+
+/**
+ * A whole run: the AOI split by UTM zone (one `RunPlan` each, on the global tile lattice), and
+ * the output layout. `single`: exactly one shard holds every planned pixel, and the run
+ * directory keeps the simple layout (chm.tif at the top); `sharded`: one COG per shard.
+ */
+export interface ChmPlan {
+  format: typeof RUN_PLAN_FORMAT;
+  formatVersion: typeof RUN_PLAN_FORMAT_VERSION;
+  requestHash: string;
+  /** Hash of the zone plans' config hashes. */
+  configHash: string;
+  geoDino: string;
+  demo: boolean;
+  aoi: { source: string; geometry: MultiPolygonCoords; areaM2: number };
+  shardSize: number;
+  layout: 'single' | 'sharded';
+  zones: RunPlan[];
+  /** Totals over the zones. */
+  shards: number;
+  tiles: number;
 }
 
 /** What the user asks for: every field here can change the output. */
@@ -135,6 +163,10 @@ export interface ChmRequest {
   provenanceCell?: number;
   /** Heads to run beside canopy height on the same backbone pass (needs a split model). */
   extraHeads?: readonly ExtraHeadSpec[];
+  /** Shard edge in pixels (a multiple of 512; default 8192). */
+  shardSize?: number;
+  /** Processing band width in shards (default 16): bounds the state; never changes the output. */
+  bandShards?: number;
 }
 
 export interface CommonOptions {

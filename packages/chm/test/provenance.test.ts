@@ -29,7 +29,7 @@ function plan(): RunPlan {
   });
   return {
     format: 'geo-dino-chm-plan',
-    formatVersion: 1,
+    formatVersion: 2,
     requestHash: 'a'.repeat(64),
     configHash: 'b'.repeat(64),
     geoDino: 'test',
@@ -42,6 +42,7 @@ function plan(): RunPlan {
     heads: [{ name: 'chm', kind: 'canopy-height', planes: ['height'] }],
     provenanceCell: CELL,
     nodata: -9999,
+    shards: { size: 8192, zone: '36N', count: 1, band: 16 },
   };
 }
 

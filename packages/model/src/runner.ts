@@ -17,6 +17,8 @@ export interface OpenModelOptions {
   threads?: number;
   /** Worker threads, each with its own copy of the sessions (default 1). */
   workers?: number;
+  /** GPUs to spread the workers over (`--device cuda:0,cuda:1`: one worker per GPU at least). */
+  deviceIds?: readonly number[];
   /** Extra head graphs to attach to a split model's backbone, by name (e.g. `{ landcover: 'head.onnx' }`). */
   heads?: Record<string, string>;
   /** For `openModel('demo')`: where the demo model lives (default `$GEO_DINO_HOME/models/demo`). */
@@ -97,6 +99,7 @@ export async function openModel(dir: string, options: OpenModelOptions = {}): Pr
     device: options.device ?? 'auto',
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}),
     log,
   });
   try {

@@ -193,7 +193,7 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
       const previous = store.previousSucceeded(region.name, run.seq);
       const newerThan = previous?.acquiredEnd ?? null;
       try {
-        plan = await planRun(
+        const whole = await planRun(
           {
             aoi: region.aoiPath,
             imagery: [region.imagery],
@@ -206,6 +206,12 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
           },
           common,
         );
+        if (whole.zones.length !== 1) {
+          throw new GeoDinoError('E_ARGUMENT', `${region.aoiPath}: the region spans ${whole.zones.length} UTM zones or both hemispheres (${whole.zones.map((z) => z.shards.zone).join(', ')}); monitoring a region across zones is not supported yet: split it into one region per zone`, {
+            details: { zones: whole.zones.map((z) => z.shards.zone) },
+          });
+        }
+        plan = whole.zones[0]!;
       } catch (err) {
         const e = toGeoDinoError(err);
         if (e.code === 'E_NO_IMAGERY' && newerThan) {

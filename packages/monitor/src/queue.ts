@@ -23,7 +23,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GeoDinoError, fileExists, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
-import { PLAN_FORMAT, TileStore, extraHeadsOf, openPlanModel, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
+import { PLAN_FORMAT, RUN_PLAN_FORMAT, ShardLedger, TileStore, extraHeadsOf, openPlanModel, predictTiles, processShard, resolveModel, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
+import { join } from 'node:path';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { systemClock } from './schedule.js';
@@ -156,11 +157,29 @@ const TileJobSchema = z.object({
 });
 export type TileJobData = z.infer<typeof TileJobSchema>;
 
+/** A shard of a sharded `geo-dino chm` run (issue 13): the worker writes it into the shared state. */
+const ShardJobSchema = z.object({
+  v: z.literal(1),
+  run: z.string(),
+  planPath: z.string(),
+  stateDir: z.string(),
+  model: z.string(),
+  zone: z.number().int().nonnegative(),
+  shard: z.string(),
+  row: z.number().int(),
+  col: z.number().int(),
+});
+export type ShardJobData = z.infer<typeof ShardJobSchema>;
+type JobData = TileJobData | ShardJobData;
+
 export interface TileJobResult {
   tiles: number;
   predicted: number;
   skipped: number;
   worker: string;
+  /** Shard jobs: the shard, and whether this job wrote it (false: it was already recorded). */
+  shard?: string;
+  written?: boolean;
 }
 
 /** Job ids may not contain `:`; region names and run ids never do. */
@@ -195,30 +214,48 @@ async function tilesPresent(store: TileStore, ids: readonly number[]): Promise<n
   return missing;
 }
 
+/** One unit of distributed work: a job, and how the coordinator sees that its result is in place. */
+interface WorkUnit<D> {
+  jobId: string;
+  name: 'tiles' | 'shard';
+  data: D;
+  /** How many progress units it is worth (tiles, shards). */
+  size: number;
+  /** How much of it is already done (confirmed against the shared state, not the queue). */
+  done(): Promise<number>;
+  what: string;
+}
+
+interface DistributeCommon {
+  attempts?: number;
+  redisOutageMs?: number;
+  pollMs?: number;
+  log?: Logger;
+  progress?: Progress;
+  signal?: AbortSignal;
+}
+
 /**
- * Coordinator side: queue the batches that still have tiles to do and wait until every tile is in
- * the store. A batch whose job failed for good (its attempts used up) fails the run with the
- * worker's reason.
+ * Coordinator side: queue the units that are not done yet and wait until each is confirmed in the
+ * shared state (not merely reported by the queue). A unit whose job failed for good fails the run
+ * with the worker's reason; a completed job whose result is missing is queued again.
  */
-export async function distributeTiles(settings: QueueSettings, o: DistributeOptions): Promise<void> {
+async function distributeUnits<D extends JobData>(settings: QueueSettings, units: readonly WorkUnit<D>[], o: DistributeCommon & { label: string; unit: string; onDone?: (u: WorkUnit<D>) => void }): Promise<void> {
   const log = o.log ?? silentLogger();
   const name = settings.name ?? DEFAULT_QUEUE_NAME;
-  // Keep temporaries: workers may be writing tiles right now (a resumed run).
-  const store = await TileStore.open(o.tilesDir, o.plan.configHash, { keepTemporaries: true });
   // Commands fail after their retries (instead of waiting forever) so an outage is noticed.
-  const queue = new Queue<TileJobData, TileJobResult>(name, {
+  const queue = new Queue<JobData, unknown, string>(name, {
     connection: { ...connectionOf(settings.url), maxRetriesPerRequest: 20, retryStrategy: (times: number) => Math.min(1000 * times, 5000) },
     ...(settings.prefix ? { prefix: settings.prefix } : {}),
   });
   queue.on('error', (err) => log.warn({ err }, 'queue connection error'));
-  const total = o.batches.reduce((s, b) => s + b.length, 0);
-  const pending = new Map<number, readonly number[]>();
+  const total = units.reduce((s, u) => s + u.size, 0);
+  const pending = new Set<WorkUnit<D>>();
   let done = 0;
-  const task = (o.progress ?? silentProgress).start('tiles on the queue', { total, unit: 'tiles' });
-  const add = async (batch: number, tiles: readonly number[]): Promise<void> => {
-    const data: TileJobData = { v: 1, region: o.region, run: o.run, planPath: o.planPath, tilesDir: o.tilesDir, configHash: o.plan.configHash, model: o.model, tiles: [...tiles] };
-    await queue.add('tiles', data, {
-      jobId: tileJobId(o.region, o.run, batch),
+  const task = (o.progress ?? silentProgress).start(o.label, { total, unit: o.unit });
+  const add = async (u: WorkUnit<D>): Promise<void> => {
+    await queue.add(u.name, u.data, {
+      jobId: u.jobId,
       attempts: o.attempts ?? 5,
       backoff: { type: 'exponential', delay: 5000 },
       removeOnComplete: { age: 7 * 86400 },
@@ -226,29 +263,27 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
     });
   };
   try {
-    for (const [i, tiles] of o.batches.entries()) {
-      const missing = await tilesPresent(store, tiles);
-      if (missing.length === 0) {
-        done += tiles.length;
-        o.onTilesDone?.([...tiles]);
+    for (const u of units) {
+      const have = await u.done();
+      done += have;
+      if (have >= u.size) {
+        o.onDone?.(u);
         continue;
       }
-      if (missing.length < tiles.length) o.onTilesDone?.(tiles.filter((t) => !missing.includes(t)));
-      done += tiles.length - missing.length;
-      const existing = await queue.getJob(tileJobId(o.region, o.run, i));
+      const existing = await queue.getJob(u.jobId);
       if (existing) {
         const state = await existing.getState();
-        // A finished job whose tiles are not all there (or a failed one, from an earlier attempt
+        // A finished job whose result is not all there (or a failed one, from an earlier attempt
         // of this run): replace it.
         if (state === 'completed' || state === 'failed') {
           await existing.remove();
-          await add(i, tiles);
+          await add(u);
         }
-      } else await add(i, tiles);
-      pending.set(i, tiles);
+      } else await add(u);
+      pending.add(u);
     }
     task.update(done);
-    log.info({ queue: name, redis: redactRedisUrl(settings.url), batches: pending.size, tiles: total - done }, 'tile batches queued; waiting for workers');
+    log.info({ queue: name, redis: redactRedisUrl(settings.url), jobs: pending.size, [o.unit]: total - done }, `${o.label}: waiting for workers`);
     let lastWorkerCheck = 0;
     let warnedNoWorkers = false;
     let outageSince: number | null = null;
@@ -275,7 +310,7 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
         const lost = Date.now() - outageSince;
         const why = outcome === 'slow' ? `no answer within ${pollDeadline / 1000} s` : (outcome as Error).message;
         if (lost >= outageLimit - pollDeadline) {
-          throw new GeoDinoError('E_UNAVAILABLE', `${redactRedisUrl(settings.url)}: lost Redis for ${Math.round((lost + (outcome === 'slow' ? pollDeadline : 0)) / 1000)} s while waiting for tiles (${why}); the run can be started again once Redis is back`, {
+          throw new GeoDinoError('E_UNAVAILABLE', `${redactRedisUrl(settings.url)}: lost Redis for ${Math.round((lost + (outcome === 'slow' ? pollDeadline : 0)) / 1000)} s while waiting for ${o.unit} (${why}); the run can be started again once Redis is back`, {
             details: { url: redactRedisUrl(settings.url) },
           });
         }
@@ -294,8 +329,6 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
       await systemClock.sleep(o.pollMs ?? 1000, o.signal);
     }
     task.finish();
-    // Every tile is in: temporaries left by killed workers can go.
-    await TileStore.open(o.tilesDir, o.plan.configHash);
   } finally {
     // A Redis that is gone would keep close() waiting: give it a few seconds, then drop the connection.
     const t = new AbortController();
@@ -305,29 +338,76 @@ export async function distributeTiles(settings: QueueSettings, o: DistributeOpti
   }
 
   async function pollOnce(): Promise<void> {
-    for (const [i, tiles] of [...pending]) {
-      const job = await queue.getJob(tileJobId(o.region, o.run, i));
+    for (const u of [...pending]) {
+      const job = await queue.getJob(u.jobId);
       const state = job ? await job.getState() : 'unknown';
       if (state === 'completed' || !job) {
-        const missing = await tilesPresent(store, tiles);
-        if (missing.length === 0) {
-          pending.delete(i);
-          done += tiles.length;
+        const have = await u.done();
+        if (have >= u.size) {
+          pending.delete(u);
+          done += u.size;
           task.update(done);
-          o.onTilesDone?.([...tiles]);
+          o.onDone?.(u);
           continue;
         }
-        // Completed but tiles missing (the store was cleaned meanwhile), or the job vanished: again.
-        log.warn({ batch: i, missing: missing.length }, 'a tile batch is not in the store; queueing it again');
+        // Completed but not in the shared state (it was cleaned meanwhile), or the job vanished: again.
+        log.warn({ job: u.jobId, what: u.what }, 'a finished job\'s result is not in the shared state; queueing it again');
         if (job) await job.remove();
-        await add(i, tiles);
+        await add(u);
       } else if (state === 'failed') {
-        throw new GeoDinoError('E_INTERNAL', `tile batch ${i} of run ${o.run} failed on the workers after ${job.attemptsMade} attempts: ${job.failedReason}`, {
-          details: { batch: i, reason: job.failedReason },
+        throw new GeoDinoError('E_INTERNAL', `${u.what} failed on the workers after ${job.attemptsMade} attempts: ${job.failedReason}`, {
+          details: { job: u.jobId, reason: job.failedReason },
         });
       }
     }
   }
+}
+
+/**
+ * Coordinator side of a distributed monitoring run: queue the tile batches that still have tiles
+ * to do and wait until every tile is in the store.
+ */
+export async function distributeTiles(settings: QueueSettings, o: DistributeOptions): Promise<void> {
+  // Keep temporaries: workers may be writing tiles right now (a resumed run).
+  const store = await TileStore.open(o.tilesDir, o.plan.configHash, { keepTemporaries: true });
+  const units: WorkUnit<TileJobData>[] = o.batches.map((tiles, i) => ({
+    jobId: tileJobId(o.region, o.run, i),
+    name: 'tiles',
+    data: { v: 1, region: o.region, run: o.run, planPath: o.planPath, tilesDir: o.tilesDir, configHash: o.plan.configHash, model: o.model, tiles: [...tiles] },
+    size: tiles.length,
+    done: async () => tiles.length - (await tilesPresent(store, tiles)).length,
+    what: `tile batch ${i} of run ${o.run}`,
+  }));
+  await distributeUnits(settings, units, { ...o, label: 'tiles on the queue', unit: 'tiles', onDone: (u) => o.onTilesDone?.([...u.data.tiles]) });
+  // Every tile is in: temporaries left by killed workers can go.
+  await TileStore.open(o.tilesDir, o.plan.configHash);
+}
+
+export interface DistributeShardsOptions extends DistributeCommon {
+  /** Short id of the run (job ids: `<run>.<shard>`). */
+  run: string;
+  planPath: string;
+  stateDir: string;
+  model: string;
+  shards: readonly ShardTask[];
+}
+
+/**
+ * Coordinator side of a distributed sharded `geo-dino chm` run (`--queue`): one job per shard;
+ * workers write finished shards straight into the run's shared state directory, and the
+ * coordinator waits until each shard is recorded in the ledger.
+ */
+export async function distributeShards(settings: QueueSettings, o: DistributeShardsOptions): Promise<void> {
+  const ledger = new ShardLedger(join(o.stateDir, 'shards'), join(o.stateDir, 'out'));
+  const units: WorkUnit<ShardJobData>[] = o.shards.map((t) => ({
+    jobId: `${o.run}.${t.shard}`,
+    name: 'shard',
+    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col },
+    size: 1,
+    done: async () => ((await fileExists(ledger.pathOf(t.shard))) ? 1 : 0),
+    what: `shard ${t.shard} of run ${o.run}`,
+  }));
+  await distributeUnits(settings, units, { ...o, label: 'shards on the queue', unit: 'shards' });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -341,6 +421,8 @@ export interface WorkerOptions extends QueueSettings {
   /** Use this model directory for every job (its weights must match the plan's); default: the job's. */
   model?: string;
   device?: Device;
+  /** GPUs, one session worker each (`--device cuda:0,cuda:1`). */
+  deviceIds?: readonly number[];
   threads?: number;
   workers?: number;
   batch?: number;
@@ -382,6 +464,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
     const r = await openPlanModel(md.dir, plan, {
       log,
       ...(o.device ? { device: o.device } : {}),
+      ...(o.deviceIds?.length ? { deviceIds: o.deviceIds } : {}),
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       ...(o.workers !== undefined ? { workers: o.workers } : {}),
     });
@@ -393,8 +476,33 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
   // Evidence that the event loop stays free while the model runs (the job lock is renewed on it).
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
-  const processor = async (job: Job<TileJobData, TileJobResult>): Promise<TileJobResult> => {
+  const runPlans = new Map<string, ChmPlan>();
+  const shardJob = async (job: Job<JobData, TileJobResult>): Promise<TileJobResult> => {
+    const d = parseWith(ShardJobSchema, job.data, { source: `job ${job.id}`, code: 'E_BAD_JSON' });
+    let plan = runPlans.get(d.planPath);
+    if (!plan) {
+      plan = (await readJsonFile(d.planPath)) as ChmPlan;
+      if (plan.format !== RUN_PLAN_FORMAT) throw new GeoDinoError('E_ARGUMENT', `${d.planPath}: not a geo-dino chm run plan`);
+      if (runPlans.size > 4) runPlans.clear();
+      runPlans.set(d.planPath, plan);
+    }
+    const model = await runnerOf(o.model ?? d.model, plan.zones[0]!);
+    log.debug({ job: job.id, shard: d.shard, attempt: job.attemptsStarted }, 'shard started');
+    const r = await processShard(plan, { zone: d.zone, shard: d.shard, row: d.row, col: d.col }, model, d.stateDir, {
+      log,
+      ...(o.batch !== undefined ? { batch: o.batch } : {}),
+      ...(o.env ? { env: o.env } : {}),
+    });
+    const result: TileJobResult = { tiles: r.predicted, predicted: r.predicted, skipped: 0, worker: me, shard: d.shard, written: r.written };
+    log.info({ job: job.id, shard: d.shard, ...result, eventLoopMaxDelayMs: Math.round(loop.max / 1e6) }, r.written ? 'shard written' : 'shard already recorded');
+    totals.jobs++;
+    totals.tiles += r.predicted;
+    o.onJob?.({ ...result, job: String(job.id) });
+    return result;
+  };
+  const processor = async (job: Job<JobData, TileJobResult>): Promise<TileJobResult> => {
     loop.reset();
+    if (job.name === 'shard') return shardJob(job);
     const d = parseWith(TileJobSchema, job.data, { source: `job ${job.id}`, code: 'E_BAD_JSON' });
     log.debug({ job: job.id, region: d.region, run: d.run, tiles: d.tiles.length, attempt: job.attemptsStarted }, 'tile batch started');
     const plan = await planOf(d.planPath, d.configHash);
@@ -422,7 +530,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
     return result;
   };
 
-  const worker = new Worker<TileJobData, TileJobResult>(name, processor, {
+  const worker = new Worker<JobData, TileJobResult>(name, processor, {
     connection: connectionOf(o.url),
     ...(o.prefix ? { prefix: o.prefix } : {}),
     name: me,

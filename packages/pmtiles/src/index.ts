@@ -14,3 +14,4 @@ export * from './raster-tiles.js';
 export * from './run-tiles.js';
 export * from './colorize.js';
 export * from './colormap.js';
+export * from './mosaic.js';

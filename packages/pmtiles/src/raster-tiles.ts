@@ -26,6 +26,7 @@ import { encodeTileImage } from './image.js';
 import { zoomForPixelSize } from './mercator.js';
 import { buildPyramid } from './pyramid.js';
 import { createTileRenderer, footprintOf } from './render.js';
+import { RasterMosaic } from './mosaic.js';
 import type { TileKind } from './tiles.js';
 import { PMTilesWriter, type PMTilesSummary } from './writer.js';
 
@@ -153,9 +154,10 @@ const KIND: Record<LayerName, TileKind> = { height: 'value', uncertainty: 'value
  * Write `out` (a `.pmtiles` file) from a raster path, URL or open source. Nothing is left at `out`
  * unless it completes.
  */
-export async function writeRasterTiles(src: string | RasterSource, out: string, opts: RasterTilesOptions = {}): Promise<RasterTilesSummary> {
+export async function writeRasterTiles(src: string | RasterSource | RasterMosaic, out: string, opts: RasterTilesOptions = {}): Promise<RasterTilesSummary> {
   const log = opts.log ?? silentLogger();
-  const source = typeof src === 'string' ? await openRaster(src, { log, ...(opts.signal ? { signal: opts.signal } : {}) }) : src;
+  const mosaic = src instanceof RasterMosaic ? src : null;
+  const source: Pick<RasterSource, 'info' | 'name'> = mosaic ?? (typeof src === 'string' ? await openRaster(src, { log, ...(opts.signal ? { signal: opts.signal } : {}) }) : (src as RasterSource));
   try {
     const { info } = source;
     const file = basename(source.name);
@@ -163,7 +165,7 @@ export async function writeRasterTiles(src: string | RasterSource, out: string, 
     const kind = KIND[layer];
     const bands = bandsFor(layer, info, source.name, opts.band);
     if (info.rotated) log.debug({ file }, 'rotated geotransform: tiles are resampled through the full affine transform');
-    const fp = footprintOf(source);
+    const fp = mosaic ? mosaic.footprint : footprintOf(source as RasterSource);
     const maxZoom = opts.maxZoom ?? zoomForPixelSize(fp.mercatorPixelSize);
     const minZoom = opts.minZoom ?? 0;
     if (!Number.isInteger(maxZoom) || maxZoom < 0 || maxZoom > 24) throw new GeoDinoError('E_ARGUMENT', `max zoom must be an integer 0-24 (got ${maxZoom})`);
@@ -173,7 +175,8 @@ export async function writeRasterTiles(src: string | RasterSource, out: string, 
     const classes = kind === 'class' ? checkClasses(opts.classes ?? classesFrom(info), source.name) : undefined;
     log.info({ file, layer, minZoom, maxZoom, gsd_m: Number(fp.groundPixelSize.toFixed(3)) }, 'writing web tiles');
 
-    const renderer = createTileRenderer(source, maxZoom, { kind, bands, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const renderOpts = { kind, bands, ...(opts.signal ? { signal: opts.signal } : {}) };
+    const renderer = mosaic ? mosaic.renderer(maxZoom, renderOpts) : createTileRenderer(source as RasterSource, maxZoom, renderOpts);
     // Value layers: Terrarium (-32768..32767 m in 1/256 m steps); values outside are clamped and counted.
     const encoding: TileEncoding = kind === 'value' ? valueEncodingFor() : kind === 'class' ? { type: 'class8', mask: 'alpha' } : { type: 'rgb', mask: 'alpha' };
 
@@ -250,6 +253,6 @@ export async function writeRasterTiles(src: string | RasterSource, out: string, 
       throw err;
     }
   } finally {
-    if (typeof src === 'string') await source.close();
+    if (typeof src === 'string') await (source as RasterSource).close();
   }
 }

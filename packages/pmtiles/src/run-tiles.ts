@@ -10,10 +10,12 @@
  * The DEMO flag comes from run.json (`model.demo` or `demo`), the date from item.json.
  * Each archive is written under a temporary name and renamed when complete.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileExists, readJsonFile, silentLogger, type Logger, type Progress } from '@geo-dino/core';
 import { openRaster, type RasterSource } from '@geo-dino/tiling';
 import type { LandCoverClass, LayerName } from './encoding.js';
+import { RasterMosaic } from './mosaic.js';
 import { writeRasterTiles, type RasterTilesOptions, type RasterTilesSummary } from './raster-tiles.js';
 
 /** File names of a run's web layers. */
@@ -60,6 +62,42 @@ async function readItemDatetime(runDir: string): Promise<string | null> {
   return typeof dt === 'string' ? dt : null;
 }
 
+/**
+ * Write the web layers of a sharded run (`shards/<id>/chm.tif`, `imagery.tif`, `landcover.tif`):
+ * one pyramid per layer over every shard and zone (`RasterMosaic`), in the run directory.
+ */
+export async function writeShardedRunTiles(runDir: string, shardDirs: readonly string[], opts: Omit<RunTilesOptions, 'imagery'> & { imagery?: boolean } = {}): Promise<RunTilesResult> {
+  const log = opts.log ?? silentLogger();
+  const demo = opts.demo ?? (await readRunDemoFlag(runDir));
+  const common: RasterTilesOptions = {
+    demo,
+    datetime: null,
+    log,
+    ...(opts.maxZoom !== undefined ? { maxZoom: opts.maxZoom } : {}),
+    ...(opts.minZoom !== undefined ? { minZoom: opts.minZoom } : {}),
+    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(opts.progress ? { progress: opts.progress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  const result: RunTilesResult = {};
+  const layer = async (file: string, name: LayerName, out: string, extra: RasterTilesOptions = {}): Promise<void> => {
+    const paths: string[] = [];
+    for (const d of shardDirs) if (await fileExists(join(runDir, d, file))) paths.push(join(runDir, d, file));
+    if (!paths.length) return;
+    const mosaic = await RasterMosaic.open(paths, { name: `${runDir} (${paths.length} × ${file})`, log, ...(opts.signal ? { signal: opts.signal } : {}) });
+    try {
+      result[name] = await writeRasterTiles(mosaic, join(runDir, out), { ...common, ...extra, layer: name });
+    } finally {
+      await mosaic.close();
+    }
+  };
+  await layer('chm.tif', 'height', RUN_LAYER_FILES.height, { band: 1 });
+  await layer('chm.tif', 'uncertainty', RUN_LAYER_FILES.uncertainty, { band: 2 });
+  if (opts.imagery !== false) await layer('imagery.tif', 'imagery', RUN_LAYER_FILES.imagery);
+  await layer('landcover.tif', 'landcover', RUN_LAYER_FILES.landcover, { band: 1, ...(opts.landcoverClasses ? { classes: opts.landcoverClasses } : {}) });
+  return result;
+}
+
 /** Write the web layers of `runDir`. */
 export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}): Promise<RunTilesResult> {
   const log = opts.log ?? silentLogger();
@@ -76,6 +114,13 @@ export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}):
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const result: RunTilesResult = {};
+  // A sharded run (shards/<id>/chm.tif, no chm.tif at the top): one pyramid over every shard.
+  if (!(await fileExists(join(runDir, 'chm.tif'))) && (await fileExists(join(runDir, 'shards')))) {
+    const dirs = (await readdir(join(runDir, 'shards'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => `shards/${d.name}`).sort();
+    const { imagery: _imagery, ...rest } = opts;
+    void _imagery;
+    return writeShardedRunTiles(runDir, dirs, rest);
+  }
   const chm = await openRaster(join(runDir, 'chm.tif'), { log, ...(opts.signal ? { signal: opts.signal } : {}) });
   try {
     result.height = await writeRasterTiles(chm, join(runDir, RUN_LAYER_FILES.height), { ...common, layer: 'height', band: 1 });

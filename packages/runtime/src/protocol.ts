@@ -62,6 +62,8 @@ export interface InitMessage {
   providers: ExecutionProvider[];
   threads: number;
   optimization: 'disabled' | 'basic' | 'extended' | 'all';
+  /** GPU of this worker (`cuda:<n>`), when the pool spreads workers over several. */
+  deviceId?: number;
 }
 
 export interface RunMessage {

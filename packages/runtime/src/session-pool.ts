@@ -35,7 +35,24 @@ export interface SessionPoolOptions {
   threads?: number;
   /** onnxruntime graph optimisation level (default `all`). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * GPUs to spread the workers over (`--device cuda:0,cuda:1`): worker i runs on
+   * `deviceIds[i % n]`, and there are at least as many workers as GPUs. CUDA only.
+   */
+  deviceIds?: readonly number[];
   log?: Logger;
+}
+
+/**
+ * Parse a `--device` value: `auto`, `cpu`, `cuda`, `webgpu`, or `cuda:<n>[,cuda:<m>…]` (one
+ * session worker per listed GPU).
+ */
+export function parseDevice(value: string, field = '--device'): { device: Device; deviceIds?: number[] } {
+  if (value === 'auto' || value === 'cpu' || value === 'cuda' || value === 'webgpu') return { device: value };
+  const parts = value.split(',').map((p) => p.trim());
+  const ids = parts.map((p) => /^cuda:(\d{1,2})$/.exec(p)?.[1]);
+  if (ids.every((id) => id !== undefined) && new Set(ids).size === ids.length) return { device: 'cuda', deviceIds: ids.map(Number) };
+  throw new GeoDinoError('E_ARGUMENT', `${field}: ${JSON.stringify(value)} is not auto, cpu, cuda, webgpu or a list of distinct GPUs like cuda:0,cuda:1`, { details: { field } });
 }
 
 export interface RunOptions {
@@ -162,7 +179,7 @@ function track(worker: Worker): Int32Array {
 
 const WORKER_URL = new URL('./session-worker.js', import.meta.url);
 
-function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], threads: number, optimization: SessionPoolOptions['optimization']): Promise<{ worker: Worker; control: Int32Array; ready: ReadyMessage }> {
+function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], threads: number, optimization: SessionPoolOptions['optimization'], deviceId?: number): Promise<{ worker: Worker; control: Int32Array; ready: ReadyMessage }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_URL);
     const control = track(worker);
@@ -197,7 +214,7 @@ function startWorker(sessions: SessionSpec[], providers: ExecutionProvider[], th
     worker.on('message', onMessage);
     worker.on('error', onError);
     worker.on('exit', onExit);
-    worker.postMessage({ type: 'init', control: control.buffer as SharedArrayBuffer, sessions, providers, threads, optimization: optimization ?? 'all' } satisfies ToWorker);
+    worker.postMessage({ type: 'init', control: control.buffer as SharedArrayBuffer, sessions, providers, threads, optimization: optimization ?? 'all', ...(deviceId !== undefined ? { deviceId } : {}) } satisfies ToWorker);
   });
 }
 
@@ -230,7 +247,10 @@ function wireFeeds(feeds: Record<string, HostTensor>, transfer: boolean): { wire
 export async function createSessionPool(sessions: readonly SessionSpec[], options: SessionPoolOptions = {}): Promise<SessionPool> {
   const log = options.log ?? silentLogger();
   const device = options.device ?? 'auto';
-  const workersN = Math.max(1, Math.floor(options.workers ?? 1));
+  const gpus = options.deviceIds?.length ? [...options.deviceIds] : null;
+  if (gpus && device !== 'cuda') throw new GeoDinoError('E_ARGUMENT', `device ids (${gpus.join(', ')}) need the cuda device (got ${device})`);
+  const workersN = Math.max(gpus?.length ?? 1, Math.floor(options.workers ?? 1));
+  const gpuOf = (i: number): number | undefined => (gpus ? gpus[i % gpus.length] : undefined);
   const threads = Math.max(1, Math.floor(options.threads ?? Math.max(1, Math.floor(availableParallelism() / workersN))));
   let candidates = providerCandidates(device);
   const skipped: { provider: ExecutionProvider; reason: string }[] = [];
@@ -241,7 +261,7 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
   }
 
   // The first worker decides the provider; the others load with that provider only.
-  const first = await startWorker([...sessions], candidates, threads, options.optimization);
+  const first = await startWorker([...sessions], candidates, threads, options.optimization, gpuOf(0));
   const provider = first.ready.provider;
   const failed = first.ready.failures.map((f) => {
     const hint = providerHint(f.provider, f.reason);
@@ -264,13 +284,13 @@ export async function createSessionPool(sessions: readonly SessionSpec[], option
   });
   const slots: Slot[] = [slotOf(0, first)];
   try {
-    for (let i = 1; i < workersN; i++) slots.push(slotOf(i, await startWorker([...sessions], candidates, threads, options.optimization)));
+    for (let i = 1; i < workersN; i++) slots.push(slotOf(i, await startWorker([...sessions], candidates, threads, options.optimization, gpuOf(i))));
   } catch (err) {
     // Safe: these are loaded and idle (no run was sent).
     await Promise.all(slots.map((s) => s.worker.terminate()));
     throw err;
   }
-  log.debug({ provider, workers: workersN, threads, sessions: sessions.map((s) => s.name) }, 'sessions loaded');
+  log.debug({ provider, workers: workersN, threads, ...(gpus ? { gpus } : {}), sessions: sessions.map((s) => s.name) }, 'sessions loaded');
 
   const runs: Record<string, number> = {};
   const queue: Pending[] = [];

@@ -59,9 +59,11 @@ function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   }
 }
 
-function providerList(p: ExecutionProvider): ort.InferenceSession.ExecutionProviderConfig[] {
+function providerList(p: ExecutionProvider, deviceId?: number): ort.InferenceSession.ExecutionProviderConfig[] {
   if (p === 'cpu') return ['cpu'];
-  // GPU providers run what they support and leave the rest to the CPU provider.
+  // GPU providers run what they support and leave the rest to the CPU provider; with several
+  // GPUs, each worker its own (`--device cuda:0,cuda:1`).
+  if (p === 'cuda' && deviceId !== undefined) return [{ name: 'cuda', deviceId }, 'cpu'];
   return [p, 'cpu'];
 }
 
@@ -80,7 +82,7 @@ async function init(msg: InitMessage): Promise<void> {
     try {
       for (const spec of msg.sessions) {
         const options: ort.InferenceSession.SessionOptions = {
-          executionProviders: providerList(provider),
+          executionProviders: providerList(provider, msg.deviceId),
           graphOptimizationLevel: msg.optimization,
           logSeverityLevel: 3,
           executionMode: 'sequential',

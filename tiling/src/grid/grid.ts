@@ -131,6 +131,16 @@ export class TileLayout {
     return n;
   }
 
+  /** Does the AOI touch this pixel window (clipped to the grid)? */
+  windowTouchesAoi(x: number, y: number, width: number, height: number): boolean {
+    const y0 = Math.max(0, y);
+    const y1 = Math.min(this.grid.height, y + height);
+    const x0 = Math.max(0, x);
+    const x1 = Math.min(this.grid.width, x + width);
+    if (y1 <= y0 || x1 <= x0) return false;
+    return this.raster.spansInBand(y0, y1).some(([a, b]) => a < x1 && b > x0);
+  }
+
   /** 1 where the pixel centre lies inside the AOI (and inside the grid), for one tile. */
   aoiMask(tile: Pick<TileSpec, 'x' | 'y' | 'width' | 'height'>): Uint8Array {
     const m = new Uint8Array(tile.width * tile.height);

@@ -516,6 +516,11 @@ function colorInterps(name: string, main: Level, spp: number, extra: number[], i
 
 /** Open a GeoTIFF / COG from a local path or an http(s) URL. */
 export async function openRaster(pathOrUrl: string, options: OpenRasterOptions = {}): Promise<RasterSource> {
+  // A local geo-dino VRT (a zone of a sharded run) reads as one raster of its shards.
+  if (/\.vrt$/i.test(pathOrUrl) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(pathOrUrl) && !options.bytes) {
+    const { openVrtMosaic } = await import('./mosaic.js');
+    return openVrtMosaic(pathOrUrl, { ...(options.log ? { log: options.log } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  }
   const limits: RasterLimits = { ...DEFAULT_RASTER_LIMITS, ...(options.limits ?? {}) };
   const log = options.log ?? silentLogger();
   const byteOpts: OpenByteSourceOptions = { log, ...(options.signal ? { signal: options.signal } : {}), ...(options.http ? { http: options.http } : {}) };

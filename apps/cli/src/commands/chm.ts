@@ -6,10 +6,13 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { requestHashOf, resolveModel, runChm, DEFAULT_CHUNK_WIDTH, type ChmRunResult } from '@geo-dino/chm';
+import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
+import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
+import { parseDevice } from '@geo-dino/runtime';
 import { parseDatetimeRange } from '@geo-dino/stac';
+import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
 import { parseHeaders, table } from '../context.js';
 import { findModelDirs } from '../models.js';
@@ -29,7 +32,7 @@ const optionsSchema = z.object({
   tileSize: cliValues.positiveInt.refine((v) => v % 32 === 0 && v >= 64 && v <= 4096, 'must be a multiple of 32 between 64 and 4096').optional(),
   overlap: cliValues.nonNegativeInt.refine((v) => v % 2 === 0, 'must be even').optional(),
   batch: cliValues.positiveInt.max(64, 'must be at most 64').optional(),
-  device: z.enum(['auto', 'cpu', 'cuda', 'webgpu'], { error: 'must be auto, cpu, cuda or webgpu' }).default('auto'),
+  device: z.string().default('auto'),
   threads: cliValues.positiveInt.max(256, 'must be at most 256').optional(),
   resume: z.boolean().default(false),
   force: z.boolean().default(false),
@@ -40,6 +43,12 @@ const optionsSchema = z.object({
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
   landcover: z.string().min(1).optional(),
+  shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
+  dryRun: z.boolean().default(false),
+  bandWidth: cliValues.positiveInt.optional(),
+  queue: z.string().min(1).optional(),
+  queueName: z.string().min(1).optional(),
+  rate: cliValues.positiveNumber.optional(),
 });
 
 type Options = z.output<typeof optionsSchema>;
@@ -138,6 +147,24 @@ function human(r: ChmReport): string {
   return lines.join('\n');
 }
 
+function fmtDuration(s: number): string {
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 2 * 3600) return `${(s / 60).toFixed(0)} min`;
+  if (s < 3 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+function humanPlan(p: PlanSummary & { planSeconds: number }): string {
+  const lines: string[] = [];
+  lines.push(`plan of ${p.aoi.source}: ${p.aoi.areaKm2.toFixed(1)} km², ${p.layout} layout (shards of ${p.shardSize}² px), planned in ${p.planSeconds.toFixed(1)} s — nothing predicted (--dry-run)`);
+  lines.push(table(['zone', 'crs', 'grid', 'AOI km²', 'scenes', 'shards', 'tiles'], p.zones.map((z) => [z.zone, z.crs, `${z.width}×${z.height}`, z.aoiKm2.toFixed(1), String(z.scenes), String(z.shards), String(z.tiles)])));
+  lines.push(`total      ${p.shards} shards, ${p.tiles} tiles, ${p.outputKm2.toFixed(1)} km² of output (${p.outputPixels} px)`);
+  lines.push(`output     chm COGs ≈ ${fmtBytes(p.outputBytes.estimate)} (${fmtBytes(p.outputBytes.uncompressed)} before compression)`);
+  if (p.rate && p.estimatedSeconds !== null) lines.push(`time       ≈ ${fmtDuration(p.estimatedSeconds)} at ${p.rate.tilesPerSecond.toPrecision(3)} tiles/s (${p.rate.source === 'probe' ? 'measured on this machine just now' : '--rate'})`);
+  if (p.needsForce) lines.push('note       more shards than a run accepts without --force');
+  return lines.join('\n');
+}
+
 export const chmCommand: CommandModule = {
   register(program, app) {
     program
@@ -156,7 +183,7 @@ export const chmCommand: CommandModule = {
       .option('--tile-size <px>', 'model tile size, a multiple of 32 (default 512)')
       .option('--overlap <px>', 'pixels shared by neighbouring tiles, blended (default 64)')
       .option('--batch <n>', 'tiles per model call (default: 1 on CPU, 4 on GPU)')
-      .option('--device <auto|cpu|cuda|webgpu>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked', 'auto')
+      .option('--device <auto|cpu|cuda|webgpu|cuda:0,cuda:1>', 'execution provider: auto tries CUDA, then CPU; webgpu only when asked; cuda:0,cuda:1,… runs one session worker per GPU', 'auto')
       .option('--threads <n>', 'CPU intra-op threads (default: every core below 8, cores − 1 from 8)')
       .option('--resume', 'continue an interrupted run of the same arguments')
       .option('--force', 'replace --out if it holds another run (or recompute a finished one)')
@@ -166,10 +193,17 @@ export const chmCommand: CommandModule = {
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
+      .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
+      .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
+      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes that see --out\'s parent at the same path; this process writes the index files, web layers and run.json')
+      .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
+      .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
+      .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
       .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles')
       .action(async (raw: Record<string, unknown>) => {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
+        const dev = parseDevice(o.device);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
           throw new GeoDinoError('E_ARGUMENT', `--overlap: must be below half the tile size (${o.tileSize / 2}) (got ${o.overlap})`, { details: { field: '--overlap' } });
@@ -194,7 +228,19 @@ export const chmCommand: CommandModule = {
           blend: o.blend,
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
+          ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
+          ...(o.bandWidth !== undefined ? { bandShards: o.bandWidth } : {}),
         };
+        if (o.dryRun) {
+          const t0 = performance.now();
+          const md = await resolveModel(model, { env, cwd, log: ctx.log });
+          const plan = await planRun(request, { env, cwd, log: ctx.log, progress: ctx.progress, signal: ctx.signal, modelDir: md, force: true });
+          const planSeconds = (performance.now() - t0) / 1000;
+          const rate = o.rate !== undefined ? { tilesPerSecond: o.rate, source: 'given' as const } : { tilesPerSecond: await probeTilesPerSecond(md, plan, { device: dev.device, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: ctx.log }), source: 'probe' as const };
+          const summary = { ...summarizePlan(plan, rate), planSeconds: Number(planSeconds.toFixed(3)), memory: { maxRssBytes: peakRssBytes() } };
+          ctx.result(summary, () => humanPlan(summary));
+          return;
+        }
         let out = o.out;
         if (!out) {
           // Default: one directory per request, so running the same command twice is a no-op.
@@ -203,12 +249,21 @@ export const chmCommand: CommandModule = {
           const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.bbox ? 'bbox' : o.imagery?.length ? basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '') : 'demo';
           out = join(homePaths(geoDinoHome(env)).runs, `${name}-${hash.slice(0, 10)}`);
         }
+        const queue = o.queue ? { url: parseQueueUrl(o.queue), ...(o.queueName ? { name: o.queueName } : {}) } : null;
+        if (queue) await checkRedis(queue.url, { log: ctx.log });
         const result = await runChm({
           ...request,
           out,
+          ...(queue
+            ? {
+                distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+              }
+            : {}),
           resume: o.resume,
           force: o.force,
-          device: o.device,
+          device: dev.device,
+          ...(dev.deviceIds ? { deviceIds: dev.deviceIds } : {}),
           ...(o.batch !== undefined ? { batch: o.batch } : {}),
           ...(o.threads !== undefined ? { threads: o.threads } : {}),
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),

@@ -5,6 +5,7 @@
  */
 import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
 import { DEFAULT_LOCK_DURATION_MS, parseQueueUrl, runTileWorker } from '@geo-dino/monitor';
+import { parseDevice } from '@geo-dino/runtime';
 import type { CommandModule } from '../app.js';
 
 const schema = z.object({
@@ -14,7 +15,7 @@ const schema = z.object({
   lockDurationS: cliValues.positiveNumber.default(DEFAULT_LOCK_DURATION_MS / 1000),
   stalledIntervalS: cliValues.positiveNumber.default(30),
   model: z.string().min(1).optional(),
-  device: z.enum(['auto', 'cpu', 'cuda', 'webgpu'], { error: 'must be auto, cpu, cuda or webgpu' }).default('auto'),
+  device: z.string().default('auto'),
   threads: cliValues.positiveInt.optional(),
   batch: cliValues.positiveInt.max(64, 'must be at most 64').optional(),
 });
@@ -30,7 +31,7 @@ export const workerCommand: CommandModule = {
       .option('--lock-duration-s <s>', `job lock; must exceed the slowest batch (default ${DEFAULT_LOCK_DURATION_MS / 1000})`)
       .option('--stalled-interval-s <s>', 'how often dead workers are looked for (default 30)')
       .option('--model <dir|demo>', "model directory on this machine (default: the path the region was added with); its weights must be the run's")
-      .option('--device <auto|cpu|cuda|webgpu>', 'execution provider', 'auto')
+      .option('--device <auto|cpu|cuda|webgpu|cuda:0,cuda:1>', 'execution provider; cuda:0,cuda:1,… runs one session worker per GPU', 'auto')
       .option('--threads <n>', 'CPU intra-op threads (default: cores − 1)')
       .option('--batch <n>', 'tiles per model call (default: 1 on CPU, 4 on GPU)')
       .action(async (raw: Record<string, unknown>) => {
@@ -44,7 +45,7 @@ export const workerCommand: CommandModule = {
           lockDurationMs: o.lockDurationS * 1000,
           stalledIntervalMs: o.stalledIntervalS * 1000,
           ...(o.model ? { model: o.model } : {}),
-          device: o.device,
+          ...parseDevice(o.device),
           ...(o.threads !== undefined ? { threads: o.threads } : {}),
           ...(o.batch !== undefined ? { batch: o.batch } : {}),
           env: ctx.io.env,

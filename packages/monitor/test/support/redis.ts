@@ -37,7 +37,7 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startRedis(options: { maxmemoryPolicy?: string; appendonly?: boolean } = {}): Promise<RedisServer> {
-  requireTool('redis-server', ['--version'], 'install redis-server (apt), as .ci/run does');
+  requireTool('redis-server', ['--version']);
   const dir = mkdtempSync(join(tmpdir(), 'geo-dino-redis-'));
   const port = await freePort();
   const proc = spawn(

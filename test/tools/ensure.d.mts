@@ -1,0 +1,2 @@
+/** Types of `ensure.mjs`, for its tests. */
+export function nodeModulesStale(root?: string): string | null;
