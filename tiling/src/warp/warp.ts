@@ -502,24 +502,16 @@ function tentKernel(
     if (c < 0 || valid[c] === 0) continue;
     const u = x - 0.5 - win.x;
     const v = y - 0.5 - win.y;
-    acc.fill(0);
-    let wsum = 0;
     // Tent kernel of radius rx × ry around the sample point.
     const xa = Math.ceil(u - rx);
     const ya = Math.ceil(v - ry);
-    for (let yy = Math.max(0, ya); yy <= Math.min(H - 1, ya + 2 * ky); yy++) {
-      const wy = 1 - Math.abs(yy - v) / ry;
-      if (wy <= 0) continue;
-      for (let xx = Math.max(0, xa); xx <= Math.min(W - 1, xa + 2 * kx); xx++) {
-        const wx = 1 - Math.abs(xx - u) / rx;
-        if (wx <= 0) continue;
-        const p = yy * W + xx;
-        if (valid[p] === 0) continue;
-        const w = wx * wy;
-        wsum += w;
-        for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
-      }
-    }
+    const wsum = weightedSum(
+      { W, H, planes, valid, acc },
+      [Math.max(0, xa), Math.min(W - 1, xa + 2 * kx)],
+      (xx) => 1 - Math.abs(xx - u) / rx,
+      [Math.max(0, ya), Math.min(H - 1, ya + 2 * ky)],
+      (yy) => 1 - Math.abs(yy - v) / ry,
+    );
     if (wsum < 1e-5) continue;
     for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
     ok[i] = 1;
@@ -548,23 +540,47 @@ function averageKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray
     const xb = x + hx;
     const ya = y - hy;
     const yb = y + hy;
-    acc.fill(0);
-    let wsum = 0;
-    for (let yy = Math.max(0, Math.floor(ya)); yy < Math.min(H, Math.ceil(yb)); yy++) {
-      const wy = Math.min(yy + 1, yb) - Math.max(yy, ya);
-      if (wy <= 0) continue;
-      for (let xx = Math.max(0, Math.floor(xa)); xx < Math.min(W, Math.ceil(xb)); xx++) {
-        const wx = Math.min(xx + 1, xb) - Math.max(xx, xa);
-        if (wx <= 0) continue;
-        const p = yy * W + xx;
-        if (valid[p] === 0) continue;
-        const w = wx * wy;
-        wsum += w;
-        for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
-      }
-    }
+    // Each pixel weighted by the share of it inside the box.
+    const wsum = weightedSum(
+      { W, H, planes, valid, acc },
+      [Math.max(0, Math.floor(xa)), Math.min(W, Math.ceil(xb)) - 1],
+      (xx) => Math.min(xx + 1, xb) - Math.max(xx, xa),
+      [Math.max(0, Math.floor(ya)), Math.min(H, Math.ceil(yb)) - 1],
+      (yy) => Math.min(yy + 1, yb) - Math.max(yy, ya),
+    );
     if (wsum < 1e-9) continue;
     for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
     ok[i] = 1;
   }
+}
+
+/**
+ * Σ w(x)·w(y)·value over the valid pixels of the inclusive ranges `xs` × `ys` of a window, into
+ * `acc` (one sum per band, cleared first); pixels with a weight ≤ 0 are skipped. Returns Σ weights.
+ */
+function weightedSum(
+  t: { W: number; H: number; planes: readonly TypedArray[]; valid: Uint8Array; acc: Float64Array },
+  xs: readonly [number, number],
+  wxOf: (x: number) => number,
+  ys: readonly [number, number],
+  wyOf: (y: number) => number,
+): number {
+  const { W, planes, valid, acc } = t;
+  const nb = planes.length;
+  acc.fill(0);
+  let wsum = 0;
+  for (let yy = ys[0]; yy <= ys[1]; yy++) {
+    const wy = wyOf(yy);
+    if (wy <= 0) continue;
+    for (let xx = xs[0]; xx <= xs[1]; xx++) {
+      const wx = wxOf(xx);
+      if (wx <= 0) continue;
+      const p = yy * W + xx;
+      if (valid[p] === 0) continue;
+      const w = wx * wy;
+      wsum += w;
+      for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
+    }
+  }
+  return wsum;
 }
