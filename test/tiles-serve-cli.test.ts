@@ -4,6 +4,7 @@
  * half-written, and a server that starts on loopback, serves, and stops cleanly on SIGINT.
  */
 import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +91,45 @@ describe('geo-dino serve', () => {
       proc.kill('SIGINT');
     });
     expect(code).toBe(0);
+  });
+
+  it("--host '[::1]' listens on IPv6 loopback; --allow-host names are answered, other names get 421", async () => {
+    const proc = spawn(process.execPath, [CLI_BIN, 'serve', run.dir, '--port', '0', '--host', '[::1]', '--allow-host', 'geo.example.lan', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const result = await new Promise<{ url: string; loopback: boolean }>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 30_000);
+      proc.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('\n')) {
+          clearTimeout(t);
+          resolve(JSON.parse(stdout) as { url: string; loopback: boolean });
+        }
+      });
+    });
+    try {
+      expect(result.loopback).toBe(true);
+      const m = /^http:\/\/\[::1\]:(\d+)\/$/.exec(result.url);
+      expect(m, result.url).not.toBeNull();
+      const status = (host: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = httpRequest({ host: '::1', port: Number(m![1]), path: '/api/config', headers: { Host: host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await status('geo.example.lan')).toBe(200);
+      expect(await status(`[::1]:${m![1]}`)).toBe(200);
+      expect(await status('rebind.attacker.example')).toBe(421);
+    } finally {
+      await new Promise<void>((resolve) => {
+        proc.on('close', () => resolve());
+        proc.kill('SIGINT');
+      });
+    }
   });
 
   it('refuses a missing directory and a bad port with exit 2', async () => {

@@ -7,8 +7,12 @@ import { httpBench } from './http.js';
 import { tilerBench } from './tiler.js';
 import { modelBench } from './model.js';
 import { pmtilesBench } from './pmtiles.js';
+import { polygonizeBench } from './polygonize.js';
 import { serveBench } from './serve.js';
 import { chmBench } from './chm.js';
+import { statsLatencyBench } from './stats-latency.js';
+import { stripBench } from './strip.js';
+import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
@@ -16,9 +20,13 @@ const BENCHMARKS: Record<string, BenchModule> = {
   http: httpBench,
   model: modelBench,
   pmtiles: pmtilesBench,
+  polygonize: polygonizeBench,
   serve: serveBench,
   shards: shardsBench,
+  'stats-latency': statsLatencyBench,
+  strip: stripBench,
   tiler: tilerBench,
+  tileservice: tileServiceBench,
 };
 
 async function main(): Promise<void> {

@@ -1,4 +1,6 @@
 /**
+ * `npm run bench -- shards [--areas=1,4,16] [--base=1024] [--tile-size=128] [--shard-size=512] [--band-width=1]`
+ *
  * National-scale bounds (issue 13): a sharded run's state directory and memory do not grow with
  * the AOI, and planning a country is quick.
  *
@@ -25,8 +27,8 @@ const CLI = fileURLToPath(new URL('../../apps/cli/bin/geo-dino.js', import.meta.
 const KENYA = fileURLToPath(new URL('../../../shared/data/aoi/kenya.geojson', import.meta.url));
 
 function arg(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
+  const hit = args.find((a) => a.startsWith(`--${name}=`));
+  return hit?.slice(name.length + 3);
 }
 
 async function dirBytes(dir: string, skip: string): Promise<number> {

@@ -15,6 +15,8 @@
  * Regions are large (a few hundred pixels) so most pixels are far from a class boundary, where a
  * 16-pixel patch mixes classes. Deterministic from the seed.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createCogWriter, crsFromEpsg } from '@geo-dino/tiling';
 import { Rng } from '@geo-dino/model';
 
@@ -178,4 +180,15 @@ export async function writeSceneImage(path: string, scene: Scene): Promise<void>
 /** A label raster (uint8, nodata 0) on the image's grid. */
 export async function writeLabelRaster(path: string, scene: Scene, labels: Uint8Array = scene.labels): Promise<void> {
   await writeBands(path, scene, [labels], { nodata: 0, categorical: true });
+}
+
+/** A scene's files in `dir`: the image (scene.tif), its label raster (labels.tif) and the class table (classes.json). */
+export async function writeSceneFiles(dir: string, scene: Scene): Promise<{ img: string; lab: string; classes: string }> {
+  const img = join(dir, 'scene.tif');
+  const lab = join(dir, 'labels.tif');
+  await writeSceneImage(img, scene);
+  await writeLabelRaster(lab, scene);
+  const classes = join(dir, 'classes.json');
+  writeFileSync(classes, JSON.stringify({ classes: SCENE_CLASSES }));
+  return { img, lab, classes };
 }

@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { normalizeRgb, openModel } from '@geo-dino/model';
 import { gdalJson } from '../support/fixture-run.js';
 import { requireGdal } from '../support/tools.js';
-import { SCENE_CLASSES, SCENE_ORIGIN, drawScene, writeLabelRaster, writeSceneImage, type Scene } from './scene.js';
+import { SCENE_CLASSES, SCENE_ORIGIN, drawScene, writeLabelRaster, writeSceneFiles, type Scene } from './scene.js';
 import { cli, makeModels, meanIou, readJson, tempDir } from './helpers.js';
 
 let dir: string;
@@ -48,12 +48,7 @@ beforeAll(async () => {
   home = join(dir, 'home');
   models = await makeModels(dir, { fused: true });
   scene = drawScene({ size: 768, seed: 1, regions: 14 });
-  img = join(dir, 'scene.tif');
-  lab = join(dir, 'labels.tif');
-  await writeSceneImage(img, scene);
-  await writeLabelRaster(lab, scene);
-  classes = join(dir, 'classes.json');
-  writeFileSync(classes, JSON.stringify({ classes: SCENE_CLASSES }));
+  ({ img, lab, classes } = await writeSceneFiles(dir, scene));
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,7 +5,7 @@
  * without redoing the tiles it had finished.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,9 @@ describe('geo-dino monitor (CLI)', () => {
       [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--loss-threshold-m', '-1'], /--loss-threshold-m: must be > 0/],
       [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--webhook', 'mailto:a@b'], /--webhook: "mailto:a@b" must be an http/],
       [['monitor', 'add', 'x', '--schedule', '@daily', '--imagery', catalog, '--model', 'demo'], /--aoi: is required/],
+      [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '*/5 * * * *', '--imagery', catalog, '--model', 'demo'], /--schedule "\*\/5 \* \* \* \*": fires more than once an hour/],
+      [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://0xa9fea9fe/latest'], /points to 169\.254\.169\.254, a link-local \(cloud metadata\) address.*--allow-private-webhook/],
+      [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://[::ffff:10.0.0.1]/h'], /a private address/],
       [['monitor', 'run', 'nope'], /unknown region "nope"/],
       [['monitor', 'history', 'nope'], /unknown region "nope"/],
       [['monitor', 'run', 'nope', '--queue', 'http://localhost:6379'], /--queue: "http:\/\/localhost:6379" must be a redis/],
@@ -63,8 +66,9 @@ describe('geo-dino monitor (CLI)', () => {
 
   it('add, list and history honour $GEO_DINO_HOME and print JSON', async () => {
     // A schedule that will not come up while the tests run (29 February), so only what the test does happens.
-    const add = await runCli(['monitor', 'add', 'forest', '--aoi', aoi, '--schedule', '0 0 29 2 *', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://127.0.0.1:9/x', '--json'], { env: env() });
+    const add = await runCli(['monitor', 'add', 'forest', '--aoi', aoi, '--schedule', '0 0 29 2 *', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://hook:hunter2@127.0.0.1:9/x?sig=s3cr3t', '--allow-private-webhook', '--json'], { env: env() });
     expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout + add.stderr).not.toMatch(/hunter2|s3cr3t/);
     const added = JSON.parse(add.stdout) as { region: { name: string; webhookSecret: string; aoiPath: string }; nextRun: string; directory: string };
     expect(added.region.name).toBe('forest');
     expect(added.region.webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
@@ -74,11 +78,24 @@ describe('geo-dino monitor (CLI)', () => {
     expect(new Date(added.nextRun).getUTCMonth()).toBe(1);
     expect(new Date(added.nextRun).getUTCDate()).toBe(29);
     const list = JSON.parse((await runCli(['monitor', 'list', '--json'], { env: env() })).stdout) as { regions: { name: string; webhook: string; runs: number }[] };
-    expect(list.regions).toEqual([expect.objectContaining({ name: 'forest', webhook: 'http://127.0.0.1:9/x', runs: 0 })]);
+    // The stored URL is shown without its password and signature.
+    expect(list.regions).toEqual([expect.objectContaining({ name: 'forest', webhook: 'http://hook:***@127.0.0.1:9/x?sig=***', runs: 0 })]);
     expect(JSON.stringify(list)).not.toContain(added.region.webhookSecret);
     const hist = await runCli(['monitor', 'history', 'forest'], { env: env() });
     expect(hist.code).toBe(0);
     expect(hist.stdout).toMatch(/no runs yet/);
+    expect((await runCli(['monitor', 'history', 'forest', '--json'], { env: env() })).stdout).not.toMatch(/hunter2|s3cr3t/);
+    expect(statSync(join(home, 'geo-dino.sqlite')).mode & 0o077).toBe(0);
+
+    // The same home with its store truncated to 0 bytes: refused, not started over.
+    const lost = join(root, 'lost home');
+    cpSync(home, lost, { recursive: true });
+    for (const f of ['geo-dino.sqlite-wal', 'geo-dino.sqlite-shm']) rmSync(join(lost, f), { force: true });
+    truncateSync(join(lost, 'geo-dino.sqlite'), 0);
+    const refused = await runCli(['monitor', 'list'], { env: { GEO_DINO_HOME: lost } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the store is empty \(0 bytes\) but .* holds 1 region \(forest\)/);
+    expect(statSync(join(lost, 'geo-dino.sqlite')).size).toBe(0);
   }, 120_000);
 
   it('monitor start stops cleanly on SIGTERM and releases the daemon lock', async () => {

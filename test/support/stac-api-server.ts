@@ -46,10 +46,10 @@ function pgBinDir(): string {
   return bin;
 }
 
-async function waitForHttp(url: string, proc: ChildProcess, logs: () => string, timeoutMs = 90_000): Promise<void> {
+export async function waitForHttp(url: string, proc: ChildProcess, logs: () => string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`STAC server exited with ${proc.exitCode}:\n${logs()}`);
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${logs()}`);
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;
@@ -58,10 +58,10 @@ async function waitForHttp(url: string, proc: ChildProcess, logs: () => string, 
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`STAC server at ${url} did not answer within ${timeoutMs} ms:\n${logs()}`);
+  throw new Error(`server at ${url} did not answer within ${timeoutMs} ms:\n${logs()}`);
 }
 
-function stopProcess(proc: ChildProcess): Promise<void> {
+export function stopProcess(proc: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
     const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);

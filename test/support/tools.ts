@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { GDAL_PYTHON, INSTALL_HINT } from '../tools/tools.mjs';
 
-export { CHROMIUM, GDAL_PYTHON, INSTALL_HINT, pgBinDir, pmtilesCli, stacTools } from '../tools/tools.mjs';
+export { CHROMIUM, GDAL_PYTHON, INSTALL_HINT, mapproxyTools, pgBinDir, pmtilesCli, stacTools } from '../tools/tools.mjs';
 
 export function requireTool(cmd: string, args: readonly string[] = ['--version'], hint = INSTALL_HINT): void {
   try {

@@ -28,5 +28,6 @@ export const TOOLS: readonly Tool[];
 export function toolDir(name: string): string;
 export function pmtilesCli(): string;
 export function stacTools(): string;
+export function mapproxyTools(): string;
 export function pgBinDir(): string | null;
 export function checkTool(tool: Tool): string | null;

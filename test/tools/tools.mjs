@@ -52,6 +52,11 @@ export function stacTools() {
   return env.GEO_DINO_STAC_TOOLS || toolDir('stac-api');
 }
 
+/** The virtualenv with MapProxy (the WMTS server of the tile-service tests). */
+export function mapproxyTools() {
+  return env.GEO_DINO_MAPPROXY_TOOLS || toolDir('mapproxy');
+}
+
 const PG_ROOT = '/usr/lib/postgresql';
 
 /** PostgreSQL's bin folder (Debian keeps one per major version; the newest wins), or null. */
@@ -129,6 +134,14 @@ export const TOOLS = [
     checks: () => [[join(stacTools(), 'bin', 'rustac'), '--version'], [join(stacTools(), 'bin', 'python'), '-c', 'import pypgstac, psycopg']],
     apt: ['python3-venv'],
     pip: ['rustac==0.9.18', 'pypgstac[psycopg]==0.10.0'],
+  },
+  {
+    name: 'mapproxy',
+    version: 'MapProxy-7.0.0',
+    purpose: 'a standard WMTS server (over gdal2tiles XYZ tiles, Web Mercator and UTM) for the tile-service tests',
+    checks: () => [[join(mapproxyTools(), 'bin', 'python'), '-c', 'import mapproxy.wsgiapp']],
+    apt: ['python3-venv'],
+    pip: ['MapProxy==7.0.0'],
   },
 ];
 

@@ -29,6 +29,13 @@ export * from './raster/source.js';
 export * from './raster/rgb.js';
 export * from './raster/footprint.js';
 export * from './raster/mosaic.js';
+// Tile services (XYZ/TMS templates, WMTS) as raster sources.
+export * from './codec/image.js';
+export * from './tiles/template.js';
+export * from './tiles/matrix.js';
+export * from './tiles/wmts.js';
+export * from './tiles/disk-cache.js';
+export * from './tiles/service.js';
 // Grids, layouts, warping, tile streams.
 export * from './grid/polygon-raster.js';
 export * from './grid/grid.js';

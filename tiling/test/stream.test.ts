@@ -283,6 +283,47 @@ describe('scene footprint', () => {
     });
   });
 
+  it('RGB.byte.tif: the mask footprint is GDAL’s polygonised mask (symmetric difference ≈ 0 in EPSG:6933)', async () => {
+    const path = R('RGB.byte.tif');
+    const fp = await opened(path, (r) => sceneFootprint(r));
+    // Oracle: the OR of GDAL's per-band masks polygonised by gdal.Polygonize (4-connected) in the
+    // raster's CRS; both geometries measured in EPSG:6933 (equal area), ours densified in lon/lat.
+    const out = gdalPython(
+      String.raw`
+import json, sys
+import numpy as np
+from osgeo import gdal, ogr, osr
+gdal.UseExceptions()
+ds = gdal.Open(sys.argv[1])
+valid = np.zeros((ds.RasterYSize, ds.RasterXSize), dtype=np.uint8)
+for b in range(1, ds.RasterCount + 1):
+    valid |= (ds.GetRasterBand(b).GetMaskBand().ReadAsArray() > 0).astype(np.uint8)
+m = gdal.GetDriverByName('MEM').Create('', ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Byte)
+m.SetGeoTransform(ds.GetGeoTransform()); m.SetProjection(ds.GetProjection())
+m.GetRasterBand(1).WriteArray(valid)
+srs = osr.SpatialReference(wkt=ds.GetProjection())
+vds = ogr.GetDriverByName('Memory').CreateDataSource('')  # kept: the layer dies with it
+lyr = vds.CreateLayer('v', srs=srs)
+lyr.CreateField(ogr.FieldDefn('v', ogr.OFTInteger))
+gdal.Polygonize(m.GetRasterBand(1), m.GetRasterBand(1), lyr, 0)
+ea = osr.SpatialReference(); ea.ImportFromEPSG(6933)
+wgs = osr.SpatialReference(); wgs.ImportFromEPSG(4326); wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+ref = ogr.Geometry(ogr.wkbMultiPolygon)
+for f in lyr:
+    g = f.GetGeometryRef().Clone(); g.Segmentize(30); ref.AddGeometry(g)
+ref = ref.UnionCascaded(); ref.Transform(osr.CoordinateTransformation(srs, ea))
+ours = ogr.CreateGeometryFromJson(sys.argv[2]); ours.Segmentize(0.0003)
+ours.Transform(osr.CoordinateTransformation(wgs, ea))
+print(json.dumps({'ref': ref.GetArea(), 'ours': ours.GetArea(), 'sym': ours.SymDifference(ref).GetArea(), 'valid': ours.IsValid()}))
+`,
+      [path, JSON.stringify({ type: 'MultiPolygon', coordinates: fp.geometry })],
+    );
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { ref: number; ours: number; sym: number; valid: boolean };
+    expect(r.valid).toBe(true);
+    expect(Math.abs(r.ours - r.ref) / r.ref).toBeLessThan(1e-4);
+    expect(r.sym / r.ref).toBeLessThan(1e-4);
+  });
+
   it('an all-nodata scene has an empty footprint; a scene without a mask gets its bounds', async () => {
     expect((await opened(R('all-nodata.tif'), (r) => sceneFootprint(r))).geometry).toEqual([]);
     const fp = await opened(R('world.rgb.tif'), (r) => sceneFootprint(r));

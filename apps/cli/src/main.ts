@@ -2,7 +2,7 @@
  * `geo-dino`: argument parsing, global options, error → exit-code mapping, signal handling.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { GEO_DINO_VERSION, GeoDinoError, toGeoDinoError, EXIT } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, configureHttp, toGeoDinoError, EXIT } from '@geo-dino/core';
 import { createContext, type CliIo, type CommandContext, type GlobalOptions } from './context.js';
 import type { CliApp } from './app.js';
 import { COMMANDS } from './commands/index.js';
@@ -30,6 +30,7 @@ export function buildProgram(app: CliApp, io: CliIo, onCommanderError: (text: st
     .addOption(new Option('--json', 'machine-readable output: a JSON result on stdout, JSON-line logs and progress on stderr'))
     .addOption(new Option('-q, --quiet', 'only warnings and errors; no progress bars'))
     .addOption(new Option('-v, --verbose', 'debug logging'))
+    .addOption(new Option('--timeout <seconds>', 'give up on a remote server (imagery, STAC, models) that has not answered one read within this time, retries included (default 60)'))
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -75,9 +76,15 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   };
 
   const program = buildProgram(app, io, (text) => (commanderText += text));
+  let httpBefore: { deadlineMs: number } | null = null;
   program.hook('preAction', (_root, action) => {
-    const g = action.optsWithGlobals<Partial<GlobalOptions>>();
+    const g = action.optsWithGlobals<Partial<GlobalOptions> & { timeout?: string }>();
     ctx = createContext({ json: !!g.json, quiet: !!g.quiet, verbose: !!g.verbose }, io, controller.signal);
+    if (g.timeout !== undefined) {
+      const seconds = Number(g.timeout);
+      if (!(seconds > 0) || !Number.isFinite(seconds)) throw new GeoDinoError('E_ARGUMENT', `--timeout: must be a positive number of seconds (got ${JSON.stringify(g.timeout)})`);
+      httpBefore = configureHttp({ deadlineMs: seconds * 1000 });
+    }
   });
 
   let interrupts = 0;
@@ -110,6 +117,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     reportError(io, ctx?.options.json ?? argv.includes('--json'), gerr, ctx?.options.verbose ?? false);
     return gerr.exitCode;
   } finally {
+    if (httpBefore) configureHttp(httpBefore);
     if (handle) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,28 @@ describe('geo-dino CLI shell', () => {
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stderr.trim())).toMatchObject({ type: 'error', code: 'E_UNKNOWN_COMMAND' });
   });
+});
+
+describe('remote reads from the command line', () => {
+  it('--timeout: a stalled imagery server fails within it, and URL secrets never reach the output', async () => {
+    // A server that accepts connections and never answers.
+    const stalled = createTcpServer((c) => c.on('data', () => undefined));
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+    try {
+      const port = (stalled.address() as AddressInfo).port;
+      const url = `http://reader:hunter2@127.0.0.1:${port}/scene.tif?sig=s3cr3tsig&sv=1`;
+      const r = await runCli(['--timeout', '1.5', 'raster', 'info', url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/gave up after 1\.5 s \(--timeout\)/);
+      expect(r.stderr).toContain(`http://reader:***@127.0.0.1:${port}/scene.tif?sig=***&sv=1`);
+      expect(r.stdout + r.stderr).not.toMatch(/hunter2|s3cr3tsig/);
+      const bad = await runCli(['--timeout', '0', 'raster', 'info', url]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/--timeout: must be a positive number of seconds/);
+    } finally {
+      stalled.close();
+    }
+  }, 60_000);
 });
 
 const homes: string[] = [];

@@ -74,14 +74,17 @@ export function sendError(res: ServerResponse, status: number, message?: string,
   sendJson(res, status, { error: message ?? REASONS[status] ?? 'error', status }, head);
 }
 
-/** Read a request body up to `maxBytes`; 413 beyond it (checked before and while reading). */
+/**
+ * Read a request body up to `maxBytes`; 413 beyond it (checked before and while reading). An
+ * oversized body is not read further (the server closes the connection after answering).
+ */
 export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined) {
     const n = Number(declared);
     if (!Number.isSafeInteger(n) || n < 0) throw new HttpError(400, 'invalid Content-Length');
     if (n > maxBytes) {
-      req.resume();
+      req.pause();
       throw new HttpError(413, `request body of ${n} bytes is larger than the ${maxBytes}-byte limit`);
     }
   }
@@ -94,7 +97,8 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
       size += chunk.length;
       if (size > maxBytes) {
         done = true;
-        req.resume();
+        req.pause();
+        req.removeAllListeners('data');
         reject(new HttpError(413, `request body is larger than the ${maxBytes}-byte limit`));
         return;
       }

@@ -5,14 +5,44 @@
  */
 import { stat } from 'node:fs/promises';
 import { GeoDinoError } from '@geo-dino/core';
-import type { Aoi } from '@geo-dino/geometry';
-import { crsToPixel, lonLatToPixels, openRaster, PolygonRaster, transformBetween, WGS84, type Grid, type RasterSource } from '@geo-dino/tiling';
+import { intersection, type Aoi } from '@geo-dino/geometry';
+import {
+  crsToPixel,
+  footprintFromBounds,
+  lonLatToPixels,
+  openRaster,
+  PolygonRaster,
+  transformBetween,
+  WGS84,
+  type Grid,
+  type OpenRasterOptions,
+  type RasterSource,
+} from '@geo-dino/tiling';
 import type { StatsResponse } from './api-types.js';
+import type { RunInfo } from './runs.js';
+
+/**
+ * The raster of a run's heights for a place, among the run's `names` (run.chmRasters): chm.tif, or
+ * for a sharded run the VRT of the UTM zone (and hemisphere) of that place, else the first zone's.
+ */
+export function chmRasterNameFor(names: readonly string[], [lon, lat]: [number, number]): string {
+  if (names.length <= 1) return names[0] ?? 'chm.tif';
+  const zone = `${Math.min(60, Math.max(1, Math.floor((lon + 180) / 6) + 1))}${lat >= 0 ? 'N' : 'S'}`;
+  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
+}
+
+/** {@link chmRasterNameFor} of a run. */
+export function chmRasterFor(run: Pick<RunInfo, 'chmRasters'>, place: [number, number]): string {
+  return chmRasterNameFor(run.chmRasters ?? ['chm.tif'], place);
+}
 
 /** Open rasters, reopened when the file changes, closed when evicted. */
 export class RasterPool {
   private readonly open = new Map<string, { mtimeMs: number; size: number; source: Promise<RasterSource> }>();
-  constructor(private readonly max = 16) {}
+  constructor(
+    private readonly max = 16,
+    private readonly openOptions: OpenRasterOptions = {},
+  ) {}
 
   async get(path: string): Promise<RasterSource> {
     const st = await stat(path);
@@ -26,7 +56,7 @@ export class RasterPool {
       this.open.delete(path);
       void hit.source.then((s) => s.close()).catch(() => undefined);
     }
-    const source = openRaster(path);
+    const source = openRaster(path, this.openOptions);
     source.catch(() => this.open.delete(path));
     this.open.set(path, { mtimeMs: st.mtimeMs, size: st.size, source });
     while (this.open.size > this.max) {
@@ -108,16 +138,20 @@ function niceBinWidth(max: number): number {
  */
 export async function polygonStats(source: RasterSource, aoi: Aoi, limits: StatsLimits, signal?: AbortSignal): Promise<HeightStats> {
   const { info } = source;
-  const poly = new PolygonRaster(lonLatToPixels(aoi.geometry, gridOf(source)));
-  if (![poly.minX, poly.minY, poly.maxX, poly.maxY].every(Number.isFinite)) throw new GeoDinoError('E_BAD_AOI', 'the polygon cannot be projected onto the raster');
+  // Only the part of the polygon over the raster is projected: parts beside it, across the
+  // antimeridian or over a pole have no pixels (and may not even project into the raster's CRS).
+  const over = intersection(aoi.geometry, footprintFromBounds(source).geometry);
+  const poly = new PolygonRaster(over.length ? lonLatToPixels(over, gridOf(source)) : []);
+  if (over.length && ![poly.minX, poly.minY, poly.maxX, poly.maxY].every(Number.isFinite)) throw new GeoDinoError('E_BAD_AOI', 'the polygon cannot be projected onto the raster');
   const minC = poly.minX;
   const maxC = poly.maxX;
   const minR = poly.minY;
   const maxR = poly.maxY;
-  const r0 = Math.max(0, Math.floor(minR));
-  const r1 = Math.min(info.height, Math.ceil(maxR));
-  const c0 = Math.max(0, Math.floor(minC));
-  const c1 = Math.min(info.width, Math.ceil(maxC));
+  // An empty polygon (nothing over the raster) has an empty window.
+  const r0 = over.length ? Math.max(0, Math.floor(minR)) : 0;
+  const r1 = over.length ? Math.max(r0, Math.min(info.height, Math.ceil(maxR))) : 0;
+  const c0 = over.length ? Math.max(0, Math.floor(minC)) : 0;
+  const c1 = over.length ? Math.max(c0, Math.min(info.width, Math.ceil(maxC))) : 0;
   const bboxPixels = Math.max(0, r1 - r0) * Math.max(0, c1 - c0);
   if (bboxPixels > limits.maxPixels) {
     throw new GeoDinoError('E_LIMIT', `the polygon covers ${bboxPixels} raster pixels (bounding box); the limit is ${limits.maxPixels}`, {

@@ -12,23 +12,28 @@
  *   GET  /api/point?run=&lon=&lat=   height ± uncertainty (and land cover) from the COG, and the scene
  *   POST /api/stats?run=        statistics of a GeoJSON polygon over the run's chm.tif
  *
- * Safe by default: binds to 127.0.0.1; when bound to loopback, requests must name a loopback host
- * (DNS-rebinding); only files provably inside the directory are served (see files.ts); bodies and
- * polygons are capped; no endpoint fetches a URL; every response carries a CSP and nosniff; nothing
- * from a request is ever written into HTML.
+ * Safe by default: binds to 127.0.0.1; every request must name this server by an IP address,
+ * `localhost` or an `allowHosts` name (DNS rebinding: a page whose own name resolves to this
+ * machine cannot read it); only files provably inside the directory are served (see files.ts);
+ * bodies and polygons are capped, and polygon work runs in worker threads behind a concurrency
+ * limit taken before the body is read (stats-pool.ts); no endpoint fetches a URL; every response
+ * carries a CSP and nosniff; nothing from a request is ever written into HTML; error messages name
+ * files relative to the served directory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, isGeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
-import { parseAoi } from '@geo-dino/geometry';
 import type { PointResponse, StatsResponse } from './api-types.js';
 import { contentSecurityPolicy, HttpError, readBody, securityHeaders, sendError, sendJson } from './http.js';
 import { resolveInside, safeSegments, serveFile } from './files.js';
 import { discoverRuns, runDir, type RunInfo } from './runs.js';
-import { polygonStats, RasterPool, valueAt } from './raster.js';
+import { RasterPool, valueAt } from './raster.js';
+export { chmRasterFor } from './raster.js';
+import { StatsPool } from './stats-pool.js';
 import { sceneAt } from './provenance.js';
 import { parseTilesPath, serveTiles, TileArchives } from './xyz.js';
 
@@ -45,8 +50,23 @@ export interface ServerOptions {
   basemap?: string | null;
   /** Largest request body, bytes (default 1 MiB). */
   maxBodyBytes?: number;
-  /** Most polygon vertices accepted by /api/stats (default 20000). */
+  /** Most polygon vertices accepted by /api/stats, counted at every nesting depth (default 20000). */
   maxVertices?: number;
+  /** Most edge pairs the validity check of a /api/stats polygon may compare (default 5 million). */
+  maxEdgePairs?: number;
+  /**
+   * Statistics requests running at once, each in its own worker thread (default 2, and never more
+   * than the cores minus one, so one core is left for the event loop); more are answered 503
+   * before their body is read.
+   */
+  statsConcurrency?: number;
+  /** Longest one statistics request may run, ms (default 60000). */
+  statsDeadlineMs?: number;
+  /**
+   * Host names (besides IP addresses and `localhost`) that requests may address this server by,
+   * e.g. `geo.example.lan` when it listens beyond this machine (`--allow-host`).
+   */
+  allowHosts?: readonly string[];
   /** Most raster pixels in a stats polygon's bounding box (default 50 million). */
   maxStatsPixels?: number;
   /** Send `Access-Control-Allow-Origin: *` on /tiles/ (web maps on other origins; default false). */
@@ -56,29 +76,52 @@ export interface ServerOptions {
 
 export interface RunningServer {
   url: string;
+  /** The bound address. */
   host: string;
   port: number;
+  /** Whether the bound address is a loopback one (reachable from this machine only). */
+  loopback: boolean;
   server: Server;
   close(): Promise<void>;
 }
 
 const DATA_EXTENSIONS = new Set(['.pmtiles', '.tif', '.tiff', '.json', '.geojson']);
 const VIEWER_EXTENSIONS = new Set(['.html', '.js', '.mjs', '.css', '.svg', '.png', '.ico', '.woff2', '.map', '.txt', '.json']);
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
-
-/**
- * The raster of a run's heights for a place: chm.tif, or for a sharded run the VRT of the UTM zone
- * (and hemisphere) of that place, else the first zone's.
- */
-export function chmRasterFor(run: RunInfo, [lon, lat]: [number, number]): string {
-  const names = run.chmRasters ?? ['chm.tif'];
-  if (names.length <= 1) return names[0] ?? 'chm.tif';
-  const zone = `${Math.min(60, Math.max(1, Math.floor((lon + 180) / 6) + 1))}${lat >= 0 ? 'N' : 'S'}`;
-  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
+/** Whether an address as bound (`server.address()`) is loopback: 127.0.0.0/8, ::1, ::ffff:127.x. */
+export function isLoopback(address: string): boolean {
+  const a = address.toLowerCase().replace(/^\[|\]$/g, '');
+  return a === 'localhost' || a === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(a);
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+/**
+ * The host part of a Host header, lower-cased, without port (IPv6 keeps its brackets); null when
+ * it is not a well-formed host.
+ */
+export function hostOf(header: string | undefined): string | null {
+  const h = (header ?? '').trim().toLowerCase();
+  const m = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d{1,5})?$/.exec(h);
+  return m ? m[1]! : null;
+}
+
+/**
+ * Whether a request addressed to `host` may be answered. An IP address or `localhost` cannot be a
+ * rebinding attacker's name; any other name must be allowed explicitly.
+ */
+export function hostAllowed(host: string | null, allowed: ReadonlySet<string>): boolean {
+  if (host === null) return false;
+  if (host === 'localhost' || allowed.has(host)) return true;
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  // Canonical IP literals only: browsers send 127.0.0.1, never 127.1 or 0x7f000001.
+  return host.startsWith('[') ? isIP(bare) === 6 : isIP(bare) === 4;
+}
+
+/** The warning of a server bound beyond loopback: who can read what, and what the Host check allows. */
+export function exposureWarning(address: string, allowHosts: readonly string[]): string {
+  return (
+    `listening beyond this machine: anyone who can reach ${address} can read every run under the directory. ` +
+    `Requests must address the server by IP address, localhost${allowHosts.length ? ' or ' + allowHosts.join(', ') : ''}; ` +
+    'add the names it is reached by with --allow-host (allowing a name a web page controls would let that page read the runs through your browser by DNS rebinding)'
+  );
 }
 
 /** Where the viewer's build lives when installed. */
@@ -91,28 +134,6 @@ export function defaultViewerDir(): string | null {
   }
 }
 
-function countPositions(v: unknown, limit: number, depth = 0): number {
-  // Count coordinate pairs without trusting the structure (bounded recursion).
-  if (depth > 12 || !Array.isArray(v)) {
-    if (v && typeof v === 'object' && depth <= 12) {
-      let n = 0;
-      for (const x of Object.values(v as Record<string, unknown>)) {
-        n += countPositions(x, limit, depth + 1);
-        if (n > limit) return n;
-      }
-      return n;
-    }
-    return 0;
-  }
-  if (v.length >= 2 && typeof v[0] === 'number' && typeof v[1] === 'number') return 1;
-  let n = 0;
-  for (const x of v) {
-    n += countPositions(x, limit, depth + 1);
-    if (n > limit) return n;
-  }
-  return n;
-}
-
 function queryNumber(q: URLSearchParams, name: string, min: number, max: number): number {
   const raw = q.get(name);
   const v = raw === null || raw.trim() === '' ? NaN : Number(raw);
@@ -122,7 +143,8 @@ function queryNumber(q: URLSearchParams, name: string, min: number, max: number)
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? silentLogger();
-  const host = options.host ?? '127.0.0.1';
+  // `[::1]` as in a URL is the address ::1.
+  const host = (options.host ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
   const port = options.port ?? 8080;
   let rootReal: string;
   try {
@@ -155,11 +177,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const csp = contentSecurityPolicy(basemapOrigin);
   const maxBody = options.maxBodyBytes ?? 1 << 20;
   const maxVertices = options.maxVertices ?? 20_000;
+  const maxEdgePairs = options.maxEdgePairs ?? 5_000_000;
   const maxStatsPixels = options.maxStatsPixels ?? 50_000_000;
-  const loopbackOnly = isLoopback(host);
+  const allowHosts = new Set<string>();
+  for (const h of options.allowHosts ?? []) {
+    const name = hostOf(h);
+    if (!name) throw new GeoDinoError('E_ARGUMENT', `--allow-host: ${JSON.stringify(h)} is not a host name`, { details: { field: '--allow-host' } });
+    allowHosts.add(name);
+  }
   const rasters = new RasterPool();
   const tileArchives = new TileArchives();
-  let statsRunning = 0;
+  const statsPool = new StatsPool(options.statsConcurrency ?? Math.max(1, Math.min(2, availableParallelism() - 1)), options.statsDeadlineMs ?? 60_000);
+  // Messages name files relative to the served directory: no absolute path of this machine leaves it.
+  const publicMessage = (message: string): string => scrubPaths(message, [rootReal, options.root]);
 
   let runsCache: { at: number; runs: Promise<RunInfo[]> } | null = null;
   const runs = (): Promise<RunInfo[]> => {
@@ -181,10 +211,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     securityHeaders(res, csp);
     const method = req.method ?? 'GET';
     const head = method === 'HEAD';
-    // DNS rebinding: a page on another site that resolves its name to 127.0.0.1 must not read us.
-    if (loopbackOnly) {
-      const h = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-      if (!LOOPBACK_HOSTS.has(h)) return sendError(res, 421, 'this server only answers requests addressed to localhost', head);
+    // DNS rebinding: a page on another site that resolves its name to this machine must not read
+    // us, whatever address we are bound to.
+    if (!hostAllowed(hostOf(req.headers.host), allowHosts)) {
+      return sendError(res, 421, 'this server only answers requests addressed to an IP address, localhost or an --allow-host name', head);
     }
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
@@ -268,46 +298,44 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stats = async (req: IncomingMessage, res: ServerResponse, q: URLSearchParams): Promise<void> => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json' && type !== 'application/geo+json') {
-      req.resume();
       throw new HttpError(415, 'send the polygon as application/json or application/geo+json');
     }
-    const body = await readBody(req, maxBody);
-    const run = await findRun(q);
-    if (!run.files.chm) throw new HttpError(404, 'this run has no chm.tif');
-    let json: unknown;
+    // The slot is taken before the body is read or parsed: a busy server spends nothing on more.
+    const lease = statsPool.tryAcquire();
+    if (!lease) throw new HttpError(503, 'busy: statistics requests are already running; retry shortly');
     try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new HttpError(400, 'the body is not valid JSON');
-    }
-    const vertices = countPositions(json, maxVertices);
-    if (vertices > maxVertices) throw new HttpError(413, `the polygon has more than ${maxVertices} vertices`);
-    const aoi = parseAoi(json, 'polygon');
-    if (statsRunning >= 2) throw new HttpError(503, 'busy: two statistics requests are already running; retry shortly');
-    statsRunning++;
-    try {
+      const body = await readBody(req, maxBody);
+      const run = await findRun(q);
+      if (!run.files.chm) throw new HttpError(404, 'this run has no chm.tif');
       const ac = new AbortController();
       res.on('close', () => ac.abort());
-      const s = await polygonStats(await rasters.get(join(runDir(rootReal, run), chmRasterFor(run, aoi.centroid))), aoi, { maxPixels: maxStatsPixels }, ac.signal);
-      const body: StatsResponse = { run: run.id, polygon: { areaM2: aoi.areaM2, vertices, bbox: aoi.bbox }, ...s };
-      sendJson(res, 200, body);
+      const r = await lease.run({ dir: runDir(rootReal, run), chmRasters: run.chmRasters ?? ['chm.tif'], body, maxVertices, maxEdgePairs, maxPixels: maxStatsPixels }, ac.signal);
+      const out: StatsResponse = { run: run.id, polygon: r.polygon, ...r.stats };
+      sendJson(res, 200, out);
     } finally {
-      statsRunning--;
+      lease.release();
     }
   };
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (err instanceof HttpError) return sendError(res, err.status, err.message);
-      if (isGeoDinoError(err)) {
-        if (err.code === 'E_CANCELLED') return res.destroy();
-        const status = err.code === 'E_LIMIT' ? 413 : err.category === 'input' ? 400 : 500;
-        if (status === 500) log.error({ err, url: req.url }, 'request failed');
-        return sendError(res, status, status === 500 ? undefined : err.message);
-      }
-      log.error({ err, url: req.url }, 'request failed');
-      sendError(res, 500);
-    });
+    handle(req, res)
+      .catch((err: unknown) => {
+        if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
+        if (err instanceof HttpError) return sendError(res, err.status, publicMessage(err.message));
+        if (isGeoDinoError(err)) {
+          if (err.code === 'E_CANCELLED') return res.destroy();
+          const status = err.code === 'E_LIMIT' ? 413 : err.category === 'input' ? 400 : 500;
+          if (status === 500) log.error({ err, url: req.url }, 'request failed');
+          return sendError(res, status, status === 500 ? undefined : publicMessage(err.message));
+        }
+        log.error({ err, url: req.url }, 'request failed');
+        sendError(res, 500);
+      })
+      .finally(() => {
+        // A request whose body was not read (refused before reading, or cut at the cap) is not
+        // drained: the connection is closed once the answer is out.
+        if (!req.complete) closeAfterResponse(req, res);
+      });
   });
   server.requestTimeout = 120_000;
   server.headersTimeout = 20_000;
@@ -326,18 +354,49 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  if (!loopbackOnly) log.warn({ host }, 'listening beyond this machine: anyone who can reach it can read every run under the directory');
+  // The bound address, not the spelling of --host, says who can reach us.
+  const loopback = isLoopback(addr.address);
+  if (!loopback) log.warn({ host: addr.address, allowHosts: [...allowHosts] }, exposureWarning(addr.address, [...allowHosts]));
   return {
     url: `http://${urlHost}:${addr.port}/`,
     host: addr.address,
     port: addr.port,
+    loopback,
     server,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await statsPool.close();
       await rasters.closeAll();
     },
   };
+}
+
+/**
+ * Close the connection once the response has been written, without reading the rest of the
+ * request: the socket stops being read at once (the client's sends stall) and is destroyed
+ * shortly after, leaving the client time to read the answer.
+ */
+function closeAfterResponse(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  const close = (): void => {
+    socket.pause();
+    setTimeout(() => socket.destroy(), 200).unref();
+  };
+  if (res.writableFinished) close();
+  else res.once('finish', close);
+  res.once('close', () => socket.pause());
+}
+
+/** `message` with `roots` (and anything below them) shown relative to the served directory, and other absolute paths cut to their last part. */
+export function scrubPaths(message: string, roots: readonly string[]): string {
+  let m = message;
+  for (const r of roots) {
+    if (!r) continue;
+    const root = r.replace(/[\\/]+$/, '');
+    m = m.split(root + '/').join('').split(root).join('.');
+  }
+  return m.replace(/(^|[\s"'(=])(\/[^\s"'():]+)/g, (_all, pre: string, path: string) => `${pre}${path.split('/').filter(Boolean).pop() ?? ''}`);
 }

@@ -35,6 +35,7 @@ import { chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTile
 import { BandAccumulator, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
 import { ImageryLayer, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
+import { publishedSource, tileAttributions, tileServiceProperties } from './sources.js';
 
 export const DEFAULT_CHUNK_WIDTH = 4096;
 
@@ -373,7 +374,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
         ...(s.startDatetime ? { startDatetime: s.startDatetime } : {}),
         ...(s.endDatetime ? { endDatetime: s.endDatetime } : {}),
       }));
-    const rasterTimes = used.filter((s) => !s.itemHref && s.datetime).map((s) => Date.parse(s.datetime!));
+    const rasterTimes = used.filter((s) => !s.itemHref).flatMap((s) => (s.datetime ? [s.datetime] : [s.startDatetime, s.endDatetime].filter((d): d is string => !!d))).map((d) => Date.parse(d));
     const acquisition =
       stacSources.length || !rasterTimes.length
         ? undefined
@@ -422,7 +423,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
       ...(acquisition ? { acquisition } : {}),
       title: plan.demo ? 'DEMO canopy height (random-weight model)' : 'Canopy height',
-      properties: { 'geo-dino:config_hash': plan.configHash, 'geo-dino:tiles': plan.tiling.tiles, 'gsd': plan.grid.gsd * plan.grid.crs.metresPerUnit },
+      properties: { 'geo-dino:config_hash': plan.configHash, 'geo-dino:tiles': plan.tiling.tiles, 'gsd': plan.grid.gsd * plan.grid.crs.metresPerUnit, ...tileServiceProperties(plan) },
     });
     // A first item.json: the pmtiles package reads the acquisition date from it.
     await writeOutputItem(itemInput(baseAssets.filter((a) => a.key !== 'run')));
@@ -431,7 +432,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     // imagery.pmtiles from the temporary mosaic COG, which is not an output).
     let web: RunTilesResult = {};
     if (options.webTiles !== false) {
-      web = await writeRunTiles(staging, { demo: plan.demo, log, progress, ...(signal ? { signal } : {}), ...(mosaic ? { imagery: mosaic.path } : {}), ...classMapTileOptions(classMaps) });
+      web = await writeRunTiles(staging, { demo: plan.demo, ...(tileAttributions(plan.sources).length ? { imageryAttribution: tileAttributions(plan.sources).join('; ') } : {}), log, progress, ...(signal ? { signal } : {}), ...(mosaic ? { imagery: mosaic.path } : {}), ...classMapTileOptions(classMaps) });
     }
     if (mosaic) await rm(mosaic.path, { force: true });
     throwIfAborted(signal);
@@ -454,7 +455,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
       grid: { crs: crsLabel(plan.grid.crs), epsg: plan.grid.crs.epsg, width: W, height: H, gsd: plan.grid.gsd, transform: plan.grid.transform },
       tiling: { ...plan.tiling },
-      sources: plan.sources.map((s, i) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref, pixels: prov.features.find((f) => f.properties.priority === i)?.properties.pixels ?? 0 })),
+      sources: plan.sources.map((s, i) => ({ id: s.id, ...publishedSource(s), collection: s.collection, datetime: s.datetime, item: s.itemHref, pixels: prov.features.find((f) => f.properties.priority === i)?.properties.pixels ?? 0 })),
       pixels: { total, valid: validPixels },
       statistics: { height: byName('height'), uncertainty: byName('uncertainty') },
       ...classMapRunInfo(classMaps),

@@ -14,6 +14,8 @@ import {
   DEFAULT_BAND_SHARDS,
   DEFAULT_SHARD_SIZE,
   gridForAoi,
+  gridLonLatBbox,
+  isTileServiceHref,
   lonLatToPixels,
   prepareWarpSource,
   ShardGrid,
@@ -77,7 +79,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
   else if (request.aoi) aoi = { geometry: request.aoi.geometry };
   const imagery: unknown[] = [];
   for (const s of request.imagery ?? []) {
-    if (/^https?:\/\//i.test(s)) imagery.push(s);
+    if (/^https?:\/\//i.test(s) || isTileServiceHref(s)) imagery.push(s);
     else {
       const p = resolve(cwd, s);
       const st = await stat(p).catch(() => null);
@@ -92,6 +94,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     collections: request.collections ?? null,
     datetime: request.datetime ?? null,
     ...(request.newerThan ? { newerThan: request.newerThan } : {}),
+    ...(request.tileService ? { tileService: request.tileService } : {}),
     maxCloud: request.maxCloud ?? null,
     model: { name: md.meta.name, weights: md.meta.source.weightsSha256 },
     gsd: request.gsd ?? null,
@@ -156,7 +159,7 @@ export function configHashOf(plan: Omit<RunPlan, 'configHash' | 'requestHash'> |
  * get wrong before any pixel is processed (AOI, imagery reachable and georeferenced, overlap).
  *
  * The AOI is split by UTM zone and hemisphere (unless `crs` is given); each part gets a grid on
- * the global tile lattice of its zone, limited to the part ∩ the imagery, and the shards of the
+ * the global pixel lattice of its zone (tiles laid from its corner), limited to the part ∩ the imagery, and the shards of the
  * global shard grid that hold planned pixels (`@geo-dino/tiling` shards.ts).
  */
 export async function planRun(request: ChmRequest, options: PlanOptions = {}): Promise<ChmPlan> {
@@ -287,11 +290,13 @@ async function sceneBoxes(sources: readonly PlannedSource[], grid: Grid, ctx: Zo
   const out: PlannedSource[] = [];
   for (const s of sources) {
     throwIfAborted(ctx.signal);
-    const raster = await ctx.opener.open(s);
+    // A tile service is read over this grid, at the level its pixel size needs (a copy per zone).
+    const zs: PlannedSource = s.tiles ? { ...s, tiles: { ...s.tiles, bbox: gridLonLatBbox(grid), gsd: grid.gsd * grid.crs.metresPerUnit } } : s;
+    const raster = await ctx.opener.open(zs);
     try {
       const fp = prepareWarpSource(raster, grid).footprint;
       const box: PlannedSource['gridBbox'] = fp ? [Math.floor(fp[0]), Math.floor(fp[1]), Math.ceil(fp[2]), Math.ceil(fp[3])] : null;
-      out.push({ ...s, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
+      out.push({ ...zs, gridBbox: box && box[0] < grid.width && box[2] > 0 && box[1] < grid.height && box[3] > 0 ? box : null, datetime: s.datetime ?? ctx.demoDatetime });
     } finally {
       await raster.close();
     }
@@ -304,7 +309,6 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   const { request, md, tileSize, overlap } = ctx;
   const aoiLayout = gridForAoi(aoi, { tileSize, overlap, ...(crs ? { crs } : {}), ...(request.gsd !== undefined ? { gsd: request.gsd } : {}) });
   const g0 = aoiLayout.grid;
-  const stride = aoiLayout.stride;
   if (Math.abs(g0.gsd * g0.crs.metresPerUnit - md.meta.gsd) / md.meta.gsd > 0.25) {
     ctx.log.warn({ gsd: g0.gsd, modelGsd: md.meta.gsd }, `the output pixel size differs from the ${md.meta.gsd} m the model was trained at; heights may be biased`);
   }
@@ -314,8 +318,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     g.transform[0] + b[2] * g.gsd,
     g.transform[3] - b[1] * g.gsd,
   ];
-  // The AOI's extent on the global tile lattice, then limited to AOI ∩ the scenes' extents.
-  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), stride);
+  // The AOI's extent on the global pixel lattice, then limited to AOI ∩ the scenes' extents.
+  const aoiGrid = alignedGrid(g0.crs, g0.gsd, crsBox(g0, [0, 0, g0.width, g0.height]), 1);
   const onAoi = await sceneBoxes(ctx.sources, aoiGrid, ctx);
   const boxes = onAoi.map((s) => s.gridBbox).filter((b): b is [number, number, number, number] => b !== null);
   if (!boxes.length) return null;
@@ -325,8 +329,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
     Math.min(aoiGrid.width, Math.max(...boxes.map((b) => b[2]))),
     Math.min(aoiGrid.height, Math.max(...boxes.map((b) => b[3]))),
   ];
-  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), stride);
-  // Both grids are on the same lattice: scene boxes move by a whole number of pixels.
+  const grid = alignedGrid(aoiGrid.crs, aoiGrid.gsd, crsBox(aoiGrid, u), 1);
+  // Both grids are on the same pixel lattice: scene boxes move by a whole number of pixels.
   const dx = Math.round((grid.transform[0] - aoiGrid.transform[0]) / grid.gsd);
   const dy = Math.round((aoiGrid.transform[3] - grid.transform[3]) / grid.gsd);
   const sources = onAoi.map((s) => ({ ...s, gridBbox: s.gridBbox ? ([s.gridBbox[0] - dx, s.gridBbox[1] - dy, s.gridBbox[2] - dx, s.gridBbox[3] - dy] as [number, number, number, number]) : null }));

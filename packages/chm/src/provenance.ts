@@ -12,14 +12,17 @@
  * of where it really is, and polygons extend at most one cell beyond the valid data. Pixel counts
  * per scene (`pixels`) are exact.
  *
- * Streaming: cells arrive one block row at a time; runs of equal labels on consecutive cell rows
- * are merged into rectangles as they go, so memory is one row of cells plus the rectangles along
- * boundaries (proportional to boundary length, not area). Each scene's rectangles are unioned
- * into a MultiPolygon at the end and projected to WGS 84.
+ * Streaming: cells arrive one block row at a time and go row by row through the geometry
+ * package's `StreamingPolygonizer` (each cell row a row of scene labels): 4-connected regions of
+ * one scene become polygons with holes as soon as they are complete, so memory is one row of
+ * cells, the open regions' boundaries and the finished polygons (proportional to boundary
+ * length, not area). A scene's polygons form its MultiPolygon, projected to WGS 84 (densified,
+ * RFC 7946 ring orientation).
  */
-import { densify, geodesicArea, mapPositions, removeCollinearVertices, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { densify, geodesicArea, mapPositions, orientRfc7946, StreamingPolygonizer, type MultiPolygonCoords, type PolygonizedRegion, type Position } from '@geo-dino/geometry';
 import { NO_SOURCE, pixelToCrs, transformBetween, WGS84, type Grid } from '@geo-dino/tiling';
 import type { RunPlan } from './types.js';
+import { publishedSource } from './sources.js';
 
 export interface ProvenanceFeature {
   type: 'Feature';
@@ -30,6 +33,8 @@ export interface ProvenanceFeature {
     start_datetime?: string;
     end_datetime?: string;
     href: string;
+    /** Tile services: template (redacted), level, attribution, date known or not. */
+    tile_service?: Record<string, unknown>;
     collection: string | null;
     item: string | null;
     /** Position in the priority order (0 = first choice). */
@@ -48,19 +53,17 @@ export interface ProvenanceCollection {
   features: ProvenanceFeature[];
 }
 
-type Rect = [number, number, number, number];
-
 /** Polygons from a stream of per-pixel source indexes (see the module comment). */
 export class ProvenanceBuilder {
   private readonly cell: number;
   private readonly cellsAcross: number;
-  private readonly rects = new Map<number, Rect[]>();
-  /** Rectangles still growing downward: "x0:x1:label" → rect. */
-  private open = new Map<string, Rect>();
+  /** Cell rows → regions of one scene (labels: source index, NO_SOURCE = no region). */
+  private readonly polygonizer = new StreamingPolygonizer({ background: NO_SOURCE });
+  /** Finished polygons per scene, in cell coordinates. */
+  private readonly polygons = new Map<number, MultiPolygonCoords>();
   private readonly pixels: Float64Array;
   private labels: Uint16Array;
   private rowCells = 0;
-  private cellRow = 0;
 
   constructor(
     private readonly plan: RunPlan,
@@ -121,36 +124,16 @@ export class ProvenanceBuilder {
     }
   }
 
-  /** Finish the row of windows: merge its cell rows into the rectangles. */
+  /** Finish the row of windows: its cell rows go to the polygonizer. */
   endRow(): void {
-    for (let cy = 0; cy < this.rowCells; cy++) {
-      const y = this.cellRow++;
-      const next = new Map<string, Rect>();
-      const row = this.labels.subarray(cy * this.cellsAcross, (cy + 1) * this.cellsAcross);
-      let x = 0;
-      while (x < this.cellsAcross) {
-        const l = row[x]!;
-        if (l === NO_SOURCE) {
-          x++;
-          continue;
-        }
-        const x0 = x;
-        while (x < this.cellsAcross && row[x] === l) x++;
-        const key = `${x0}:${x}:${l}`;
-        const r = this.open.get(key);
-        if (r) {
-          r[3] = y + 1;
-          this.open.delete(key);
-          next.set(key, r);
-        } else {
-          const nr: Rect = [x0, y, x, y + 1];
-          let list = this.rects.get(l);
-          if (!list) this.rects.set(l, (list = []));
-          list.push(nr);
-          next.set(key, nr);
-        }
-      }
-      this.open = next;
+    for (let cy = 0; cy < this.rowCells; cy++) this.collect(this.polygonizer.addRow(this.labels.subarray(cy * this.cellsAcross, (cy + 1) * this.cellsAcross)));
+  }
+
+  private collect(regions: PolygonizedRegion[]): void {
+    for (const r of regions) {
+      const list = this.polygons.get(r.label);
+      if (list) list.push(...r.polygons);
+      else this.polygons.set(r.label, [...r.polygons]);
     }
   }
 
@@ -161,14 +144,16 @@ export class ProvenanceBuilder {
     const toLonLat = transformBetween(grid.crs, WGS84, 'provenance');
     const c = this.cell;
     const features: ProvenanceFeature[] = [];
-    const labels = [...this.rects.keys()].sort((a, b) => a - b);
+    this.collect(this.polygonizer.finish());
+    const labels = [...this.polygons.keys()].sort((a, b) => a - b);
     for (const l of labels) {
-      const merged = unionRects(this.rects.get(l)!);
-      const px = mapPositions(merged, ([x, y]): Position => [Math.min(grid.width, x * c), Math.min(grid.height, y * c)]);
-      const lonlat = mapPositions(densify(removeCollinearVertices(px), 256), ([x, y]) => {
-        const [X, Y] = pixelToCrs(grid, x, y);
-        return toLonLat.forward(X, Y);
-      });
+      const px = mapPositions(this.polygons.get(l)!, ([x, y]): Position => [Math.min(grid.width, x * c), Math.min(grid.height, y * c)]);
+      const lonlat = orientRfc7946(
+        mapPositions(densify(px, 256), ([x, y]) => {
+          const [X, Y] = pixelToCrs(grid, x, y);
+          return toLonLat.forward(X, Y);
+        }),
+      );
       const s = plan.sources[l]!;
       features.push({
         type: 'Feature',
@@ -178,7 +163,7 @@ export class ProvenanceBuilder {
           datetime: s.datetime,
           ...(s.startDatetime ? { start_datetime: s.startDatetime } : {}),
           ...(s.endDatetime ? { end_datetime: s.endDatetime } : {}),
-          href: s.href,
+          ...publishedSource(s),
           collection: s.collection,
           item: s.itemHref,
           priority: l,
@@ -202,25 +187,3 @@ export class ProvenanceBuilder {
     };
   }
 }
-
-/** Union of many rectangles, in a balanced tree (polygon-clipping is fastest on similar sizes). */
-function unionRects(rects: Rect[]): MultiPolygonCoords {
-  let parts: MultiPolygonCoords[] = rects.map(([x0, y0, x1, y1]) => [
-    [
-      [
-        [x0, y0],
-        [x0, y1],
-        [x1, y1],
-        [x1, y0],
-        [x0, y0],
-      ],
-    ],
-  ]);
-  while (parts.length > 1) {
-    const next: MultiPolygonCoords[] = [];
-    for (let i = 0; i < parts.length; i += 64) next.push(union(...parts.slice(i, i + 64)));
-    parts = next;
-  }
-  return parts[0] ?? [];
-}
-

@@ -34,6 +34,7 @@ import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShar
 import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
+import { publishedSource, tileAttributions } from './sources.js';
 import { GEO_DINO_VERSION, ensureDir as ensureDirectory } from '@geo-dino/core';
 
 export interface ChmRunOptions extends ChmRequest, CommonOptions {
@@ -496,8 +497,10 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   if (options.webTiles !== false) {
     const lc = extraHeadsOf(plan.zones[0]!).find((h) => h.kind === 'land-cover');
     try {
+      const attribution = tileAttributions(plan.zones.flatMap((z) => z.sources));
       const web = await writeShardedRunTiles(outDir, index.shardDirs, {
         demo: plan.demo,
+        ...(attribution.length ? { imageryAttribution: attribution.join('; ') } : {}),
         log,
         progress,
         ...(signal ? { signal } : {}),
@@ -528,7 +531,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     webTiles,
     zones: plan.zones.map((z) => ({ zone: z.shards.zone, crs: crsLabel(z.grid.crs), epsg: z.grid.crs.epsg, width: z.grid.width, height: z.grid.height, gsd: z.grid.gsd, transform: z.grid.transform, tiles: z.tiling.tiles, shards: z.shards.count })),
     tiling: { ...plan.zones[0]!.tiling, tiles: plan.tiles },
-    sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, href: s.href, collection: s.collection, datetime: s.datetime, item: s.itemHref })),
+    sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, ...publishedSource(s), collection: s.collection, datetime: s.datetime, item: s.itemHref })),
     pixels: { valid: index.validPixels },
     statistics: index.stats,
     execution: { device: exec.device, provider: (runner as ModelRunner | null)?.provider ?? null, workers: exec.workers, threads: exec.threads, batch },

@@ -44,6 +44,7 @@ import { predictTiles } from './predict.js';
 import { TileStore } from './tile-store.js';
 import type { ModelRunner } from '@geo-dino/model';
 import type { ProvenanceFeature } from './provenance.js';
+import { tileServiceProperties } from './sources.js';
 import { NODATA, type ChmPlan, type RunPlan } from './types.js';
 
 export const SHARD_DIR = 'shards';
@@ -214,7 +215,7 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
     demo: zone.demo,
     ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
     title: `${zone.demo ? 'DEMO canopy height' : 'Canopy height'}, shard ${shard.id}`,
-    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit },
+    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
   });
   const files: ShardRecord['files'] = [];
   for (const name of (await readdir(dir)).sort()) {

@@ -10,13 +10,24 @@ import {
   detectImagerySource,
   displayLocation,
   isHttpHref,
+  parseDatetimeRange,
   planetaryComputerSigner,
   searchScenes,
   type AssetSigner,
   type ImagerySource,
   type StacItem,
 } from '@geo-dino/stac';
-import { createBlockCache, footprintFromBounds, openRaster, type BlockCache, type RasterSource } from '@geo-dino/tiling';
+import {
+  createBlockCache,
+  footprintFromBounds,
+  isTileServiceHref,
+  openRaster,
+  openTileService,
+  redactTileUrl,
+  type BlockCache,
+  type RasterSource,
+  type TileServiceParams,
+} from '@geo-dino/tiling';
 import type { ChmRequest, PlannedSource, SignMode } from './types.js';
 
 export interface SourceContext {
@@ -52,6 +63,89 @@ function rasterId(href: string): string {
   return name.replace(/\.(tiff?|cog)$/i, '') || name;
 }
 
+/** Default target pixel size for choosing a tile service's level before the grid is known (the model's, 0.6 m). */
+const DEFAULT_TILE_GSD_M = 0.6;
+
+/**
+ * A tile service (`xyz:`/`wmts:`) as a planned source. Tile services carry no acquisition date:
+ * the datetime is `--datetime` when given (one day or less: that instant; longer: a range), else
+ * unknown (null). The area to read starts as the AOI's box; `planRun` widens it to the grid's.
+ */
+function plannedTileSource(input: string, request: ChmRequest, aoi: Aoi): PlannedSource {
+  const range = request.datetime ? parseDatetimeRange(request.datetime, '--datetime') : null;
+  const start = range?.start ?? null;
+  const end = range?.end ?? null;
+  const instant = start && end && end.getTime() - start.getTime() <= 86_400_000 ? start.toISOString() : null;
+  const params: TileServiceParams = { ...(request.tileService ?? {}) };
+  let host = 'tiles';
+  try {
+    host = new URL(input.replace(/^(xyz|wmts):/i, '').replace(/\{[^}]*\}/g, 'x')).hostname;
+  } catch {
+    /* the service reports a bad template when opened */
+  }
+  const kind = input.trim().slice(0, 4).toLowerCase() === 'wmts' ? 'wmts' : 'xyz';
+  return {
+    id: `${kind}-${host}${params.layer ? `-${params.layer}` : ''}`,
+    kind: 'tiles',
+    href: input.trim(),
+    sign: null,
+    collection: null,
+    datetime: instant,
+    startDatetime: instant || !start ? null : start.toISOString(),
+    endDatetime: instant || !end ? null : end.toISOString(),
+    itemHref: null,
+    assetKey: null,
+    bands: [0, 1, 2],
+    gridBbox: null,
+    tiles: { params, bbox: [...aoi.bbox] as [number, number, number, number], gsd: request.gsd ?? DEFAULT_TILE_GSD_M, info: null },
+  };
+}
+
+/**
+ * What outputs (provenance, run.json, STAC) say about a source: its href (tile services with their
+ * secrets redacted) and, for a tile service, the template, level, tile matrix set, attribution,
+ * and whether its date is known.
+ */
+export function publishedSource(s: PlannedSource): { href: string; tile_service?: Record<string, unknown> } {
+  if (s.kind !== 'tiles' || !s.tiles) return { href: s.href };
+  const i = s.tiles.info;
+  return {
+    href: redactTileUrl(s.href),
+    tile_service: {
+      kind: i?.kind ?? null,
+      template: i?.template ?? null,
+      layer: i?.layer ?? null,
+      tile_matrix_set: i?.tileMatrixSet ?? null,
+      crs: i?.crs ?? null,
+      zoom: i?.zoom ?? s.tiles.params.zoom ?? null,
+      ground_resolution_m: i?.groundResolutionM ?? null,
+      attribution: i?.attribution ?? s.tiles.params.attribution ?? null,
+      date: s.datetime || s.startDatetime || s.endDatetime ? 'given by --datetime' : 'unknown (tile services carry no acquisition date)',
+    },
+  };
+}
+
+/** The attributions of the tile services a run used (distinct, in priority order). */
+export function tileAttributions(sources: readonly PlannedSource[]): string[] {
+  const out: string[] = [];
+  for (const s of sources) {
+    const a = s.tiles?.info?.attribution ?? s.tiles?.params.attribution;
+    if (a && !out.includes(a)) out.push(a);
+  }
+  return out;
+}
+
+/** STAC Item properties for a run that read tile services: each service (redacted) and the attribution. */
+export function tileServiceProperties(plan: { sources: readonly PlannedSource[] }): Record<string, unknown> {
+  const used = plan.sources.filter((s) => s.kind === 'tiles');
+  if (!used.length) return {};
+  const attribution = tileAttributions(used);
+  return {
+    'geo-dino:tile_services': used.map((s) => ({ id: s.id, ...publishedSource(s) })),
+    ...(attribution.length ? { 'geo-dino:imagery_attribution': attribution.join('; ') } : {}),
+  };
+}
+
 export interface ResolvedImagery {
   sources: PlannedSource[];
   /** For requests without an AOI: the union of the rasters' extents. */
@@ -68,15 +162,25 @@ export interface ResolvedImagery {
 export async function resolveImagery(request: ChmRequest, inputs: readonly string[], aoi: Aoi | null, ctx: SourceContext): Promise<ResolvedImagery> {
   const sources: PlannedSource[] = [];
   const identity: unknown[] = [];
-  const detected: { input: string; src: ImagerySource }[] = [];
+  const detected: { input: string; src: ImagerySource | null }[] = [];
   for (const input of inputs) {
     throwIfAborted(ctx.signal);
+    if (isTileServiceHref(input)) {
+      detected.push({ input, src: null }); // a tile service: opened with the area to read
+      continue;
+    }
     const src = await detectImagerySource(input, { cwd: ctx.cwd, log: ctx.log, ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) });
     detected.push({ input, src });
   }
   let theAoi = aoi;
   if (!theAoi) {
-    const stacInput = detected.find((d) => d.src.kind !== 'raster');
+    const tileInput = detected.find((d) => d.src === null);
+    if (tileInput) {
+      throw new GeoDinoError('E_ARGUMENT', `--aoi: is required with a tile service (${redactTileUrl(tileInput.input)}): it covers the world, geo-dino reads the tiles over the AOI`, {
+        details: { field: '--aoi' },
+      });
+    }
+    const stacInput = detected.find((d) => d.src !== null && d.src.kind !== 'raster');
     if (stacInput) {
       throw new GeoDinoError('E_ARGUMENT', `--aoi: is required with STAC imagery (${stacInput.input}): geo-dino searches the catalog for the scenes covering the AOI`, {
         details: { field: '--aoi' },
@@ -84,7 +188,7 @@ export async function resolveImagery(request: ChmRequest, inputs: readonly strin
     }
     const parts: MultiPolygonCoords[] = [];
     for (const d of detected) {
-      const r = await openForPlanning(d.src.kind === 'raster' ? d.src.href : d.input, ctx);
+      const r = await openForPlanning(d.src?.kind === 'raster' ? d.src.href : d.input, ctx);
       try {
         parts.push(footprintFromBounds(r).geometry);
       } finally {
@@ -95,6 +199,11 @@ export async function resolveImagery(request: ChmRequest, inputs: readonly strin
   }
   const mode = request.sign ?? 'auto';
   for (const { input, src } of detected) {
+    if (src === null) {
+      identity.push(input);
+      sources.push(plannedTileSource(input, request, theAoi));
+      continue;
+    }
     if (src.kind === 'raster') {
       const href = src.href;
       let id: unknown = href;
@@ -187,6 +296,23 @@ export class SourceOpener {
   }
 
   async open(s: PlannedSource): Promise<RasterSource> {
+    if (s.kind === 'tiles' && s.tiles) {
+      const t = s.tiles;
+      const raster = await openTileService(s.href, {
+        ...t.params,
+        bbox: t.bbox,
+        gsd: t.gsd,
+        cache: this.cache,
+        ...(this.ctx.log ? { log: this.ctx.log } : {}),
+        ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+        ...(this.ctx.env ? { env: this.ctx.env } : {}),
+        ...(this.ctx.headers ? { headers: this.ctx.headers } : {}),
+      });
+      // The level read is fixed from now on (workers and resumes read the same tiles).
+      t.info = raster.service;
+      t.params = { ...t.params, zoom: raster.service.zoom };
+      return raster;
+    }
     let href = s.href;
     if (s.sign === 'planetary-computer') {
       const key = this.ctx.env?.['PC_SDK_SUBSCRIPTION_KEY'];

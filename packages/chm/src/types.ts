@@ -7,7 +7,7 @@
  */
 import type { Logger, Progress } from '@geo-dino/core';
 import type { Aoi, MultiPolygonCoords } from '@geo-dino/geometry';
-import type { Crs } from '@geo-dino/tiling';
+import type { Crs, TileServiceInfo, TileServiceParams } from '@geo-dino/tiling';
 
 export const PLAN_FORMAT = 'geo-dino-chm-plan';
 export const PLAN_FORMAT_VERSION = 2;
@@ -29,8 +29,8 @@ export type SignMode = 'auto' | 'none' | 'planetary-computer';
 export interface PlannedSource {
   /** Scene id: the STAC item id, or the file name of a local raster. */
   id: string;
-  kind: 'raster' | 'stac';
-  /** Path or URL of the GeoTIFF/COG, unsigned. */
+  kind: 'raster' | 'stac' | 'tiles';
+  /** Path or URL of the GeoTIFF/COG, unsigned; for tile services the `xyz:`/`wmts:` string. */
   href: string;
   /** Sign `href` before reading (signed URLs expire, so plans keep them unsigned). */
   sign: 'planetary-computer' | null;
@@ -47,6 +47,20 @@ export interface PlannedSource {
   bands: number[] | null;
   /** The scene's extent in grid pixels [minX, minY, maxX, maxY]; null when it misses the grid. */
   gridBbox: [number, number, number, number] | null;
+  /** Tile services (kind 'tiles'): what to read, and once opened where the pixels came from. */
+  tiles?: PlannedTileService;
+}
+
+/** A tile service of a plan (see sources.ts). */
+export interface PlannedTileService {
+  /** The user's choices; `zoom` is fixed to the level read once the plan has opened the service. */
+  params: TileServiceParams;
+  /** The area to read, lon/lat [west, south, east, north]. */
+  bbox: [number, number, number, number];
+  /** Target pixel size in metres (chooses the level when no zoom is given). */
+  gsd: number;
+  /** Template (redacted), level, attribution: filled when the plan opens the service. */
+  info: TileServiceInfo | null;
 }
 
 export interface PlannedHead {
@@ -116,7 +130,7 @@ export interface RunPlan {
 }
 
 /**
- * A whole run: the AOI split by UTM zone (one `RunPlan` each, on the global tile lattice), and
+ * A whole run: the AOI split by UTM zone (one `RunPlan` each, on the global pixel lattice), and
  * the output layout. `single`: exactly one shard holds every planned pixel, and the run
  * directory keeps the simple layout (chm.tif at the top); `sharded`: one COG per shard.
  */
@@ -151,6 +165,8 @@ export interface ChmRequest {
   sign?: SignMode;
   /** HTTP headers for STAC and imagery requests. */
   headers?: Record<string, string>;
+  /** Tile services (`xyz:`/`wmts:` imagery): level, layer, tile matrix set, attribution, blank tiles. */
+  tileService?: TileServiceParams;
   /** A model directory, or `demo`. */
   model: string;
   /** Output pixel size (default: the model's, 0.6 m). */

@@ -4,7 +4,7 @@
  * The index is fed in two chunks per block row, as assembly does, so chunk borders are covered.
  */
 import { describe, expect, it } from 'vitest';
-import { pointInMultiPolygon } from '@geo-dino/geometry';
+import { planarRingAreaSigned, pointInMultiPolygon } from '@geo-dino/geometry';
 import { crsFromEpsg, transformBetween, WGS84, NO_SOURCE } from '@geo-dino/tiling';
 import { ProvenanceBuilder, type RunPlan } from '../src/index.js';
 
@@ -117,6 +117,16 @@ describe('ProvenanceBuilder', () => {
       const c = toLonLat(x + 0.5, y + 0.5);
       expect(fc.features.some((f) => pointInMultiPolygon(c, f.geometry.coordinates)), `pixel ${x},${y}`).toBe(true);
     }
+    // RFC 7946 ring orientation: outer rings counter-clockwise, holes clockwise; the hole cut
+    // by the masked disc is kept as a hole of scene 1's polygon.
+    let holes = 0;
+    for (const f of fc.features)
+      for (const poly of f.geometry.coordinates)
+        poly.forEach((ring, i) => {
+          expect(planarRingAreaSigned(ring) > 0, `${f.properties.scene_id} ring ${i}`).toBe(i === 0);
+          if (i > 0) holes++;
+        });
+    expect(holes).toBeGreaterThan(0);
     // Areas: geodesic area of the polygons vs the labelled cells' planar area (UTM scale error < 0.1 %).
     const area = fc.features.reduce((s, f) => s + f.properties.area_m2, 0);
     expect(Math.abs(area - expectedArea) / expectedArea).toBeLessThan(0.002);

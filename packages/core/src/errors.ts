@@ -7,6 +7,8 @@
  * rename or reuse old ones.
  */
 
+import { redactText, redactValue } from './redact.js';
+
 /** What kind of failure a code is; decides the CLI exit status. */
 export type ErrorCategory = 'input' | 'environment' | 'internal' | 'cancelled';
 
@@ -71,6 +73,8 @@ export const ERROR_CODES = {
   E_CANCELLED: 'cancelled',
   /** A bug: an invariant geo-dino relies on did not hold. */
   E_INTERNAL: 'internal',
+  /** A store (e.g. the monitoring database) is missing or empty while files show it existed. */
+  E_STORE_LOST: 'environment',
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -87,10 +91,11 @@ export class GeoDinoError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown>;
 
+  /** The message and the details are redacted (passwords and signatures in URLs, see redact.ts). */
   constructor(code: ErrorCode, message: string, options: GeoDinoErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.details = options.details ?? {};
+    this.details = options.details ? (redactValue(options.details, 4) as Record<string, unknown>) : {};
   }
 
   get category(): ErrorCategory {

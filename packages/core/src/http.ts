@@ -7,6 +7,7 @@
  * Used by the tiler (COG range reads), the STAC client, `model pull` and webhooks.
  */
 import { GeoDinoError, isGeoDinoError } from './errors.js';
+import { redactUrl as redact } from './redact.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4). */
@@ -15,13 +16,24 @@ export interface RetryOptions {
   backoffMs?: number;
   /** Upper bound for one backoff (default 8000 ms). */
   maxBackoffMs?: number;
-  /** Deadline for one attempt, headers and body together (default 30000 ms). */
+  /** Deadline for one attempt, headers and body together (default 30000 ms, never beyond `deadlineMs`). */
   timeoutMs?: number;
+  /**
+   * Deadline for the whole call, every attempt and backoff included (default: the process-wide
+   * value of {@link configureHttp}, 60 s, `--timeout`; at least `timeoutMs` when that is given).
+   * A server that accepts connections and never answers fails within it.
+   */
+  deadlineMs?: number;
   /** Called before each retry, for logging. */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
   signal?: AbortSignal;
   /** Random source for jitter (tests pass a constant). */
   random?: () => number;
+  /**
+   * Longest wait a server's `Retry-After` (on 429 and 503) may impose before a retry (default
+   * 60000 ms); a longer one is shortened to this. The wait is never shorter than the backoff.
+   */
+  maxRetryAfterMs?: number;
 }
 
 export interface FetchBytesOptions extends RetryOptions {
@@ -45,20 +57,23 @@ export interface BytesResponse {
 
 const DEFAULTS = { retries: 4, backoffMs: 250, maxBackoffMs: 8000, timeoutMs: 30_000, maxBytes: 512 * 1024 * 1024 };
 
-class RetryableError extends Error {}
+/** Process-wide defaults of remote reads (the CLI's `--timeout`). */
+const processDefaults = { deadlineMs: 60_000 };
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const key of [...u.searchParams.keys()]) {
-      if (/token|sig|signature|key|secret|credential/i.test(key)) u.searchParams.set(key, '***');
-    }
-    return u.toString();
-  } catch {
-    return url;
+/**
+ * Set process-wide defaults for remote reads: `deadlineMs`, the longest one read may take with its
+ * retries (default 60 s). Returns the previous values.
+ */
+export function configureHttp(options: { deadlineMs?: number }): { deadlineMs: number } {
+  const previous = { ...processDefaults };
+  if (options.deadlineMs !== undefined) {
+    if (!(options.deadlineMs > 0) || !Number.isFinite(options.deadlineMs)) throw new GeoDinoError('E_ARGUMENT', `--timeout: must be a positive number of seconds (got ${options.deadlineMs / 1000})`);
+    processDefaults.deadlineMs = options.deadlineMs;
   }
+  return previous;
 }
+
+class RetryableError extends Error {}
 
 export function backoffDelay(attempt: number, opts: RetryOptions = {}): number {
   const base = opts.backoffMs ?? DEFAULTS.backoffMs;
@@ -68,7 +83,8 @@ export function backoffDelay(attempt: number, opts: RetryOptions = {}): number {
   return Math.round(raw * (0.75 + 0.5 * random()));
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Wait `ms`; E_CANCELLED as soon as `signal` aborts (the backoff between retries). */
+export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new GeoDinoError('E_CANCELLED', 'interrupted'));
     const t = setTimeout(() => {
@@ -90,6 +106,15 @@ function statusError(url: string, status: number, statusText: string, body: stri
     return new GeoDinoError('E_ACCESS_DENIED', `${what}: access denied`, { details: { url: redact(url), status } });
   }
   return new GeoDinoError('E_HTTP_STATUS', what, { details: { url: redact(url), status } });
+}
+
+/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date); null when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? Math.max(0, t - now) : null;
 }
 
 function isRetryableStatus(status: number): boolean {
@@ -137,25 +162,53 @@ async function readBody(res: Response, url: string, maxBytes: number, expected: 
  */
 export async function fetchBytes(url: string, options: FetchBytesOptions = {}): Promise<BytesResponse> {
   const retries = options.retries ?? DEFAULTS.retries;
-  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
+  const deadlineMs = options.deadlineMs ?? Math.max(processDefaults.deadlineMs, options.timeoutMs ?? 0);
+  const started = Date.now();
+  const deadlineError = (): GeoDinoError =>
+    new GeoDinoError('E_NETWORK', `${redact(url)}: gave up after ${deadlineMs / 1000} s (--timeout): ${lastReason || 'no answer'}`, {
+      details: { url: redact(url), deadlineMs, reason: lastReason },
+    });
   const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  // `user:password@` in the URL becomes Basic authentication (fetch refuses URLs holding credentials).
+  let target = url;
+  try {
+    const u = new URL(url);
+    if ((u.username || u.password) && (u.protocol === 'http:' || u.protocol === 'https:')) {
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+        headers['Authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      }
+      u.username = '';
+      u.password = '';
+      target = u.toString();
+    }
+  } catch {
+    // not a URL: fetch says so below
+  }
   if (options.range) headers['Range'] = `bytes=${options.range[0]}-${options.range[1]}`;
   let lastReason = '';
+  /** What the last answer's Retry-After asked for (429/503 only). */
+  let serverDelayMs: number | null = null;
 
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
-      const delayMs = backoffDelay(attempt, options);
+      const backoff = backoffDelay(attempt, options);
+      const delayMs = serverDelayMs === null ? backoff : Math.max(backoff, Math.min(serverDelayMs, options.maxRetryAfterMs ?? 60_000));
+      serverDelayMs = null;
+      // No time left for another attempt after the wait: fail now.
+      if (Date.now() - started + delayMs >= deadlineMs) throw deadlineError();
       options.onRetry?.({ url: redact(url), attempt, delayMs, reason: lastReason });
-      await sleep(delayMs, options.signal);
+      await sleepUnlessAborted(delayMs, options.signal);
     }
     if (options.signal?.aborted) throw new GeoDinoError('E_CANCELLED', 'interrupted');
+    const timeoutMs = Math.min(options.timeoutMs ?? DEFAULTS.timeoutMs, deadlineMs - (Date.now() - started));
+    if (timeoutMs <= 0) throw deadlineError();
     const controller = new AbortController();
     const onOuterAbort = (): void => controller.abort();
     options.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      const res = await fetch(url, {
+      const res = await fetch(target, {
         method: options.method ?? 'GET',
         headers,
         // (a copy typed Uint8Array<ArrayBuffer> satisfies both Node's and the DOM's BodyInit)
@@ -168,6 +221,10 @@ export async function fetchBytes(url: string, options: FetchBytesOptions = {}): 
         const text = await res.text().catch(() => '');
         if (isRetryableStatus(res.status)) {
           lastReason = `HTTP ${res.status}`;
+          if (res.status === 429 || res.status === 503) {
+            serverDelayMs = retryAfterMs(res.headers.get('retry-after'));
+            if (serverDelayMs !== null) lastReason += ` (Retry-After ${res.headers.get('retry-after')})`;
+          }
           continue;
         }
         throw statusError(url, res.status, res.statusText, text);
@@ -239,4 +296,3 @@ export function isHttpUrl(value: string): boolean {
   return /^https?:\/\//i.test(value);
 }
 
-export { redact as redactUrl };

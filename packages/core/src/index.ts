@@ -3,6 +3,7 @@ export * from './log.js';
 export * from './progress.js';
 export * from './fs.js';
 export * from './http.js';
+export * from './redact.js';
 export * from './schema.js';
 export * from './home.js';
 export * from './version.js';

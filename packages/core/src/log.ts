@@ -3,8 +3,12 @@
  *
  * Logs always go to stderr; stdout is kept for a command's result (a table or a JSON document),
  * so `geo-dino ... --json | jq` works.
+ *
+ * Every line is redacted (redact.ts): passwords and signatures in URLs never reach a log, whether
+ * they are in the message, a field, or an error's message.
  */
-import { pino, type Logger as PinoLogger, type LevelWithSilent } from 'pino';
+import { pino, type Logger as PinoLogger, type LevelWithSilent, type LoggerOptions as PinoOptions } from 'pino';
+import { redactText, redactValue } from './redact.js';
 import type { Writable } from 'node:stream';
 
 export type Logger = PinoLogger;
@@ -65,16 +69,28 @@ export function formatHumanLine(jsonLine: string, color: boolean): string {
   return `${painted}${msg}${extras.length ? (msg ? '  ' : '') + extras.join(' ') : ''}`;
 }
 
+/** Pino hooks that redact every record: its fields (before serialisation) and its message strings. */
+const redacting: Pick<PinoOptions, 'hooks'> & { formatters: { log: (o: Record<string, unknown>) => Record<string, unknown> } } = {
+  formatters: { log: (o) => redactValue(o) as Record<string, unknown> },
+  hooks: {
+    logMethod(args, method) {
+      method.apply(this, args.map((a: unknown) => (typeof a === 'string' ? redactText(a) : a)) as Parameters<typeof method>);
+    },
+  },
+};
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const out = options.stream ?? process.stderr;
   const level: LogLevel = options.verbose ? 'debug' : options.quiet ? 'warn' : 'info';
   const isTty = (out as { isTTY?: boolean }).isTTY === true;
-  const base = { base: undefined, level, formatters: { level: (label: string) => ({ level: label }) } };
   if (options.json) {
-    return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, out);
+    return pino(
+      { base: undefined, level, hooks: redacting.hooks, formatters: { level: (label: string) => ({ level: label }), log: redacting.formatters.log }, timestamp: pino.stdTimeFunctions.isoTime },
+      out,
+    );
   }
   // Human mode: pino writes numeric-level JSON into a formatter stream.
-  return pino({ base: undefined, level, timestamp: false }, humanStream(out, options.color ?? isTty));
+  return pino({ base: undefined, level, timestamp: false, ...redacting }, humanStream(out, options.color ?? isTty));
 }
 
 /** A logger that drops everything; for libraries called without one. */

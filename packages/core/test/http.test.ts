@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GeoDinoError, fetchBytes, fetchJson, backoffDelay } from '../src/index.js';
+import { GeoDinoError, fetchBytes, fetchJson, backoffDelay, retryAfterMs } from '../src/index.js';
 
 const BODY = Buffer.from(Array.from({ length: 4096 }, (_, i) => i & 0xff));
 
@@ -66,6 +66,17 @@ describe('fetchBytes', () => {
     expect(r.bytes.length).toBe(10);
     expect(retries).toEqual([1, 2]);
     expect(hits.get('/flaky')).toBe(3);
+  });
+
+  it('waits what Retry-After asks on 429 and 503 (capped), never less than the backoff', async () => {
+    routes.set('/busy', (req, res, n) => (n === 1 ? res.writeHead(429, { 'Retry-After': '1' }).end() : n === 2 ? res.writeHead(503, { 'Retry-After': '120' }).end() : serveRange(req, res)));
+    const waits: { delayMs: number; reason: string }[] = [];
+    const r = await fetchBytes(`${base}/busy`, { ...fast, maxRetryAfterMs: 1500, range: [0, 3], onRetry: (i) => waits.push({ delayMs: i.delayMs, reason: i.reason }) });
+    expect(r.bytes.length).toBe(4);
+    expect(waits.map((w) => w.delayMs)).toEqual([1000, 1500]);
+    expect(waits[0]!.reason).toBe('HTTP 429 (Retry-After 1)');
+    expect(retryAfterMs('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);
+    expect(retryAfterMs('soon')).toBeNull();
   });
 
   it('gives up with E_NETWORK naming the URL and the last reason', async () => {

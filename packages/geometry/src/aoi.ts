@@ -34,6 +34,52 @@ export interface Aoi {
 
 const EPS = 1e-9;
 
+/**
+ * How much work parsing one AOI may do, checked before the work starts and again while it runs,
+ * so that no input (a zigzag of 20,000 vertices, polygons nested in collections) can hold a
+ * process for long. Exceeding it is an `E_LIMIT` error naming the figures.
+ */
+export interface GeometryBudget {
+  /** Most positions in the whole document, counted at every nesting depth (default 5,000,000). */
+  maxVertices?: number;
+  /**
+   * Most pairs of edges the validity check may compare (default 200,000,000): the edges whose
+   * extents overlap along the sweep axis (x or y, whichever gives fewer). Realistic boundaries
+   * need a few per edge; a polygon whose every edge overlaps every other is refused.
+   */
+  maxEdgePairs?: number;
+  /** Deepest nesting of Features, collections and GeometryCollections (default 32). */
+  maxDepth?: number;
+}
+
+export const DEFAULT_GEOMETRY_BUDGET: Required<GeometryBudget> = { maxVertices: 5_000_000, maxEdgePairs: 200_000_000, maxDepth: 32 };
+
+function limit(source: string, what: string, details: Record<string, unknown>): GeoDinoError {
+  return new GeoDinoError('E_LIMIT', `${source}: ${what}`, { details: { source, ...details } });
+}
+
+/**
+ * Positions ([number, number, ...] arrays) anywhere in a parsed JSON document, at every depth,
+ * counted without recursion; stops once past `stopAt`.
+ */
+export function countVertices(json: unknown, stopAt = Infinity): number {
+  let n = 0;
+  const stack: unknown[] = [json];
+  while (stack.length) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      if (v.length >= 2 && typeof v[0] === 'number' && typeof v[1] === 'number') {
+        if (++n > stopAt) return n;
+        continue;
+      }
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const x of Object.values(v as Record<string, unknown>)) if (typeof x === 'object' && x !== null) stack.push(x);
+    }
+  }
+  return n;
+}
+
 function bad(source: string, path: string, what: string): GeoDinoError {
   return new GeoDinoError('E_BAD_AOI', `${source}: ${path ? path + ': ' : ''}${what}`, { details: { source, path } });
 }
@@ -77,22 +123,23 @@ interface Located {
   path: string;
 }
 
-function collect(json: unknown, source: string, path: string, out: Located[], props: Record<string, unknown>[]): void {
+function collect(json: unknown, source: string, path: string, out: Located[], props: Record<string, unknown>[], depth: number, maxDepth: number): void {
   if (!isObj(json)) throw bad(source, path, 'expected a GeoJSON object');
+  if (depth > maxDepth) throw limit(source, `${path || 'the document'}: nested more than ${maxDepth} levels deep`, { maxDepth });
   const type = json['type'];
   switch (type) {
     case 'FeatureCollection': {
       const features = json['features'];
       if (!Array.isArray(features)) throw bad(source, `${path}features`.replace(/^\./, ''), 'must be an array');
       if (features.length === 0) throw bad(source, 'features', 'the FeatureCollection is empty');
-      features.forEach((f, i) => collect(f, source, `${path}features[${i}]`, out, props));
+      features.forEach((f, i) => collect(f, source, `${path}features[${i}]`, out, props, depth + 1, maxDepth));
       return;
     }
     case 'Feature': {
       const g = json['geometry'];
       if (g === null || g === undefined) throw bad(source, `${path}.geometry`.replace(/^\./, ''), 'the feature has no geometry');
       props.push(isObj(json['properties']) ? json['properties'] : {});
-      collect(g, source, `${path}.geometry`.replace(/^\./, ''), out, props);
+      collect(g, source, `${path}.geometry`.replace(/^\./, ''), out, props, depth + 1, maxDepth);
       return;
     }
     case 'Polygon':
@@ -111,7 +158,7 @@ function collect(json: unknown, source: string, path: string, out: Located[], pr
     case 'GeometryCollection': {
       const gs = json['geometries'];
       if (!Array.isArray(gs)) throw bad(source, `${path}.geometries`.replace(/^\./, ''), 'must be an array');
-      gs.forEach((g, i) => collect(g, source, `${path}.geometries[${i}]`.replace(/^\./, ''), out, props));
+      gs.forEach((g, i) => collect(g, source, `${path}.geometries[${i}]`.replace(/^\./, ''), out, props, depth + 1, maxDepth));
       return;
     }
     case 'Point':
@@ -133,8 +180,9 @@ interface Segment {
   ring: number;
   index: number;
   ringLen: number;
-  minX: number;
-  maxX: number;
+  /** Extent along the sweep axis. */
+  lo: number;
+  hi: number;
 }
 
 function orient(a: Position, b: Position, c: Position): number {
@@ -157,22 +205,79 @@ function crossingPoint(a: Position, b: Position, c: Position, d: Position): Posi
   return [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
 }
 
-/** Throw E_BAD_AOI at the first crossing between edges of a polygon's rings (sweep on x). */
-export function assertNoSelfIntersections(poly: PolygonCoords, source: string, path: string): void {
+/** Edges sorted along one axis, and how many pairs of them overlap along it. */
+interface Sweep {
+  segs: Segment[];
+  pairs: number;
+}
+
+function sweepOn(polys: readonly PolygonCoords[], axis: 0 | 1): Sweep {
   const segs: Segment[] = [];
-  poly.forEach((ring, r) => {
-    for (let i = 0; i < ring.length - 1; i++) {
-      const a = ring[i]!;
-      const b = ring[i + 1]!;
-      segs.push({ a, b, ring: r, index: i, ringLen: ring.length - 1, minX: Math.min(a[0], b[0]), maxX: Math.max(a[0], b[0]) });
+  for (const poly of polys) {
+    poly.forEach((ring, r) => {
+      for (let i = 0; i < ring.length - 1; i++) {
+        const a = ring[i]!;
+        const b = ring[i + 1]!;
+        segs.push({ a, b, ring: r, index: i, ringLen: ring.length - 1, lo: Math.min(a[axis], b[axis]), hi: Math.max(a[axis], b[axis]) });
+      }
+    });
+  }
+  segs.sort((s, t) => s.lo - t.lo);
+  // For each edge, the later edges starting before it ends (binary search): the pairs to compare.
+  let pairs = 0;
+  for (let i = 0; i < segs.length; i++) {
+    const hi = segs[i]!.hi;
+    let lo = i + 1;
+    let up = segs.length;
+    while (lo < up) {
+      const mid = (lo + up) >> 1;
+      if (segs[mid]!.lo <= hi) lo = mid + 1;
+      else up = mid;
     }
-  });
-  segs.sort((s, t) => s.minX - t.minX);
+    pairs += lo - i - 1;
+  }
+  return { segs, pairs };
+}
+
+/**
+ * The sweep (on x or on y, whichever compares fewer pairs of edges) for `polys`; E_LIMIT, before
+ * any pair is compared, when even that exceeds `budget.maxEdgePairs`.
+ */
+function plannedSweep(polys: readonly PolygonCoords[], source: string, path: string, maxEdgePairs: number): Sweep {
+  const x = sweepOn(polys, 0);
+  if (x.pairs <= maxEdgePairs && x.pairs <= x.segs.length * 4) return x;
+  const y = sweepOn(polys, 1);
+  const best = y.pairs < x.pairs ? y : x;
+  if (best.pairs > maxEdgePairs) {
+    throw limit(
+      source,
+      `${path ? path + ': ' : ''}too complex to check: its ${best.segs.length} edges overlap in ${best.pairs} pairs along both axes, above the limit of ${maxEdgePairs} (simplify the polygon)`,
+      { edges: best.segs.length, pairs: best.pairs, maxEdgePairs },
+    );
+  }
+  return best;
+}
+
+/** A count of remaining work, shared by every check of one AOI. */
+interface Steps {
+  left: number;
+  max: number;
+}
+
+/** Throw E_BAD_AOI at the first crossing between edges of a polygon's rings (sweep on x or y, bounded by `budget`). */
+export function assertNoSelfIntersections(poly: PolygonCoords, source: string, path: string, budget: GeometryBudget = {}): void {
+  const maxEdgePairs = budget.maxEdgePairs ?? DEFAULT_GEOMETRY_BUDGET.maxEdgePairs;
+  checkCrossings(poly, source, path, { left: maxEdgePairs, max: maxEdgePairs });
+}
+
+function checkCrossings(poly: PolygonCoords, source: string, path: string, steps: Steps): void {
+  const { segs } = plannedSweep([poly], source, path, steps.left);
   for (let i = 0; i < segs.length; i++) {
     const s = segs[i]!;
     for (let j = i + 1; j < segs.length; j++) {
       const t = segs[j]!;
-      if (t.minX > s.maxX) break;
+      if (t.lo > s.hi) break;
+      if (--steps.left < 0) throw limit(source, `${path ? path + ': ' : ''}too complex to check: more than ${steps.max} pairs of edges to compare (simplify the polygon)`, { maxEdgePairs: steps.max });
       if (s.ring === t.ring) {
         const d = Math.abs(s.index - t.index);
         if (d <= 1 || d === s.ringLen - 1) continue; // neighbours share a vertex
@@ -191,7 +296,11 @@ export function assertNoSelfIntersections(poly: PolygonCoords, source: string, p
   for (let h = 1; h < poly.length; h++) {
     const hole = poly[h]!;
     // A vertex of the hole strictly inside the outer ring (vertices may touch the boundary).
-    const inside = hole.slice(0, -1).some((p) => pointInMultiPolygon(p, [[outer]]));
+    const inside = hole.slice(0, -1).some((p) => {
+      steps.left -= outer.length;
+      if (steps.left < 0) throw limit(source, `${path}: too complex to check: more than ${steps.max} steps (simplify the polygon)`, { maxEdgePairs: steps.max });
+      return pointInMultiPolygon(p, [[outer]]);
+    });
     if (!inside) throw bad(source, `${path}[${h}]`, 'hole lies outside its outer ring');
   }
   if (Math.abs(planarRingAreaSigned(outer)) < EPS * EPS) throw bad(source, `${path}[0]`, 'outer ring has zero area');
@@ -249,20 +358,37 @@ function splitAtAntimeridian(poly: PolygonCoords, source: string, path: string):
 
 // ---------------------------------------------------------------------------------------------
 
-/** Build an {@link Aoi} from parsed GeoJSON. `source` names the file in errors. */
-export function parseAoi(json: unknown, source: string): Aoi {
+/**
+ * Build an {@link Aoi} from parsed GeoJSON. `source` names the file in errors. The work is bounded
+ * by `budget` (see {@link GeometryBudget}): positions are counted at every depth before anything
+ * else, the edge pairs the validity check and the merge will compare are counted before they are
+ * compared, and the comparisons are counted while they run.
+ */
+export function parseAoi(json: unknown, source: string, budget: GeometryBudget = {}): Aoi {
+  const b = { ...DEFAULT_GEOMETRY_BUDGET, ...budget };
+  const vertices = countVertices(json, b.maxVertices);
+  if (vertices > b.maxVertices) throw limit(source, `more than ${b.maxVertices} vertices (the limit)`, { maxVertices: b.maxVertices });
   const located: Located[] = [];
   const props: Record<string, unknown>[] = [];
-  collect(json, source, '', located, props);
+  collect(json, source, '', located, props, 0, b.maxDepth);
   if (located.length === 0) throw bad(source, '', 'no polygon found');
+  // Every edge against every other that overlaps it, across all polygons: bounds the validity
+  // checks below and the crossings the merge (union) can meet.
+  plannedSweep(
+    located.map((l) => l.poly),
+    source,
+    '',
+    b.maxEdgePairs,
+  );
+  const steps: Steps = { left: b.maxEdgePairs, max: b.maxEdgePairs };
   const parts: MultiPolygonCoords[] = [];
   for (const { poly, path } of located) {
     if (needsUnwrap(poly)) {
       const split = splitAtAntimeridian(poly, source, path);
-      for (const p of split) assertNoSelfIntersections(p, source, path);
+      for (const p of split) checkCrossings(p, source, path, steps);
       parts.push(split);
     } else {
-      assertNoSelfIntersections(poly, source, path);
+      checkCrossings(poly, source, path, steps);
       parts.push([poly]);
     }
   }
@@ -297,8 +423,8 @@ function finishAoi(geometry: MultiPolygonCoords, source: string, properties: Rec
   return { source, geometry, bbox, crossesAntimeridian, areaM2, centroid: centroid(geometry), properties };
 }
 
-/** Read and parse an AOI file. */
-export async function loadAoi(path: string): Promise<Aoi> {
+/** Read and parse an AOI file (bounded by `budget`, see {@link parseAoi}). */
+export async function loadAoi(path: string, budget: GeometryBudget = {}): Promise<Aoi> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -311,7 +437,7 @@ export async function loadAoi(path: string): Promise<Aoi> {
   } catch (err) {
     throw new GeoDinoError('E_BAD_AOI', `${path}: not valid JSON: ${(err as Error).message}`, { cause: err, details: { source: path } });
   }
-  return parseAoi(json, path);
+  return parseAoi(json, path, budget);
 }
 
 /**

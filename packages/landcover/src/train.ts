@@ -41,8 +41,8 @@ import {
 import { intersection, loadAoi, parseAoi, union, type Aoi, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { Rng, normalizeRgb, openModel, openModelDir, replaceDirectory, type ModelDir, type ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
-import { SourceOpener, batchFor, executionFor, hashFile, resolveImagery, type SignMode } from '@geo-dino/chm';
-import { NO_SOURCE, footprintFromBounds, gridForAoi, prepareTileSources, renderTile, type PreparedTileSource, type TileLayout, type TileSource, type TileSpec } from '@geo-dino/tiling';
+import { SourceOpener, batchFor, executionFor, hashFile, publishedSource, resolveImagery, type SignMode } from '@geo-dino/chm';
+import { NO_SOURCE, footprintFromBounds, gridForAoi, prepareTileSources, renderTile, type PreparedTileSource, type TileLayout, type TileServiceParams, type TileSource, type TileSpec } from '@geo-dino/tiling';
 import { defaultColor, loadClassTable, nodataFor, type LandcoverClass } from './classes.js';
 import { NO_LABEL, openLabels, PolygonLabels, type LabelSource } from './labels.js';
 import { Probe, UNLABELLED, toFloat32, type LinearHead } from './probe.js';
@@ -107,6 +107,8 @@ export interface TrainOptions {
   maxCloud?: number;
   sign?: SignMode;
   headers?: Record<string, string>;
+  /** Tile services (`xyz:`/`wmts:` imagery): level, layer, tile matrix set, attribution. */
+  tileService?: TileServiceParams;
   log?: Logger;
   progress?: Progress;
   signal?: AbortSignal;
@@ -240,6 +242,8 @@ export async function trainLandcover(o: TrainOptions): Promise<TrainResult> {
         ...(o.datetime ? { datetime: o.datetime } : {}),
         ...(o.maxCloud !== undefined ? { maxCloud: o.maxCloud } : {}),
         ...(o.sign ? { sign: o.sign } : {}),
+        ...(o.tileService ? { tileService: o.tileService } : {}),
+        ...(o.gsd !== undefined ? { gsd: o.gsd } : {}),
       },
       o.imagery,
       labelAoi,
@@ -536,7 +540,7 @@ export async function trainLandcover(o: TrainOptions): Promise<TrainResult> {
         tiles: { train: trainIds.length, validation: valIds.length },
         pixels: { train: trainCounts, validation: valCounts },
         labels: { path: labels.path, kind: labels.kind, method: labels.method, ...(o.classProperty ? { classProperty: o.classProperty } : {}), ...(ignore.size ? { ignoreValues: [...ignore] } : {}) },
-        imagery: resolved.sources.map((s) => ({ id: s.id, href: s.href })),
+        imagery: resolved.sources.map((s) => ({ id: s.id, ...publishedSource(s) })),
         ...(userAoi ? { aoi: userAoi.source } : {}),
       },
       metrics: { validation: short(valMetrics), train: short(trainMetrics), majorityBaseline: { class: classes[majority]!.name, ...short(baseline) } },

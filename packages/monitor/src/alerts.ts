@@ -148,6 +148,7 @@ export async function deliverDueAlerts(store: MonitorStore, options: AlertOption
         ...options.http,
         ...(options.signal ? { signal: options.signal } : {}),
         secret,
+        allowPrivate: region?.webhookAllowPrivate ?? false,
         key: alert.key,
         event: alert.kind,
         timestamp: Math.floor(clock.now().getTime() / 1000),

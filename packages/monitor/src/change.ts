@@ -5,8 +5,8 @@
  * positive where canopy got lower) where both are valid and the pixel centre lies in the AOI.
  * The loss raster is written as a COG with the tiler's streaming writer (float32, nodata −9999);
  * pixels whose loss is at least `thresholdM` form the loss mask, which is polygonised in bounded
- * memory (`StreamingPolygonizer`, 4-connectivity). Components covering at least `minAreaM2` are
- * the changes: written to a GeoJSON FeatureCollection (lon/lat, RFC 7946 ring orientation) with
+ * memory (`StreamingPolygonizer` of `@geo-dino/geometry`, 4-connectivity). Components covering
+ * at least `minAreaM2` are the changes: written to a GeoJSON FeatureCollection (lon/lat, RFC 7946 ring orientation) with
  * their area (m², summed from the grid's pixel areas), mean and maximum loss and pixel count.
  *
  * The older raster is read onto the newer one's grid: a window read when the grids share pixel
@@ -15,13 +15,15 @@
  */
 import { createHash } from 'node:crypto';
 import { GeoDinoError, openAtomic, type AtomicFile, silentLogger, silentProgress, throwIfAborted, type Logger, type Progress } from '@geo-dino/core';
-import type { Aoi } from '@geo-dino/geometry';
+import { orientRfc7946, StreamingPolygonizer, type Aoi, type LabelRun, type PolygonizedRegion } from '@geo-dino/geometry';
 import { createCogWriter, openRaster, type CogWriter, type Grid, type PixelWindow, type RasterSource } from '@geo-dino/tiling';
-import { StreamingPolygonizer, signedArea, type MaskComponent, type MaskRun } from './polygonize.js';
 import { AoiMask, gridOf, gridReader, pixelAreaOfRow, pixelToLonLat } from './raster-grid.js';
 import type { ChangeRecord } from './store.js';
 
 export const LOSS_NODATA = -9999;
+
+/** A run of loss-mask pixels with the loss summed, its maximum and the pixels' area (m²). */
+type LossRun = LabelRun & { sum: number; max: number; area: number };
 
 export interface ChangeOptions {
   /** Loss (m) a pixel must reach to count (default 5). */
@@ -67,7 +69,7 @@ export interface ChangeResult {
 }
 
 /** A change's id: stable for the same pixels of the same grid. */
-export function changeId(c: Pick<MaskComponent, 'bbox' | 'pixels'>): string {
+export function changeId(c: Pick<PolygonizedRegion, 'bbox' | 'pixels'>): string {
   return 'chg-' + createHash('sha256').update(`${c.bbox.join(',')},${c.pixels}`).digest('hex').slice(0, 16);
 }
 
@@ -125,14 +127,14 @@ export async function detectChange(beforePath: string, afterPath: string, option
     let features = 0;
     if (out) await out.write('{"type":"FeatureCollection","features":[\n');
 
-    const emit = async (comps: MaskComponent[]): Promise<void> => {
+    const emit = async (comps: PolygonizedRegion[]): Promise<void> => {
       for (const c of comps) {
         if (c.area < minArea) {
           small++;
           continue;
         }
         const id = changeId(c);
-        const coords = c.polygons.map((p) => orientRings(p.map((ring) => ring.map(([x, y]) => toLonLat(x, y)))));
+        const coords = orientRfc7946(c.polygons.map((p) => p.map((ring) => ring.map(([x, y]) => toLonLat(x, y)))));
         const [clon, clat] = toLonLat(c.centroid[0], c.centroid[1]);
         const centroid: [number, number] = [round(clon, 7), round(clat, 7)];
         let minLon = Infinity;
@@ -177,7 +179,7 @@ export async function detectChange(beforePath: string, afterPath: string, option
     for (let by = 0; by < blocksDown; by++) {
       const y0 = by * B;
       const h = Math.min(B, H - y0);
-      const rows: MaskRun[][] = Array.from({ length: h }, () => []);
+      const rows: LossRun[][] = Array.from({ length: h }, () => []);
       for (let bx = 0; bx < blocksAcross; bx++) {
         throwIfAborted(options.signal);
         const x0 = bx * B;
@@ -189,7 +191,7 @@ export async function detectChange(beforePath: string, afterPath: string, option
         for (let j = 0; j < h; j++) {
           const pa = areaOfRow(y0 + j);
           const runs = rows[j]!;
-          let run: MaskRun | null = runs.length && runs[runs.length - 1]!.x1 === x0 ? runs[runs.length - 1]! : null;
+          let run: LossRun | null = runs.length && runs[runs.length - 1]!.x1 === x0 ? runs[runs.length - 1]! : null;
           for (let i = 0; i < w; i++) {
             const k = j * w + i;
             let lost = false;
@@ -218,7 +220,7 @@ export async function detectChange(beforePath: string, afterPath: string, option
         if (cog && block) await cog.writeBlock(bx, by, [block]);
         task.tick();
       }
-      for (const r of rows) await emit(poly.addRow(r));
+      for (const r of rows) await emit(poly.addRuns(r));
     }
     await emit(poly.finish());
     task.finish();
@@ -257,13 +259,4 @@ function gridSummary(g: Grid): ChangeResult['grid'] {
 function round(v: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
-}
-
-/** RFC 7946: exterior rings counter-clockwise, holes clockwise (planar, in lon/lat). */
-function orientRings(rings: [number, number][][]): [number, number][][] {
-  return rings.map((r, i) => {
-    // signedArea is the shoelace with y taken as given: lon/lat has y up, so positive = counter-clockwise.
-    const ccw = signedArea(r) > 0;
-    return (i === 0) === ccw ? r : [...r].reverse();
-  });
 }

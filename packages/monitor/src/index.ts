@@ -3,7 +3,6 @@ export * from './store.js';
 export * from './schedule.js';
 export * from './webhook.js';
 export * from './alerts.js';
-export * from './polygonize.js';
 export * from './raster-grid.js';
 export * from './change.js';
 export * from './stats.js';

@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { GeoDinoError, fileExists, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
+import { GeoDinoError, fileExists, redactUrl, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
 import { PLAN_FORMAT, RUN_PLAN_FORMAT, ShardLedger, TileStore, extraHeadsOf, openPlanModel, predictTiles, processShard, resolveModel, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
 import { join } from 'node:path';
 import type { ModelRunner } from '@geo-dino/model';
@@ -53,13 +53,7 @@ export interface RedisCheck {
 
 /** The URL with its password hidden, for messages. */
 export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
+  return redactUrl(url).replace(/\/$/, '');
 }
 
 /** Check a `--queue` value: a redis:// or rediss:// URL. */

@@ -4,16 +4,17 @@
  */
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, isHttpUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GeoDinoError, ensureDir, fileExists, isHttpUrl, redactUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { loadAoi, type Aoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { detectImagerySource } from '@geo-dino/stac';
+import { isTileServiceHref, redactTileUrl } from '@geo-dino/tiling';
 import type { MonitorPaths } from './paths.js';
 import { assertRegionName } from './paths.js';
 import { parseSchedule, systemClock, type Clock } from './schedule.js';
-import type { AlertRecord, ChangeRecord, LandcoverStats, MonitorStore, Region, RunRecord, RunStats } from './store.js';
-import { checkWebhookUrl, newWebhookSecret } from './webhook.js';
+import { regionDirectoriesOnDisk, type AlertRecord, type ChangeRecord, type LandcoverStats, type MonitorStore, type Region, type RunRecord, type RunStats } from './store.js';
+import { checkWebhookTarget, newWebhookSecret } from './webhook.js';
 
 export interface AddRegionInput {
   name: string;
@@ -34,6 +35,8 @@ export interface AddRegionInput {
   webhook?: string;
   /** Shared secret for the webhook signature (default: 32 random bytes, hex). */
   webhookSecret?: string;
+  /** Allow a webhook on a private, loopback or link-local address (an on-premise receiver). */
+  allowPrivateWebhook?: boolean;
 }
 
 export interface AddRegionOptions {
@@ -55,10 +58,21 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   if (store.findRegion(input.name)) {
     throw new GeoDinoError('E_ARGUMENT', `region ${JSON.stringify(input.name)} already exists (see \`geo-dino monitor list\`; remove it first to redefine it)`, { details: { region: input.name } });
   }
+  // A directory left by a region of the same name (a lost store, a removed record) is never
+  // written over.
+  const regionDir = paths.region(input.name);
+  const leftover = regionDirectoriesOnDisk(paths).includes(input.name);
+  if (leftover) {
+    throw new GeoDinoError(
+      'E_ARGUMENT',
+      `region ${JSON.stringify(input.name)}: ${regionDir} already holds a region's files (its AOI, runs) that the store does not know; move it aside or choose another name`,
+      { details: { region: input.name, directory: regionDir } },
+    );
+  }
   const timezone = input.timezone ?? 'UTC';
   const schedule = parseSchedule(input.schedule, timezone);
   // Cheap checks first; then the ones that read files, the network, the model.
-  const webhookUrl = input.webhook ? checkWebhookUrl(input.webhook) : null;
+  const webhookUrl = input.webhook ? await checkWebhookTarget(input.webhook, { allowPrivate: input.allowPrivateWebhook ?? false }) : null;
   if (input.webhookSecret !== undefined && input.webhookSecret.length < 16) {
     throw new GeoDinoError('E_ARGUMENT', '--webhook-secret: must be at least 16 characters', { details: { field: '--webhook-secret' } });
   }
@@ -69,6 +83,13 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
 
   const aoiPath = typeof input.aoi === 'string' ? resolve(cwd, input.aoi) : input.aoi.source;
   const aoi = typeof input.aoi === 'string' ? await loadAoi(aoiPath) : input.aoi;
+  if (isTileServiceHref(input.imagery)) {
+    throw new GeoDinoError(
+      'E_ARGUMENT',
+      `--imagery ${redactTileUrl(input.imagery)}: a tile service carries no acquisition date, so monitoring cannot tell new imagery from old; give a STAC API or a static STAC catalog (dated scenes)`,
+      { details: { field: '--imagery' } },
+    );
+  }
   const imagery = isHttpUrl(input.imagery) ? input.imagery : resolve(cwd, input.imagery);
   if (o.checkImagery !== false) {
     const src = await detectImagerySource(imagery, { cwd, log, ...(o.signal ? { signal: o.signal } : {}) });
@@ -93,7 +114,6 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   }
 
   // Everything checked: write the AOI copy, then the record (removing the copy if that fails).
-  const regionDir = paths.region(input.name);
   const existed = await fileExists(regionDir);
   const aoiCopy = paths.aoi(input.name);
   try {
@@ -119,6 +139,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
         minAreaM2: minArea,
         webhookUrl,
         webhookSecret: webhookUrl ? (input.webhookSecret ?? newWebhookSecret()) : null,
+        webhookAllowPrivate: webhookUrl !== null && (input.allowPrivateWebhook ?? false),
       },
       clock.now(),
     );
@@ -175,7 +196,7 @@ export function describeRegions(store: MonitorStore, now: Date): RegionSummary[]
       landcover: r.landcover,
       lossThresholdM: r.lossThresholdM,
       minAreaM2: r.minAreaM2,
-      webhook: r.webhookUrl,
+      webhook: r.webhookUrl === null ? null : redactUrl(r.webhookUrl),
       aoiAreaKm2: r.aoiAreaM2 / 1e6,
       nextRun: next ? next.toISOString() : null,
       due: next !== null && next.getTime() <= now.getTime(),
@@ -199,8 +220,9 @@ export interface HistoryEntry {
 
 /** A region's runs, newest first, with what each found. */
 export function regionHistory(store: MonitorStore, name: string, options: { limit?: number } = {}): { region: Omit<Region, 'webhookSecret'>; runs: HistoryEntry[] } {
-  const { webhookSecret: _secret, ...region } = store.region(name);
+  const { webhookSecret: _secret, ...stored } = store.region(name);
   void _secret;
+  const region = { ...stored, webhookUrl: stored.webhookUrl === null ? null : redactUrl(stored.webhookUrl) };
   const runs = store.runs(name, options.limit !== undefined ? { limit: options.limit } : {}).map((r) => {
     const { seq, ...run } = r;
     const changes = store.changes(seq);

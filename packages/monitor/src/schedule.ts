@@ -104,6 +104,27 @@ export class ManualClock implements Clock {
   }
 }
 
+/**
+ * The shortest interval a schedule may have: one hour (each run maps the whole region and compares
+ * it with the previous run; imagery does not change faster than that). A schedule whose minute
+ * field (or seconds field, with 6 fields) names more than one value can fire sooner and is refused.
+ */
+export const MIN_SCHEDULE_INTERVAL_MS = 3600_000;
+
+/** The values a cron minute/second field (0-59) names; null when it is not plain numbers, ranges, steps or `*`. */
+function fieldValues(field: string): Set<number> | null {
+  const out = new Set<number>();
+  for (const part of field.split(',')) {
+    const m = /^(\*|\?|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(part);
+    if (!m) return null;
+    const lo = m[1] === '*' || m[1] === '?' ? 0 : Number(m[2]);
+    const hi = m[1] === '*' || m[1] === '?' ? 59 : m[3] !== undefined ? Number(m[3]) : m[4] !== undefined ? 59 : lo;
+    const step = m[4] !== undefined ? Math.max(1, Number(m[4])) : 1;
+    for (let v = lo; v <= hi; v += step) out.add(v);
+  }
+  return out;
+}
+
 export interface Schedule {
   pattern: string;
   timezone: string;
@@ -135,6 +156,20 @@ export function parseSchedule(pattern: string, timezone = 'UTC', field = '--sche
       isTz ? `--timezone ${JSON.stringify(timezone)} is not a valid IANA time zone (e.g. UTC, Europe/Berlin)` : `${field} ${JSON.stringify(pattern)}: not a valid cron expression: ${why}`,
       { details: { pattern, timezone } },
     );
+  }
+  // Refuse schedules that can fire more often than once an hour.
+  if (!p.startsWith('@')) {
+    const f = p.split(/\s+/);
+    for (const [name, part] of fields === 6 ? ([['second', f[0]!], ['minute', f[1]!]] as const) : ([['minute', f[0]!]] as const)) {
+      const values = fieldValues(part);
+      if (values && values.size > 1) {
+        throw new GeoDinoError(
+          'E_BAD_SCHEDULE',
+          `${field} ${JSON.stringify(pattern)}: fires more than once an hour (${name} field ${JSON.stringify(part)} names ${values.size} values); the shortest interval is 1 hour (e.g. "0 * * * *" hourly, "0 3 * * *" daily at 03:00)`,
+          { details: { pattern, minIntervalMs: MIN_SCHEDULE_INTERVAL_MS } },
+        );
+      }
+    }
   }
   // Refuse schedules that never fire (e.g. 31 February), checked over the next 8 years.
   const probe = cron.nextRun(new Date());

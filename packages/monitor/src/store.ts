@@ -13,9 +13,10 @@
  */
 import Database from 'better-sqlite3';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { GeoDinoError, fsError } from '@geo-dino/core';
+import type { MonitorPaths } from './paths.js';
 
 export type Db = Database.Database;
 
@@ -177,6 +178,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    name: 'webhooks to private addresses only when allowed',
+    up(db) {
+      db.exec(`ALTER TABLE regions ADD COLUMN webhook_allow_private INTEGER NOT NULL DEFAULT 0`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -242,9 +250,12 @@ export interface RegionInput {
   minAreaM2: number;
   webhookUrl: string | null;
   webhookSecret: string | null;
+  /** The webhook may be a private, loopback or link-local address (`--allow-private-webhook`). */
+  webhookAllowPrivate?: boolean;
 }
 
 export interface Region extends RegionInput {
+  webhookAllowPrivate: boolean;
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
@@ -370,6 +381,7 @@ function regionFromRow(r: Row): Region {
     minAreaM2: Number(r['min_area_m2']),
     webhookUrl: str(r['webhook_url']),
     webhookSecret: str(r['webhook_secret']),
+    webhookAllowPrivate: Number(r['webhook_allow_private'] ?? 0) === 1,
     enabled: Number(r['enabled']) === 1,
     createdAt: String(r['created_at']),
     updatedAt: String(r['updated_at']),
@@ -495,6 +507,17 @@ export class MonitorStore {
         throw fsError(err, dirname(path), 'create');
       }
     }
+    if (path !== ':memory:' && !options.readonly) {
+      // The store holds webhook secrets: readable by its owner only (SQLite gives its -wal and
+      // -shm files the same permissions).
+      try {
+        const st = statSync(path, { throwIfNoEntry: false });
+        if (!st) closeSync(openSync(path, 'wx', 0o600));
+        else if (st.mode & 0o077) chmodSync(path, st.mode & 0o700);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, path, 'create');
+      }
+    }
     let db: Db;
     try {
       db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: 10_000 });
@@ -546,14 +569,15 @@ export class MonitorStore {
       this.db
         .prepare(
           `INSERT INTO regions (name, aoi_path, aoi_area_m2, aoi_bbox, schedule, timezone, imagery, model, landcover, collections, max_cloud,
-             loss_threshold_m, min_area_m2, webhook_url, webhook_secret, enabled, created_at, updated_at, last_slot)
+             loss_threshold_m, min_area_m2, webhook_url, webhook_secret, webhook_allow_private, enabled, created_at, updated_at, last_slot)
            VALUES (@name, @aoiPath, @aoiAreaM2, @aoiBbox, @schedule, @timezone, @imagery, @model, @landcover, @collections, @maxCloud,
-             @lossThresholdM, @minAreaM2, @webhookUrl, @webhookSecret, 1, @now, @now, NULL)`,
+             @lossThresholdM, @minAreaM2, @webhookUrl, @webhookSecret, @webhookAllowPrivate, 1, @now, @now, NULL)`,
         )
         .run({
           ...input,
           aoiBbox: JSON.stringify(input.aoiBbox),
           collections: input.collections ? JSON.stringify(input.collections) : null,
+          webhookAllowPrivate: input.webhookAllowPrivate ? 1 : 0,
           now: iso,
         });
     } catch (err) {
@@ -937,4 +961,39 @@ export class MonitorStore {
 /** `2025-06-11T02:40:00.123Z` → `20250611T024000Z`: sortable, path- and job-id-safe. */
 export function runIdFor(now: Date): string {
   return now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '');
+}
+
+/** Region directories under `regions/` that hold a region's files (its AOI copy or runs). */
+export function regionDirectoriesOnDisk(paths: Pick<MonitorPaths, 'regions'>): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(paths.regions, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => e.isDirectory() && ['aoi.geojson', 'runs', 'collection.json'].some((f) => existsSync(join(paths.regions, e.name, f))))
+    .map((e) => e.name)
+    .sort();
+}
+
+/**
+ * Open the monitoring store of `paths`, refusing to start a new one over a lost store: when the
+ * database file is missing or empty (truncated to 0 bytes) while `regions/` holds regions' files,
+ * E_STORE_LOST names them instead of silently beginning again with no regions.
+ */
+export function openMonitorStore(paths: Pick<MonitorPaths, 'store' | 'regions'>, options: OpenStoreOptions = {}): MonitorStore {
+  const st = statSync(paths.store, { throwIfNoEntry: false });
+  if (!st || st.size === 0) {
+    const regions = regionDirectoriesOnDisk(paths);
+    if (regions.length) {
+      const shown = regions.slice(0, 5).join(', ') + (regions.length > 5 ? ', …' : '');
+      throw new GeoDinoError(
+        'E_STORE_LOST',
+        `${paths.store}: the store is ${st ? 'empty (0 bytes)' : 'missing'} but ${paths.regions} holds ${regions.length} region${regions.length > 1 ? 's' : ''} (${shown}): it was lost or truncated. Restore it from a backup, or move ${paths.regions} aside to start a new store`,
+        { details: { path: paths.store, regions } },
+      );
+    }
+  }
+  return MonitorStore.open(paths.store, options);
 }

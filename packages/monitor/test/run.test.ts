@@ -80,7 +80,7 @@ describe('monitoring runs (chm pipeline, demo model)', () => {
     await expect(addRegion(store, paths, { ...base, webhook: 'ftp://x' }, o)).rejects.toMatchObject({ code: 'E_ARGUMENT' });
     expect(store.regions()).toEqual([]);
     expect(existsSync(paths.region('forest'))).toBe(false);
-    const { region } = await addRegion(store, paths, { ...base, webhook: hook.url, lossThresholdM: 2, minAreaM2: 500 }, o);
+    const { region } = await addRegion(store, paths, { ...base, webhook: hook.url, allowPrivateWebhook: true, lossThresholdM: 2, minAreaM2: 500 }, o);
     expect(region).toMatchObject({ name: 'forest', aoiPath: paths.aoi('forest'), imagery: catalog, model: 'demo', webhookUrl: hook.url });
     expect(region.webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
   });

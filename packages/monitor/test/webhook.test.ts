@@ -56,6 +56,8 @@ function setup(webhook: string | null): { region: Region; prev: RunRecord; run: 
       imagery: 'https://stac.example',
       webhookUrl: webhook,
       webhookSecret: webhook ? SECRET : null,
+      // The receiver is on loopback: an on-premise receiver (--allow-private-webhook).
+      webhookAllowPrivate: webhook !== null,
     }),
     clock.now(),
   );

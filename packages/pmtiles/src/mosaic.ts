@@ -23,8 +23,8 @@ interface Entry {
 }
 
 interface Open {
-  source: RasterSource;
-  renderer: TileRenderer;
+  /** Opened once, shared by concurrent renders (set before the first await). */
+  ready: Promise<{ source: RasterSource; renderer: TileRenderer }>;
   users: number;
 }
 
@@ -118,25 +118,31 @@ export class RasterMosaic {
       .sort((a, c) => a - c);
   }
 
-  private async acquire(path: string, z: number, opts: RenderOptions): Promise<Open> {
+  private async acquire(path: string, z: number, opts: RenderOptions): Promise<{ o: Open; renderer: TileRenderer }> {
     let o = this.open.get(path);
     if (o) {
       this.open.delete(path);
       this.open.set(path, o); // most recently used last
     } else {
-      const source = await openRaster(path, { log: this.log, ...(this.signal ? { signal: this.signal } : {}) });
-      o = { source, renderer: createTileRenderer(source, z, opts), users: 0 };
+      const ready = openRaster(path, { log: this.log, ...(this.signal ? { signal: this.signal } : {}) }).then((source) => ({ source, renderer: createTileRenderer(source, z, opts) }));
+      o = { ready, users: 0 };
       this.open.set(path, o);
+      ready.catch(() => this.open.delete(path));
       for (const [p, x] of this.open) {
         if (this.open.size <= this.maxOpen) break;
         if (x.users === 0 && p !== path) {
           this.open.delete(p);
-          await x.source.close();
+          await x.ready.then((r) => r.source.close()).catch(() => undefined);
         }
       }
     }
     o.users++;
-    return o;
+    try {
+      return { o, renderer: (await o.ready).renderer };
+    } catch (err) {
+      o.users--;
+      throw err;
+    }
   }
 
   /** A renderer of zoom `z` over every raster of the mosaic. */
@@ -151,15 +157,15 @@ export class RasterMosaic {
       if (!found.length) return null;
       let out: TileData | null = null;
       for (const i of found) {
-        const o = await this.acquire(this.entries[i]!.path, z, opts);
+        const { o, renderer } = await this.acquire(this.entries[i]!.path, z, opts);
         let t: TileData | null;
         try {
-          t = await o.renderer.render(x, y);
+          t = await renderer.render(x, y);
         } finally {
           o.users--;
         }
-        range.min = Math.min(range.min, o.renderer.range.min);
-        range.max = Math.max(range.max, o.renderer.range.max);
+        range.min = Math.min(range.min, renderer.range.min);
+        range.max = Math.max(range.max, renderer.range.max);
         if (!t) continue;
         if (!out) {
           out = t;
@@ -173,8 +179,9 @@ export class RasterMosaic {
   }
 
   async close(): Promise<void> {
-    for (const o of this.open.values()) await o.source.close();
+    const all = [...this.open.values()];
     this.open.clear();
+    for (const o of all) await o.ready.then((r) => r.source.close()).catch(() => undefined);
   }
 }
 

@@ -31,6 +31,8 @@ export interface RunTilesOptions {
   imagery?: string | RasterSource;
   /** Override run.json's demo flag. */
   demo?: boolean;
+  /** Attribution/licence of the imagery (tile services), shown with imagery.pmtiles in the viewer. */
+  imageryAttribution?: string;
   /** Land-cover class table (default: landcover.tif's colour table). */
   landcoverClasses?: LandCoverClass[];
   maxZoom?: number;
@@ -93,7 +95,7 @@ export async function writeShardedRunTiles(runDir: string, shardDirs: readonly s
   };
   await layer('chm.tif', 'height', RUN_LAYER_FILES.height, { band: 1 });
   await layer('chm.tif', 'uncertainty', RUN_LAYER_FILES.uncertainty, { band: 2 });
-  if (opts.imagery !== false) await layer('imagery.tif', 'imagery', RUN_LAYER_FILES.imagery);
+  if (opts.imagery !== false) await layer('imagery.tif', 'imagery', RUN_LAYER_FILES.imagery, opts.imageryAttribution ? { attribution: `Imagery: ${opts.imageryAttribution}` } : {});
   await layer('landcover.tif', 'landcover', RUN_LAYER_FILES.landcover, { band: 1, ...(opts.landcoverClasses ? { classes: opts.landcoverClasses } : {}) });
   return result;
 }
@@ -131,7 +133,11 @@ export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}):
     await chm.close();
   }
   if (opts.imagery !== undefined) {
-    result.imagery = await writeRasterTiles(opts.imagery, join(runDir, RUN_LAYER_FILES.imagery), { ...common, layer: 'imagery' });
+    result.imagery = await writeRasterTiles(opts.imagery, join(runDir, RUN_LAYER_FILES.imagery), {
+      ...common,
+      layer: 'imagery',
+      ...(opts.imageryAttribution ? { attribution: `Imagery: ${opts.imageryAttribution}` } : {}),
+    });
   }
   const landcover = join(runDir, 'landcover.tif');
   if (await fileExists(landcover)) {

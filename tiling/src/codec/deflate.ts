@@ -11,7 +11,7 @@ export function deflateDecode(input: Uint8Array, cap: number): Uint8Array {
     // Some writers emit raw deflate without the zlib header; accept both.
     const zlibHeader = input.length >= 2 && (input[0]! & 0x0f) === 8 && ((input[0]! << 8) | input[1]!) % 31 === 0;
     // One output chunk as large as the block: no concatenation copy afterwards.
-    const opts = { maxOutputLength: Math.max(1, cap), chunkSize: Math.max(64, Math.min(cap, 64 * 1024 * 1024)), finishFlush: constants.Z_SYNC_FLUSH };
+    const opts = { maxOutputLength: Math.max(1, cap), chunkSize: Math.max(64, cap), finishFlush: constants.Z_SYNC_FLUSH };
     const out = zlibHeader ? inflateSync(input, opts) : inflateRawSync(input, opts);
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (err) {

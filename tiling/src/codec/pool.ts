@@ -9,16 +9,22 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { GeoDinoError, type ErrorCode } from '@geo-dino/core';
 import { decodeBlock, type BlockTask } from './decode.js';
+import { decodeTileImage, type ImageTask } from './image.js';
 import { warpJobTransfer, warpStep, type WarpJob, type WarpResult } from '../warp/step.js';
 
 export type BlockDecoder = (task: BlockTask) => Promise<Uint8Array>;
 export type WarpRunner = (job: WarpJob) => Promise<WarpResult>;
+/** Decodes a tile image of a tile service to planar RGBA (see codec/image.ts). */
+export type ImageDecoder = (task: ImageTask) => Promise<Uint8Array>;
 
 /** Warp in the calling thread. */
 export const inlineWarp: WarpRunner = async (job) => warpStep(job);
 
 /** Decode in the calling thread (JPEG still runs on libuv's pool through sharp). */
 export const inlineDecoder: BlockDecoder = (task) => decodeBlock(task);
+
+/** Decode tile images in the calling thread (libvips still runs on libuv's pool). */
+export const inlineImageDecoder: ImageDecoder = (task) => decodeTileImage(task);
 
 interface Pending {
   resolve(v: never): void;
@@ -39,11 +45,12 @@ interface Reply {
 
 const PER_WORKER = 2;
 
-type Kind = 'decode' | 'warp' | 'ping';
+type Kind = 'decode' | 'image' | 'warp' | 'ping';
+type Task = BlockTask | ImageTask | WarpJob | null;
 
 export class DecoderPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: { id: number; kind: Kind; task: BlockTask | WarpJob | null; transfer: ArrayBuffer[] }[] = [];
+  private readonly queue: { id: number; kind: Kind; task: Task; transfer: ArrayBuffer[] }[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
@@ -52,7 +59,7 @@ export class DecoderPool {
     if (!Number.isInteger(threads) || threads < 1) throw new GeoDinoError('E_ARGUMENT', `decoder threads must be ≥ 1 (got ${threads})`);
   }
 
-  private submit<T>(kind: Kind, task: BlockTask | WarpJob | null, transfer: ArrayBuffer[]): Promise<T> {
+  private submit<T>(kind: Kind, task: Task, transfer: ArrayBuffer[]): Promise<T> {
     if (this.closed) return Promise.reject(new GeoDinoError('E_INTERNAL', 'worker pool is closed'));
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
@@ -66,6 +73,12 @@ export class DecoderPool {
   readonly decode: BlockDecoder = (task) => {
     const data = task.data.byteOffset === 0 && task.data.byteLength === task.data.buffer.byteLength ? task.data : task.data.slice();
     return this.submit<Uint8Array>('decode', { ...task, data }, [data.buffer as ArrayBuffer]);
+  };
+
+  /** An ImageDecoder bound to this pool (tile images of tile services). */
+  readonly decodeImage: ImageDecoder = (task) => {
+    const data = task.data.byteOffset === 0 && task.data.byteLength === task.data.buffer.byteLength ? task.data : task.data.slice();
+    return this.submit<Uint8Array>('image', { ...task, data }, [data.buffer as ArrayBuffer]);
   };
 
   /** Worker threads running now. */

@@ -236,3 +236,40 @@ export function layoutForGrid(grid: Grid, options: { tileSize?: number; overlap?
   ];
   return new TileLayout(grid, tileSize, overlap, rect);
 }
+
+/**
+ * The lon/lat box [west, south, east, north] of a grid (its outline, 64 points per edge); west >
+ * east when it crosses the antimeridian. What a tile service source is cut to.
+ */
+export function gridLonLatBbox(grid: Grid): [number, number, number, number] {
+  const t = transformBetween(grid.crs, WGS84, 'grid');
+  const lons: number[] = [];
+  let south = Infinity;
+  let north = -Infinity;
+  const N = 64;
+  for (let i = 0; i <= N; i++) {
+    const f = i / N;
+    for (const [px, py] of [
+      [f * grid.width, 0],
+      [f * grid.width, grid.height],
+      [0, f * grid.height],
+      [grid.width, f * grid.height],
+    ] as const) {
+      const [X, Y] = pixelToCrs(grid, px, py);
+      const [lon, lat] = t.forward(X, Y);
+      if (!Number.isFinite(lon) || !Number.isFinite(lat)) continue;
+      lons.push(lon);
+      south = Math.min(south, lat);
+      north = Math.max(north, lat);
+    }
+  }
+  if (!lons.length) throw new GeoDinoError('E_BAD_CRS', `grid in ${grid.crs.name}: its outline has no lon/lat position`);
+  let west = Math.min(...lons);
+  let east = Math.max(...lons);
+  if (east - west > 180) {
+    const shifted = lons.map((l) => (l < 0 ? l + 360 : l));
+    west = Math.min(...shifted);
+    east = Math.max(...shifted) - 360;
+  }
+  return [west, south, east, north];
+}

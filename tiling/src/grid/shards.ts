@@ -11,14 +11,15 @@
  *   split at ±180).
  * - Everything is anchored at the CRS's origin (easting 0, northing 0; for a southern zone the
  *   false northing makes every northing positive). A pixel is `gsd` CRS units; pixel edges lie on
- *   multiples of `gsd`; tiles start on multiples of the tile stride; shards are `shardSize` pixels
- *   square with edges on multiples of `shardSize · gsd`.
+ *   multiples of `gsd`; shards are `shardSize` pixels square with edges on multiples of
+ *   `shardSize · gsd`.
  * - Shard (row, col) covers easting [col·S, (col+1)·S) and northing [row·S, (row+1)·S), S the
  *   shard size in CRS units. Rows count northwards like northings. Its id reads
  *   `<zone><N|S>_R<row>_C<col>`, e.g. `37S_R2013_C0097` (a custom CRS: `EPSG3035_R…`).
  *
  * A run's grid for one zone part (`alignedGrid`) is the part's bounding box snapped outwards to the
- * tile lattice, so its tiles are the global tiles; shard windows are integer pixel windows of it.
+ * pixel lattice (or a coarser lattice, `stride` pixels); shard windows are integer pixel windows
+ * of it.
  */
 import { GeoDinoError } from '@geo-dino/core';
 import { bboxOf, bboxPolygon, intersection, type MultiPolygonCoords } from '@geo-dino/geometry';
@@ -93,8 +94,8 @@ export function zonePartsOf(geometry: MultiPolygonCoords): { crs: Crs; zone: str
 }
 
 /**
- * A north-up grid over a bounding box in CRS units ([minX, minY, maxX, maxY]), its origin snapped
- * outwards to the global tile lattice (multiples of `stride · gsd` from the CRS origin).
+ * A north-up grid over a bounding box in CRS units ([minX, minY, maxX, maxY]), its edges snapped
+ * outwards to multiples of `stride · gsd` from the CRS origin (stride 1: the pixel lattice).
  */
 export function alignedGrid(crs: Crs, gsd: number, bbox: readonly [number, number, number, number], stride: number): Grid {
   const [minX, minY, maxX, maxY] = bbox;

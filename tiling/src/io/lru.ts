@@ -6,7 +6,16 @@ export class LruCache<K, V> {
   private readonly map = new Map<K, { value: V; cost: number }>();
   private used = 0;
 
-  constructor(readonly capacityBytes: number) {}
+  /**
+   * `oversized`: what to do with an entry costing more than the whole budget: 'skip' it (the
+   * default), or 'alone': keep it as the only entry (everything else is evicted), so that a block
+   * larger than the budget is still produced once, not once per use; memory is then bounded by
+   * the largest such entry instead of the budget.
+   */
+  constructor(
+    readonly capacityBytes: number,
+    private readonly oversized: 'skip' | 'alone' = 'skip',
+  ) {}
 
   get bytes(): number {
     return this.used;
@@ -35,10 +44,16 @@ export class LruCache<K, V> {
       this.used -= old.cost;
       this.map.delete(key);
     }
-    if (cost > this.capacityBytes) return; // never cache what would evict everything
+    if (cost > this.capacityBytes) {
+      if (this.oversized === 'skip') return; // never cache what would evict everything
+      this.clear();
+      this.map.set(key, { value, cost });
+      this.used = cost;
+      return;
+    }
     this.map.set(key, { value, cost });
     this.used += cost;
-    while (this.used > this.capacityBytes) {
+    while (this.used > this.capacityBytes && this.map.size > 1) {
       const first = this.map.keys().next();
       if (first.done) break;
       const e = this.map.get(first.value)!;

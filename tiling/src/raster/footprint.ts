@@ -2,14 +2,15 @@
  * Scene footprints for provenance: where a scene has valid data, as a lon/lat polygon.
  *
  * `sceneFootprint` reads the validity mask (internal mask, alpha or nodata) at a coarse level (the
- * finest overview at most `maxSize` pixels on its long side), turns the valid pixels into a union
- * of row-run rectangles, and projects the outline (densified along long edges) to WGS 84.
+ * finest overview at most `maxSize` pixels on its long side), polygonises the valid pixels row by
+ * row with the geometry package's `StreamingPolygonizer` (4-connected, holes kept), and projects
+ * the outline (densified along long edges) to WGS 84.
  * Without overviews and with a large image it falls back to the raster's bounds
  * (`footprintFromBounds`) rather than reading the whole scene; `method` says which was used.
  * Polygons crossing the antimeridian are split there, as geo-dino's AOIs are.
  */
 import { GeoDinoError, throwIfAborted, type Logger } from '@geo-dino/core';
-import { parseAoi, removeCollinearVertices, union, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { parseAoi, StreamingPolygonizer, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { transformBetween, WGS84 } from '../crs/crs.js';
 import type { RasterSource } from './source.js';
 
@@ -94,41 +95,6 @@ export function footprintFromBounds(raster: RasterSource): Footprint {
   return finish(raster, rect, 'bounds', null, 1, 1);
 }
 
-/** Union of row-run rectangles of the valid pixels, with identical runs of consecutive rows merged. */
-function validRectangles(valid: Uint8Array, width: number, height: number): MultiPolygonCoords {
-  const rects: [number, number, number, number][] = [];
-  let open = new Map<string, number>(); // "x0:x1" → index in rects (still growing downward)
-  for (let y = 0; y < height; y++) {
-    const next = new Map<string, number>();
-    let x = 0;
-    while (x < width) {
-      while (x < width && !valid[y * width + x]) x++;
-      if (x >= width) break;
-      const x0 = x;
-      while (x < width && valid[y * width + x]) x++;
-      const key = `${x0}:${x}`;
-      const idx = open.get(key);
-      if (idx !== undefined) {
-        rects[idx]![3] = y + 1;
-        next.set(key, idx);
-      } else {
-        rects.push([x0, y, x, y + 1]);
-        next.set(key, rects.length - 1);
-      }
-    }
-    open = next;
-  }
-  return rects.map(([x0, y0, x1, y1]) => [
-    [
-      [x0, y0],
-      [x0, y1],
-      [x1, y1],
-      [x1, y0],
-      [x0, y0],
-    ],
-  ]);
-}
-
 export interface FootprintOptions {
   /** Long side of the level the mask is read at (default 512). */
   maxSize?: number;
@@ -153,7 +119,10 @@ export async function sceneFootprint(raster: RasterSource, options: FootprintOpt
   if (!d.valid.some((v) => v === 1)) {
     return { geometry: [], bbox: [NaN, NaN, NaN, NaN], method: 'mask', level: lv.level };
   }
-  const rects = validRectangles(d.valid, lv.width, lv.height);
-  const merged = removeCollinearVertices(union(...rects.map((r): MultiPolygonCoords => [r])));
-  return finish(raster, merged, 'mask', lv.level, lv.factorX, lv.factorY);
+  // The valid pixels (label 1) as polygons, row by row.
+  const poly = new StreamingPolygonizer();
+  const outline: MultiPolygonCoords = [];
+  for (let y = 0; y < lv.height; y++) for (const r of poly.addRow(d.valid.subarray(y * lv.width, (y + 1) * lv.width))) outline.push(...r.polygons);
+  for (const r of poly.finish()) outline.push(...r.polygons);
+  return finish(raster, outline, 'mask', lv.level, lv.factorX, lv.factorY);
 }

@@ -101,9 +101,10 @@ export async function openMosaic(
 ): Promise<RasterSource> {
   const log = options.log ?? silentLogger();
   const maxOpen = options.maxOpen ?? 8;
-  const open = new Map<string, { src: RasterSource; users: number }>();
+  // Pieces opened once and shared by concurrent reads (the promise is stored before any await).
+  const open = new Map<string, { src: Promise<RasterSource>; users: number }>();
   const first = await openRaster(pieces[0]!.path, { log, ...(options.signal ? { signal: options.signal } : {}) });
-  open.set(pieces[0]!.path, { src: first, users: 0 });
+  open.set(pieces[0]!.path, { src: Promise.resolve(first), users: 0 });
   const fi = first.info;
   // Overview levels every piece can place exactly.
   const levels: LevelInfo[] = [{ ...fi.levels[0]!, level: 0, width: grid.width, height: grid.height, factorX: 1, factorY: 1 }];
@@ -114,7 +115,7 @@ export async function openMosaic(
   }
   const crs = grid.srs ? parseCrs(grid.srs, name) : fi.crs;
   const info: RasterInfo = { ...fi, source: name, width: grid.width, height: grid.height, geoTransform: grid.transform, crs, levels, metadata: { ...fi.metadata }, problems: [] };
-  // Counters of the pieces read so far (closed pieces' counts are kept).
+  // Counters of the pieces read so far.
   const stats = { blocksDecoded: 0, bytesRead: 0 };
 
   const acquire = async (path: string): Promise<RasterSource> => {
@@ -123,18 +124,25 @@ export async function openMosaic(
       open.delete(path);
       open.set(path, o);
     } else {
-      o = { src: await openRaster(path, { log, ...(options.signal ? { signal: options.signal } : {}) }), users: 0 };
+      const src = openRaster(path, { log, ...(options.signal ? { signal: options.signal } : {}) });
+      o = { src, users: 0 };
       open.set(path, o);
+      src.catch(() => open.delete(path));
       for (const [p, x] of open) {
         if (open.size <= maxOpen) break;
         if (x.users === 0 && p !== path) {
           open.delete(p);
-          await x.src.close();
+          await x.src.then((s) => s.close()).catch(() => undefined);
         }
       }
     }
     o.users++;
-    return o.src;
+    try {
+      return await o.src;
+    } catch (err) {
+      o.users--;
+      throw err;
+    }
   };
   const release = (path: string): void => {
     const o = open.get(path);
@@ -169,11 +177,13 @@ export async function openMosaic(
       let d: RasterData;
       try {
         if (src.info.dtype !== fi.dtype || src.info.bandCount !== fi.bandCount) throw bad(p.path, `is ${src.info.bandCount} × ${src.info.dtype}, not ${fi.bandCount} × ${fi.dtype} like ${pieces[0]!.path}`);
+        const before = { b: src.stats.blocksDecoded, r: src.stats.bytesRead };
         d = await src.read({ x: x0 - px, y: y0 - py, width: x1 - x0, height: y1 - y0 }, { level, bands, ...(ro.signal ? { signal: ro.signal } : {}) });
+        stats.blocksDecoded += src.stats.blocksDecoded - before.b;
+        stats.bytesRead += src.stats.bytesRead - before.r;
       } finally {
         release(p.path);
       }
-      stats.blocksDecoded = [...open.values()].reduce((a, o) => a + o.src.stats.blocksDecoded, 0);
       const w = x1 - x0;
       for (let y = 0; y < y1 - y0; y++) {
         const o = (y + y0 - win.y) * win.width + (x0 - win.x);
@@ -191,8 +201,9 @@ export async function openMosaic(
     read,
     stats,
     async close() {
-      for (const o of open.values()) await o.src.close();
+      const all = [...open.values()];
       open.clear();
+      for (const o of all) await o.src.then((s) => s.close()).catch(() => undefined);
     },
   };
 }

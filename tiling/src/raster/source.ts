@@ -47,8 +47,13 @@ export const DEFAULT_RASTER_LIMITS: RasterLimits = { ...DEFAULT_TIFF_LIMITS, max
 /** Decoded blocks shared by every open raster, keyed by raster and block. */
 export type BlockCache = LruCache<string, Uint8Array>;
 
+/**
+ * A decoded-block cache of `bytes`. A block larger than that (a big strip: a single-strip file
+ * decodes to one block of the whole image) is kept as the only entry: it is decoded once, not once
+ * per window read from it, and the cache then holds at most that one block (≤ maxBlockBytes).
+ */
 export function createBlockCache(bytes = 256 * MiB): BlockCache {
-  return new LruCache<string, Uint8Array>(bytes);
+  return new LruCache<string, Uint8Array>(bytes, 'alone');
 }
 
 let sharedCache: BlockCache | null = null;

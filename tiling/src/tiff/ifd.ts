@@ -5,8 +5,12 @@
  * - an IFD chain that loops (an offset seen before) is an error, not an endless loop;
  * - at most `maxIfds` IFDs and `maxEntriesPerIfd` entries per IFD;
  * - every offset is checked against the file size before it is read;
- * - tag values are capped (`maxTagBytes` per tag, 4× that for the whole file) before any
- *   allocation, so a forged count cannot allocate gigabytes;
+ * - tag values are capped before they are read: each tag geo-dino uses has a largest sensible
+ *   count (one value for a scalar, a block count for StripOffsets/TileOffsets, computed from the
+ *   IFD's size and block tags, so extra offsets are not read), other tags are not read at all
+ *   beyond 64 KiB, and what is kept is counted as it sits in memory (8 bytes per decoded number)
+ *   against `maxTagBytes` per tag and 4× that for the whole file, so a forged count cannot
+ *   allocate gigabytes;
  * - 64-bit offsets above 2^53 are refused.
  *
  * Values of unknown field types are skipped, as TIFF 6.0 asks of readers.
@@ -14,7 +18,7 @@
 import { throwIfAborted } from '@geo-dino/core';
 import type { ByteSource } from '../io/range.js';
 import { badRaster, limitError, fmtBytes, MiB } from '../errors.js';
-import { TAG_NAMES, TYPE_SIZE } from './tags.js';
+import { Tag, TAG_NAMES, TYPE_SIZE } from './tags.js';
 
 export interface TiffLimits {
   /** Most IFDs followed in the chain (default 1024). */
@@ -27,9 +31,62 @@ export interface TiffLimits {
 
 export const DEFAULT_TIFF_LIMITS: TiffLimits = { maxIfds: 1024, maxEntriesPerIfd: 4096, maxTagBytes: 64 * MiB };
 
+const SCALAR = 16;
+/** The most values a tag geo-dino reads may hold (block offsets and counts are bounded by the block count). */
+const TAG_MAX_COUNT: Record<number, number> = {
+  [Tag.NewSubfileType]: SCALAR,
+  [Tag.ImageWidth]: SCALAR,
+  [Tag.ImageLength]: SCALAR,
+  [Tag.Compression]: SCALAR,
+  [Tag.Photometric]: SCALAR,
+  [Tag.SamplesPerPixel]: SCALAR,
+  [Tag.RowsPerStrip]: SCALAR,
+  [Tag.PlanarConfiguration]: SCALAR,
+  [Tag.Predictor]: SCALAR,
+  [Tag.TileWidth]: SCALAR,
+  [Tag.TileLength]: SCALAR,
+  [Tag.BitsPerSample]: 4096,
+  [Tag.SampleFormat]: 4096,
+  [Tag.ExtraSamples]: 4096,
+  [Tag.ColorMap]: 3 * 65536,
+  [Tag.JPEGTables]: 1 << 20,
+  [Tag.ModelPixelScale]: SCALAR,
+  [Tag.ModelTransformation]: SCALAR,
+  [Tag.ModelTiepoint]: 6 * 4096,
+  [Tag.GeoKeyDirectory]: 4 * 4096,
+  [Tag.GeoDoubleParams]: 4096,
+  [Tag.GeoAsciiParams]: 1 << 20,
+  [Tag.GdalMetadata]: 16 << 20,
+  [Tag.GdalNodata]: 1024,
+};
+const BLOCK_TAGS = new Set<number>([Tag.StripOffsets, Tag.StripByteCounts, Tag.TileOffsets, Tag.TileByteCounts]);
+/** Tags geo-dino does not use are kept only when their values fit in this. */
+const UNUSED_TAG_BYTES = 64 * 1024;
+
+/** Bytes a tag's values take once read: raw bytes for byte and text types, 8 per decoded number otherwise. */
+function memoryOf(type: number, count: number): number {
+  return type === 1 || type === 2 || type === 6 || type === 7 ? count : count * 8 + count * (TYPE_SIZE[type] ?? 0);
+}
+
+/** Blocks (strips or tiles, all planes) an IFD's size and block tags call for; null when they are not plain. */
+function expectedBlocks(tags: Map<number, TagEntry>): number | null {
+  const one = (t: number): number | undefined => tags.get(t)?.values[0];
+  const w = one(Tag.ImageWidth);
+  const h = one(Tag.ImageLength);
+  if (!w || !h || w < 1 || h < 1) return null;
+  const planes = one(Tag.PlanarConfiguration) === 2 ? Math.max(1, one(Tag.SamplesPerPixel) ?? 1) : 1;
+  const tw = one(Tag.TileWidth);
+  const th = one(Tag.TileLength);
+  if (tw !== undefined || th !== undefined) return tw && th && tw >= 1 && th >= 1 ? Math.ceil(w / tw) * Math.ceil(h / th) * planes : null;
+  const rps = one(Tag.RowsPerStrip);
+  const rows = rps === undefined || rps === 0 || rps > h ? h : rps;
+  return Math.ceil(h / rows) * planes;
+}
+
 export interface TagEntry {
   tag: number;
   type: number;
+  /** Values read (for block offsets, at most the block count; 0 for a large tag geo-dino does not use). */
   count: number;
   /** Numeric values (RATIONALs as quotients); empty for ASCII. */
   values: number[];
@@ -181,7 +238,7 @@ export async function readTiffStructure(src: ByteSource, limits: TiffLimits = DE
     }
     const body = await src.read(offset + countSize, count * entrySize + offSize, where, signal);
     const tags = new Map<number, TagEntry>();
-    const pending: { entry: TagEntry; at: number; size: number }[] = [];
+    const pending: { entry: TagEntry; at: number }[] = [];
     for (let i = 0; i < count; i++) {
       const e = i * entrySize;
       const tag = u16(body, e, le);
@@ -190,13 +247,15 @@ export async function readTiffStructure(src: ByteSource, limits: TiffLimits = DE
       const ts = TYPE_SIZE[type];
       if (ts === undefined) continue; // unknown field type: ignore the entry
       const size = n * ts;
-      if (size > limits.maxTagBytes) {
+      const max = TAG_MAX_COUNT[tag];
+      if (max !== undefined && n > max) {
+        throw limitError(name, `${where}: ${tagName(tag)} holds ${n} values (at most ${max} expected)`, { tag, count: n });
+      }
+      if (BLOCK_TAGS.has(tag) && memoryOf(type, n) > limits.maxTagBytes && size > limits.maxTagBytes) {
         throw limitError(name, `${where}: ${tagName(tag)} holds ${fmtBytes(size)} (limit ${fmtBytes(limits.maxTagBytes)})`, { tag, count: n });
       }
-      totalTagBytes += size;
-      if (totalTagBytes > 4 * limits.maxTagBytes) {
-        throw limitError(name, `tag values exceed ${fmtBytes(4 * limits.maxTagBytes)} in total`, { tag });
-      }
+      // A tag geo-dino does not use is not read when large.
+      if (max === undefined && !BLOCK_TAGS.has(tag) && size > UNUSED_TAG_BYTES) continue;
       const inline = size <= offSize;
       const entry: TagEntry = { tag, type, count: n, values: [], bytes: new Uint8Array(0) };
       if (inline) {
@@ -210,20 +269,46 @@ export async function readTiffStructure(src: ByteSource, limits: TiffLimits = DE
             offset: at,
           });
         }
-        pending.push({ entry, at, size });
+        pending.push({ entry, at });
       }
       tags.set(tag, entry);
     }
-    if (pending.length) {
+    // Everything but the block offsets first (small, capped above): they say how many blocks there are.
+    const readValues = async (list: { entry: TagEntry; at: number }[]): Promise<void> => {
+      for (const p of list) {
+        const kept = memoryOf(p.entry.type, p.entry.count);
+        if (kept > limits.maxTagBytes) {
+          throw limitError(name, `${where}: ${tagName(p.entry.tag)} holds ${fmtBytes(kept)} once read (limit ${fmtBytes(limits.maxTagBytes)})`, { tag: p.entry.tag, count: p.entry.count });
+        }
+        totalTagBytes += kept;
+        if (totalTagBytes > 4 * limits.maxTagBytes) {
+          throw limitError(name, `tag values exceed ${fmtBytes(4 * limits.maxTagBytes)} in total`, { tag: p.entry.tag });
+        }
+      }
+      if (!list.length) return;
       const got = await src.readMany(
-        pending.map((p) => ({ offset: p.at, length: p.size })),
+        list.map((p) => ({ offset: p.at, length: p.entry.count * TYPE_SIZE[p.entry.type]! })),
         `${where} tag values`,
         signal,
       );
-      pending.forEach((p, i) => (p.entry.bytes = got[i]!.slice()));
-    }
+      list.forEach((p, i) => (p.entry.bytes = got[i]!.slice()));
+    };
+    const decode = (entry: TagEntry): void => {
+      // Byte and text tags are used as bytes; large ones are not turned into numbers.
+      const bytewise = entry.type === 1 || entry.type === 2 || entry.type === 6 || entry.type === 7;
+      if (!bytewise || entry.count <= 4096) entry.values = decodeValues(name, entry.type, entry.count, entry.bytes, le, `${where}: ${tagName(entry.tag)}`);
+    };
+    await readValues(pending.filter((p) => !BLOCK_TAGS.has(p.entry.tag)));
+    for (const entry of tags.values()) if (!BLOCK_TAGS.has(entry.tag)) decode(entry);
+    // Block offsets and sizes: only as many as the image has blocks.
+    const blocks = expectedBlocks(tags);
+    const blockPending = pending.filter((p) => BLOCK_TAGS.has(p.entry.tag));
+    if (blocks !== null) for (const p of blockPending) p.entry.count = Math.min(p.entry.count, blocks);
+    await readValues(blockPending);
     for (const entry of tags.values()) {
-      entry.values = decodeValues(name, entry.type, entry.count, entry.bytes, le, `${where}: ${tagName(entry.tag)}`);
+      if (!BLOCK_TAGS.has(entry.tag)) continue;
+      if (entry.bytes.length > entry.count * TYPE_SIZE[entry.type]!) entry.bytes = entry.bytes.slice(0, entry.count * TYPE_SIZE[entry.type]!);
+      decode(entry);
     }
     ifds.push({ index: ifds.length, offset, tags });
     const nextAt = count * entrySize;

@@ -11,7 +11,9 @@
 import { GeoDinoError, silentLogger, silentProgress, throwIfAborted, type Logger, type Progress } from '@geo-dino/core';
 import { aoiFromBbox, type Aoi } from '@geo-dino/geometry';
 import { crsLabel, type Crs } from '../crs/crs.js';
-import { gridForAoi } from '../grid/grid.js';
+import { gridForAoi, gridLonLatBbox } from '../grid/grid.js';
+import { isTileServiceHref, redactTileUrl } from '../tiles/template.js';
+import { openTileService, type OpenTileServiceOptions, type TileServiceParams } from '../tiles/service.js';
 import { openRaster, type OpenRasterOptions, type RasterSource } from '../raster/source.js';
 import { footprintFromBounds } from '../raster/footprint.js';
 import { createCogWriter } from '../cog/writer.js';
@@ -29,6 +31,8 @@ export interface WarpToCogOptions {
   blockSize?: number;
   stretch?: Stretch;
   open?: Omit<OpenRasterOptions, 'log' | 'signal'>;
+  /** Tile services (`xyz:`/`wmts:` sources): level, layer, …, and their HTTP options; read over the grid. */
+  tiles?: TileServiceParams & Pick<OpenTileServiceOptions, 'headers' | 'http' | 'diskCache' | 'env'>;
   log?: Logger;
   progress?: Progress;
   signal?: AbortSignal;
@@ -54,16 +58,19 @@ export async function warpToCog(sources: readonly string[], out: string, options
   if (sources.length === 0) throw new GeoDinoError('E_ARGUMENT', 'no source rasters given');
   const log = options.log ?? silentLogger();
   const progress = options.progress ?? silentProgress;
-  const rasters: RasterSource[] = [];
+  // Tile services are opened once the grid is known (they are read over it); null until then.
+  const opened: (RasterSource | null)[] = [];
   try {
     for (const s of sources) {
       throwIfAborted(options.signal);
-      rasters.push(await openRaster(s, { ...(options.open ?? {}), log, ...(options.signal ? { signal: options.signal } : {}) }));
+      opened.push(isTileServiceHref(s) ? null : await openRaster(s, { ...(options.open ?? {}), log, ...(options.signal ? { signal: options.signal } : {}) }));
     }
     let aoi = options.aoi;
     if (!aoi) {
+      const service = sources.find((s) => isTileServiceHref(s));
+      if (service) throw new GeoDinoError('E_ARGUMENT', `--aoi or --bbox: required with a tile service (${redactTileUrl(service)}), which covers the world`, { details: { field: '--aoi' } });
       let bbox: [number, number, number, number] | null = null;
-      for (const r of rasters) {
+      for (const r of opened as RasterSource[]) {
         const b = footprintFromBounds(r).bbox;
         if (b[0] > b[2]) throw new GeoDinoError('E_ARGUMENT', `${r.name}: crosses the antimeridian; give --aoi or --bbox`);
         bbox = bbox ? [Math.min(bbox[0], b[0]), Math.min(bbox[1], b[1]), Math.max(bbox[2], b[2]), Math.max(bbox[3], b[3])] : b;
@@ -79,7 +86,18 @@ export async function warpToCog(sources: readonly string[], out: string, options
     });
     const grid = layout.grid;
     log.info({ width: grid.width, height: grid.height, crs: crsLabel(grid.crs), gsd: grid.gsd }, 'target grid');
-    const tileSources: TileSource[] = rasters.map((r, i) => ({ id: sources[i]!, raster: r, ...(options.stretch ? { stretch: options.stretch } : {}) }));
+    for (let i = 0; i < sources.length; i++) {
+      if (opened[i]) continue;
+      opened[i] = await openTileService(sources[i]!, {
+        ...(options.tiles ?? {}),
+        bbox: gridLonLatBbox(grid),
+        gsd: grid.gsd * grid.crs.metresPerUnit,
+        log,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    }
+    const rasters = opened as RasterSource[];
+    const tileSources: TileSource[] = rasters.map((r, i) => ({ id: redactTileUrl(sources[i]!), raster: r, ...(options.stretch ? { stretch: options.stretch } : {}) }));
     const writer = await createCogWriter(out, {
       width: grid.width,
       height: grid.height,
@@ -91,7 +109,7 @@ export async function warpToCog(sources: readonly string[], out: string, options
       colorInterp: ['red', 'green', 'blue', 'alpha'],
       bandDescriptions: ['red', 'green', 'blue', 'valid'],
       overviewResampling: 'average',
-      metadata: { GEO_DINO_SOURCES: sources.join(' '), GEO_DINO_RESAMPLING: options.resampling ?? 'bilinear' },
+      metadata: { GEO_DINO_SOURCES: sources.map(redactTileUrl).join(' '), GEO_DINO_RESAMPLING: options.resampling ?? 'bilinear' },
       log,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -123,8 +141,8 @@ export async function warpToCog(sources: readonly string[], out: string, options
         written++;
       }
       if (written === 0) {
-        throw new GeoDinoError('E_NO_OVERLAP', `no valid imagery of ${sources.length === 1 ? sources[0] : `the ${sources.length} sources`} inside ${aoi.source}; nothing written`, {
-          details: { sources: [...sources], aoi: aoi.source },
+        throw new GeoDinoError('E_NO_OVERLAP', `no valid imagery of ${sources.length === 1 ? redactTileUrl(sources[0]!) : `the ${sources.length} sources`} inside ${aoi.source}; nothing written`, {
+          details: { sources: sources.map(redactTileUrl), aoi: aoi.source },
         });
       }
       const { bytes } = await writer.close();
@@ -147,6 +165,6 @@ export async function warpToCog(sources: readonly string[], out: string, options
       throw err;
     }
   } finally {
-    await Promise.all(rasters.map((r) => r.close()));
+    await Promise.all(opened.map((r) => r?.close()));
   }
 }

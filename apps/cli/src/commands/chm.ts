@@ -14,7 +14,8 @@ import { parseDevice } from '@geo-dino/runtime';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
-import { parseHeaders, table } from '../context.js';
+import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
+import { isTileServiceHref } from '@geo-dino/tiling';
 import { findModelDirs } from '../models.js';
 import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
@@ -167,14 +168,18 @@ function humanPlan(p: PlanSummary & { planSeconds: number }): string {
 
 export const chmCommand: CommandModule = {
   register(program, app) {
-    program
+    const cmd = program
       .command('chm')
       .description('canopy-height map of an AOI: imagery (files, URLs or STAC) → DINOv3 + CHMv2 → seamless COG with uncertainty, provenance, STAC Item and web tiles; resumable')
       .option('--aoi <file.geojson>', 'area of interest (default: the imagery extent; with --model demo alone, the demo scene)')
       .option('--bbox <minlon,minlat,maxlon,maxlat>', BBOX_HELP)
-      .option('--imagery <path|url|stac>', 'GeoTIFF/COG path or URL, STAC API URL, catalog/collection/item JSON (repeatable; first = highest priority)', (v: string, prev: string[] = []) => [...prev, v])
+      .option(
+        '--imagery <path|url|stac|xyz:|wmts:>',
+        'GeoTIFF/COG path or URL, STAC API URL, catalog/collection/item JSON, xyz:<tile URL template> or wmts:<GetCapabilities URL> (repeatable; first = highest priority)',
+        (v: string, prev: string[] = []) => [...prev, v],
+      )
       .option('--collections <ids>', 'STAC collections to search (comma-separated)')
-      .option('--datetime <range>', 'STAC acquisition window: 2023, 2023-06, 2023-01-01/2023-06-30, 2023-06/..')
+      .option('--datetime <range>', 'STAC acquisition window: 2023, 2023-06, 2023-01-01/2023-06-30, 2023-06/..; for tile services, the imagery date to record (default: date unknown)')
       .option('--max-cloud <percent>', 'maximum eo:cloud_cover of STAC scenes')
       .option('--model <dir|demo>', 'model directory (default $GEO_DINO_MODEL or the CHMv2 model in $GEO_DINO_HOME/models); "demo": random weights, outputs labelled DEMO')
       .option('--out <dir>', 'run directory to create (default $GEO_DINO_HOME/runs/<aoi>-<hash>)')
@@ -199,11 +204,12 @@ export const chmCommand: CommandModule = {
       .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
-      .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles')
-      .action(async (raw: Record<string, unknown>) => {
+      .option('--landcover <head-dir>', 'also map land cover with this head (geo-dino landcover train), from the same backbone pass: needs a split model (geo-dino model build --split); writes landcover.tif and landcover.pmtiles');
+    addTileServiceOptions(cmd).action(async (raw: Record<string, unknown>) => {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
         const dev = parseDevice(o.device);
+        const tileService = tileServiceParams(raw);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
           throw new GeoDinoError('E_ARGUMENT', `--overlap: must be below half the tile size (${o.tileSize / 2}) (got ${o.overlap})`, { details: { field: '--overlap' } });
@@ -227,6 +233,7 @@ export const chmCommand: CommandModule = {
           sign: o.sign,
           blend: o.blend,
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
+          ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
           ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
           ...(o.bandWidth !== undefined ? { bandShards: o.bandWidth } : {}),
@@ -246,7 +253,7 @@ export const chmCommand: CommandModule = {
           // Default: one directory per request, so running the same command twice is a no-op.
           const md = await resolveModel(model, { env, cwd, log: ctx.log });
           const hash = await requestHashOf(request, md, { env, cwd });
-          const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.bbox ? 'bbox' : o.imagery?.length ? basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '') : 'demo';
+          const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.bbox ? 'bbox' : o.imagery?.length ? (isTileServiceHref(o.imagery[0]!) ? 'tiles' : basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '')) : 'demo';
           out = join(homePaths(geoDinoHome(env)).runs, `${name}-${hash.slice(0, 10)}`);
         }
         const queue = o.queue ? { url: parseQueueUrl(o.queue), ...(o.queueName ? { name: o.queueName } : {}) } : null;
@@ -269,7 +276,7 @@ export const chmCommand: CommandModule = {
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
           webTiles: o.webTiles,
           keepState: o.keepState,
-          command: ['geo-dino', ...process.argv.slice(2)],
+          command: recordedCommand(process.argv.slice(2)),
           log: ctx.log,
           progress: ctx.progress,
           signal: ctx.signal,

@@ -7,7 +7,7 @@ import { GeoDinoError, cliValues, flagName, parseWith, z } from '@geo-dino/core'
 import { loadLandcoverHead, trainLandcover, type HeadDir, type TrainResult } from '@geo-dino/landcover';
 import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 import type { CommandModule } from '../app.js';
-import { parseHeaders, table } from '../context.js';
+import { addTileServiceOptions, parseHeaders, table, tileServiceParams } from '../context.js';
 
 const repeat = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -114,9 +114,9 @@ export const landcoverCommand: CommandModule = {
   register(program, app) {
     const lc = program.command('landcover').description('land-cover heads on frozen DINOv3 features: train one from labels, inspect one (run it with geo-dino chm --landcover)');
 
-    lc.command('train')
+    addTileServiceOptions(lc.command('train'))
       .description('train a land-cover head (multinomial logistic regression on backbone features) from imagery and labels; writes the head (ONNX + class table) and an accuracy report')
-      .requiredOption('--imagery <path|url|stac>', 'GeoTIFF/COG path or URL, STAC API URL, catalog/item JSON (repeatable; first = highest priority)', repeat)
+      .requiredOption('--imagery <path|url|stac|xyz:|wmts:>', 'GeoTIFF/COG path or URL, STAC API URL, catalog/item JSON, xyz:<tile URL template> or wmts:<GetCapabilities URL> (repeatable; first = highest priority)', repeat)
       .requiredOption('--labels <raster|geojson>', 'categorical label raster (any CRS; e.g. ESA WorldCover) or GeoJSON polygons with a class property')
       .requiredOption('--model <dir>', 'split (or backbone) model directory whose features the head reads (geo-dino model build --split)')
       .requiredOption('--out <dir>', 'head directory to write')
@@ -159,8 +159,10 @@ export const landcoverCommand: CommandModule = {
           );
         }
         const bboxAoi = o.bbox ? await aoiFromOptions(o, ctx.io.cwd) : undefined;
+        const tileService = tileServiceParams(raw);
         const r = await trainLandcover({
           imagery: o.imagery,
+          ...(tileService ? { tileService } : {}),
           labels: o.labels,
           model: o.model,
           out: o.out,

@@ -5,10 +5,11 @@
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, toGeoDinoError, z } from '@geo-dino/core';
+import { GeoDinoError, cliValues, flagName, geoDinoHome, parseWith, redactUrl, toGeoDinoError, z } from '@geo-dino/core';
 import {
   MonitorStore,
   addRegion,
+  openMonitorStore,
   checkRedis,
   createExecutor,
   describeRegions,
@@ -45,6 +46,7 @@ const addSchema = z.object({
   minAreaM2: z.coerce.number().refine(Number.isFinite, 'must be a number').refine((v) => v >= 0, 'must be ≥ 0').default(500),
   webhook: z.string().min(1).optional(),
   webhookSecret: z.string().optional(),
+  allowPrivateWebhook: z.boolean().default(false),
 });
 
 const execSchema = z.object({
@@ -67,7 +69,7 @@ const historySchema = z.object({ limit: cliValues.positiveInt.optional() });
 
 function openStore(ctx: CommandContext): { store: MonitorStore; paths: ReturnType<typeof monitorPaths> } {
   const paths = monitorPaths(geoDinoHome(ctx.io.env));
-  return { store: MonitorStore.open(paths.store), paths };
+  return { store: openMonitorStore(paths), paths };
 }
 
 async function executorOptions(ctx: CommandContext, o: z.output<typeof execSchema>, store: MonitorStore, paths: ReturnType<typeof monitorPaths>): Promise<ExecutorOptions> {
@@ -182,6 +184,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .option('--min-area-m2 <m2>', 'smallest loss area reported (default 500)')
     .option('--webhook <url>', 'POST alerts here (JSON, HMAC-SHA256 signed)')
     .option('--webhook-secret <secret>', 'signing secret (default: generated and shown once)')
+    .option('--allow-private-webhook', 'allow a webhook on a private, loopback or link-local address (a receiver on your own network)')
     .action(async (name: string, raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(addSchema, raw, { fieldName: flagName });
@@ -206,10 +209,12 @@ function registerAdd(monitor: Command, app: CliApp): void {
             minAreaM2: o.minAreaM2,
             ...(o.webhook ? { webhook: o.webhook } : {}),
             ...(o.webhookSecret !== undefined ? { webhookSecret: o.webhookSecret } : {}),
+            allowPrivateWebhook: o.allowPrivateWebhook,
           },
           { cwd: ctx.io.cwd, env: ctx.io.env, log: ctx.log, signal: ctx.signal },
         );
-        const result = { region: { ...region }, nextRun, directory: paths.region(name) };
+        // The URL is shown without its password; the signing secret is shown this once.
+        const result = { region: { ...region, webhookUrl: region.webhookUrl === null ? null : redactUrl(region.webhookUrl) }, nextRun, directory: paths.region(name) };
         ctx.result(result, () =>
           [
             `region ${region.name} added: ${(region.aoiAreaM2 / 1e6).toFixed(3)} km², schedule ${region.schedule} (${region.timezone}), next run ${nextRun ?? 'never'}`,
@@ -220,7 +225,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             `outputs   ${paths.runs(name)}`,
             ...(region.webhookUrl
               ? [
-                  `webhook   ${region.webhookUrl}`,
+                  `webhook   ${result.region.webhookUrl}`,
                   `secret    ${region.webhookSecret}`,
                   '          (shown once: verify X-GeoDino-Signature with it; see the README, "Webhook alerts")',
                 ]

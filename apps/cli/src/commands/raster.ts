@@ -4,8 +4,9 @@
  */
 import { resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, isHttpUrl, parseWith, z } from '@geo-dino/core';
-import { crsLabel, footprintFromBounds, openRaster, parseCrs, parseResampling, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
+import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, parseResampling, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
+import { addTileServiceOptions, tileServiceParams } from '../context.js';
 import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
 /** `raster info --json`: bands are numbered from 1, as GDAL, the text output and `tiles --band` do. */
@@ -127,16 +128,15 @@ export const rasterCommand: CommandModule = {
           await src.close();
         }
       });
-    raster
-      .command('warp')
+    addTileServiceOptions(raster.command('warp'))
       .description('mosaic scenes (first = highest priority), warp them onto a grid and write an RGBA COG (the tiler the chm pipeline uses)')
-      .argument('<src...>', 'GeoTIFF/COG paths or http(s) URLs, highest priority first')
+      .argument('<src...>', 'GeoTIFF/COG paths or http(s) URLs, xyz:<tile URL template> or wmts:<GetCapabilities URL>, highest priority first')
       .option('-o, --out <cog>', 'the COG to write (required)')
       .option('--aoi <geojson>', 'limit to this AOI (Polygon/MultiPolygon GeoJSON, EPSG:4326)')
       .option('--bbox <minlon,minlat,maxlon,maxlat>', `limit to this box: ${BBOX_HELP}`)
       .option('--crs <crs>', 'target CRS: EPSG:n, a PROJ string or WKT (default: UTM zone of the area centroid)')
       .option('--gsd <m>', 'target pixel size in CRS units (default 0.6 m, the model’s GSD)')
-      .option('--resampling <method>', "GDAL's names: near or bilinear (default bilinear); others GDAL has (cubic, average, mode, ...) are refused with a hint")
+      .option('--resampling <method>', "GDAL's names: near, bilinear or average (default bilinear); others GDAL has (cubic, mode, ...) are refused with a hint")
       .option('--block-size <px>', 'output tile size (default 512)')
       .option('--stretch <spec>', '16-bit → 8-bit: percentile[:low,high] (default 2,98), linear:min,max or bits:n')
       .action(async (srcs: string[], raw: Record<string, unknown>) => {
@@ -146,7 +146,7 @@ export const rasterCommand: CommandModule = {
         const crs = opts.crs ? parseCrs(opts.crs, '--crs') : undefined;
         const stretch = opts.stretch ? parseStretch(opts.stretch) : undefined;
         const result = await warpToCog(
-          srcs.map((s) => (isHttpUrl(s) ? s : resolve(ctx.io.cwd, s))),
+          srcs.map((s) => (isHttpUrl(s) || isTileServiceHref(s) ? s : resolve(ctx.io.cwd, s))),
           resolve(ctx.io.cwd, opts.out),
           {
             ...(aoi ? { aoi } : {}),
@@ -155,6 +155,7 @@ export const rasterCommand: CommandModule = {
             ...(opts.resampling ? { resampling: parseResampling(opts.resampling) } : {}),
             ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
             ...(stretch ? { stretch } : {}),
+            tiles: { ...(tileServiceParams(raw) ?? {}), env: ctx.io.env },
             log: ctx.log,
             progress: ctx.progress,
             signal: ctx.signal,

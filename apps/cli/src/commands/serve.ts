@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
-import { isLoopback, startServer } from '@geo-dino/server';
+import { startServer } from '@geo-dino/server';
 import type { CommandModule } from '../app.js';
 
 const optionsSchema = z.object({
@@ -13,7 +13,10 @@ const optionsSchema = z.object({
   basemap: z.string().url('must be the http(s) URL of a MapLibre style').optional(),
   maxBody: cliValues.positiveInt.optional(),
   cors: z.boolean().default(false),
+  allowHost: z.array(z.string().min(1)).default([]),
 });
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export const serveCommand: CommandModule = {
   register(program, app) {
@@ -26,6 +29,7 @@ export const serveCommand: CommandModule = {
       .option('--basemap <style-url>', 'a MapLibre style URL to show under the layers (off by default: works offline)')
       .option('--max-body <bytes>', 'largest request body accepted (default 1048576)')
       .option('--cors', 'let web maps on other origins read /tiles/ (Access-Control-Allow-Origin: *)')
+      .option('--allow-host <name>', 'a host name requests may address the server by, besides IP addresses and localhost (repeatable; DNS-rebinding guard)', collect)
       .action(async (dir: string, raw: Record<string, unknown>) => {
         const ctx = app.context();
         const opts = parseWith(optionsSchema, raw, { fieldName: flagName });
@@ -36,9 +40,10 @@ export const serveCommand: CommandModule = {
           basemap: opts.basemap ?? null,
           ...(opts.maxBody ? { maxBodyBytes: opts.maxBody } : {}),
           ...(opts.cors ? { corsTiles: true } : {}),
+          allowHosts: opts.allowHost,
           log: ctx.log,
         });
-        ctx.result({ url: server.url, root: resolve(ctx.io.cwd, dir), loopback: isLoopback(opts.host) }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
+        ctx.result({ url: server.url, root: resolve(ctx.io.cwd, dir), loopback: server.loopback }, () => `geo-dino serving ${dir} at ${server.url}  (Ctrl-C to stop)`);
         await new Promise<void>((done) => {
           if (ctx.signal.aborted) return done();
           ctx.signal.addEventListener('abort', () => done(), { once: true });
