@@ -32,7 +32,7 @@ import type { ProvenanceCollection } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
 import { chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
-import { BandAccumulator, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
+import { BandAccumulator, chmAssetBands, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
 import { ImageryLayer, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 import { publishedSource, tileAttributions, tileServiceProperties } from './sources.js';
@@ -393,17 +393,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       path: join(staging, 'chm.tif'),
       roles: ['data'],
       title: plan.demo ? 'Canopy height and uncertainty (DEMO model, not real heights)' : 'Canopy height and uncertainty',
-      bands: bandNames.map((n) => {
-        const s = byName(n);
-        return {
-          name: n === 'height' ? 'canopy_height' : 'uncertainty',
-          description: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution',
-          dataType: 'float32' as const,
-          nodata: NODATA,
-          unit: 'm',
-          ...(s ? { statistics: s } : {}),
-        };
-      }),
+      bands: chmAssetBands(bandNames, (i) => byName(bandNames[i]!)),
     };
     const baseAssets: OutputAsset[] = [
       chmAsset,

@@ -34,7 +34,11 @@ export function redactUrl(url: string): string {
 /** `text` with every URL in it redacted ({@link redactUrl}). */
 export function redactText(text: string): string {
   if (!text.includes('://')) return text;
-  return text.replace(URL_IN_TEXT, (m) => redactUrl(m));
+  return text.replace(URL_IN_TEXT, (m) => {
+    // Punctuation that ends a sentence or a "<url>: reason" message is not part of the URL.
+    const tail = /[.,;:!?)\]}]+$/.exec(m)?.[0] ?? '';
+    return redactUrl(m.slice(0, m.length - tail.length)) + tail;
+  });
 }
 
 /**

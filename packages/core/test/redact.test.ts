@@ -20,6 +20,9 @@ describe('redaction', () => {
     const text = redactText(`cannot read ${URL_WITH_SECRETS}: failed; retry http://bob:pw9876@h.example/y.`);
     expect(text).not.toMatch(/hunter2|abc123def|tok456|pw9876/);
     expect(text).toMatch(/^cannot read https:\/\/alice:\*\*\*@imagery/);
+    // Punctuation after a URL stays: "<url>: reason" and a URL ending a sentence.
+    expect(text).toMatch(/: failed; retry http:\/\/bob:\*\*\*@h\.example\/y\.$/);
+    expect(redactText('http://h.example/t.png?key=SECRET: failed')).toBe('http://h.example/t.png?key=***: failed');
   });
 
   it('redacts every GeoDinoError message and its details, also when wrapping a foreign error', () => {
