@@ -3,7 +3,7 @@
  *
  * Input: a synthetic run made by bench/scripts/make-bench-run.py with GDAL (UTM, 0.6 m, float32
  * height + uncertainty, RGB imagery; default 4096² px ≈ 2.5 km square).
- * - COG → PMTiles, tiles/s, for the height layer (rg16 PNG) and the imagery (WebP), against
+ * - COG → PMTiles, tiles/s, for the height layer (Terrarium PNG) and the imagery (WebP), against
  *   gdal2tiles.py (1 process, XYZ PNG folder, the same COG and zoom range, default resampling) —
  *   the tool analysts use today.
  * - The PMTiles writer alone (100k small distinct tiles, clustered, deduplicated, leaf
@@ -79,7 +79,7 @@ export const pmtilesBench: BenchModule = {
         better: 'higher',
       });
       rows.push({
-        metric: `height COG → PMTiles rg16 PNG (${height.addressedTiles} tiles, ${(height.bytes / 1e6).toFixed(1)} MB)`,
+        metric: `height COG → PMTiles Terrarium PNG (${height.addressedTiles} tiles, ${(height.bytes / 1e6).toFixed(1)} MB)`,
         value: height.addressedTiles / heightSeconds,
         unit: 'tiles/s',
         reference: ref,

@@ -9,7 +9,7 @@
  * (`../`, `./`, percent-encoding) for both URLs and files.
  */
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { isAbsolute, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   GeoDinoError,
@@ -115,4 +115,16 @@ export async function readJsonDocument(location: string, options: ReadJsonOption
     });
   }
   return readJsonFile(location);
+}
+
+/**
+ * An href that survives moving a directory: URLs (http(s), s3://, ...) unchanged; a local path
+ * made relative to `fromDir` (`./scene.tif`, `../imagery/scene.tif`), `/`-separated.
+ */
+export function portableHref(href: string, fromDir: string): string {
+  if (isHttpHref(href) || isOtherSchemeHref(href)) return href;
+  const path = /^file:\/\//i.test(href) ? fileURLToPath(href) : href;
+  if (!isAbsolute(path)) return href;
+  const rel = relative(resolvePath(fromDir), path).split(sep).join('/');
+  return rel.startsWith('.') ? rel : `./${rel}`;
 }

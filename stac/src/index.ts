@@ -10,3 +10,4 @@ export * from './sign.js';
 export * from './select.js';
 export * from './source.js';
 export * from './writer.js';
+export * from './item-collection.js';

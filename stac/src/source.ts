@@ -6,14 +6,14 @@ import { open } from 'node:fs/promises';
 import { GeoDinoError, fetchBytes, fsError, silentLogger, type Logger } from '@geo-dino/core';
 import { isS3Url, s3Get } from '@geo-dino/storage';
 import type { Aoi } from '@geo-dino/geometry';
-import { openStacApi, searchItems, type OpenStacApiOptions, type SearchParams, type StacApi, type StacRequestOptions } from './client.js';
+import { openStacApi, searchItems, type OpenStacApiOptions, type SearchParams, type SortBy, type StacApi, type StacRequestOptions } from './client.js';
 import type { ConformanceClass } from './conformance.js';
 import { intersectRanges, parseDatetimeRange, type DatetimeRange } from './datetime.js';
 import { displayLocation, isHttpHref, isOtherSchemeHref, readJsonDocument, resolveHref, toLocation } from './href.js';
 import { findLink, parseCatalog, parseCollection, parseItem, parseItemCollection, stacKindOf } from './parse.js';
 import { selectScenes, type SceneCriteria, type SceneSelection, type SelectOptions } from './select.js';
 import { walkCatalog, type WalkProblem } from './static.js';
-import type { GeoJsonGeometry, LocatedItem, StacCatalog, StacCollection, StacItem } from './types.js';
+import type { GeoJsonGeometry, JsonObject, LocatedItem, StacCatalog, StacCollection, StacItem } from './types.js';
 
 export type ImagerySource =
   /** A raster file or URL to read directly (not STAC). */
@@ -183,6 +183,12 @@ export interface SearchScenesOptions extends SelectOptions, StacRequestOptions {
   assumeConformance?: readonly ConformanceClass[];
   /** Static catalogs: fail on a broken child instead of skipping it. */
   strict?: boolean;
+  /**
+   * More of the STAC API search (`geo-dino stac search --ids/--sortby/--query/--filter`). `ids` also
+   * works on static sources; the others need an API that declares them in its conformance
+   * (checked, E_ARGUMENT otherwise). A `filter` is combined with the cloud-cover filter by `and`.
+   */
+  search?: { ids?: readonly string[]; sortby?: readonly SortBy[] | string; query?: JsonObject; filter?: JsonObject };
 }
 
 export interface SceneSearchResult extends SceneSelection {
@@ -260,17 +266,24 @@ export async function searchScenes(input: SceneSourceInput, aoi: Aoi, criteria: 
   const effective = intersectRanges(window, newer ? { start: newer, end: null } : undefined);
   const selectCriteria: SceneCriteria = { ...criteria, ...(window ? { datetime: window } : {}) };
   const problems: WalkProblem[] = [];
+  const extra = options.search ?? {};
+  const wantIds = extra.ids?.length ? new Set(extra.ids) : null;
+  if (source.kind !== 'stac-api' && (extra.sortby !== undefined || extra.query || extra.filter)) {
+    const flag = extra.filter ? 'filter' : extra.query ? 'query' : 'sortby';
+    throw new GeoDinoError('E_ARGUMENT', `${flag}: needs a STAC API (a static catalog, item or ItemCollection cannot be searched that way)`, { details: { field: flag } });
+  }
+  const byId = <T extends { item: StacItem }>(list: T[]): T[] => (wantIds ? list.filter((l) => wantIds.has(l.item.id)) : list);
 
   if (source.kind === 'raster') {
     throw new GeoDinoError('E_ARGUMENT', `${displayLocation(source.href)}: a raster file, not a STAC source; use it directly as imagery`, { details: { href: source.href } });
   }
   if (typeof input === 'object' && 'located' in input) {
-    const sel = await selectScenes(input.located, aoi, selectCriteria, options);
+    const sel = await selectScenes(byId([...input.located]), aoi, selectCriteria, options);
     return { ...sel, source: { kind: 'stac-item-collection', location: '(given items)' }, truncated: false, problems };
   }
   if (source.kind === 'stac-item' || source.kind === 'stac-item-collection') {
     const list = source.kind === 'stac-item' ? [source.item] : source.items;
-    const sel = await selectScenes(list.map((item) => ({ item, source: source.href, inCollection: source.kind === 'stac-item-collection' })), aoi, selectCriteria, options);
+    const sel = await selectScenes(byId(list.map((item) => ({ item, source: source.href, inCollection: source.kind === 'stac-item-collection' }))), aoi, selectCriteria, options);
     return { ...sel, source: { kind: source.kind, location: source.href }, truncated: false, problems };
   }
   if (source.kind === 'stac-catalog') {
@@ -289,7 +302,7 @@ export async function searchScenes(input: SceneSourceInput, aoi: Aoi, criteria: 
           return;
         }
         count++;
-        yield li;
+        if (!wantIds || wantIds.has(li.item.id)) yield li;
       }
     }
     const sel = await selectScenes(bounded(), aoi, selectCriteria, options);
@@ -302,6 +315,8 @@ export async function searchScenes(input: SceneSourceInput, aoi: Aoi, criteria: 
   const collections = criteria.collections?.length ? [...criteria.collections] : source.collections;
   const params: SearchParams = { limit: options.pageSize ?? 100 };
   if (collections?.length) params.collections = collections;
+  if (extra.ids?.length) params.ids = extra.ids;
+  if (extra.query) params.query = extra.query;
   const spatial = vertexCount(aoi) <= 1000 ? 'intersects' : 'bbox';
   if (spatial === 'intersects') {
     const geom: GeoJsonGeometry =
@@ -317,17 +332,20 @@ export async function searchScenes(input: SceneSourceInput, aoi: Aoi, criteria: 
   }
   if (effective.start || effective.end) params.datetime = effective;
   let cloudFilter: 'filter' | 'query' | null = null;
+  if (extra.filter) params.filter = extra.filter;
   if (criteria.maxCloudCover !== undefined) {
+    const cloud: JsonObject = { op: '<=', args: [{ property: 'eo:cloud_cover' }, criteria.maxCloudCover] };
     if (api.classes.has('filter') && api.classes.has('cql2-json')) {
-      params.filter = { op: '<=', args: [{ property: 'eo:cloud_cover' }, criteria.maxCloudCover] };
+      params.filter = extra.filter ? { op: 'and', args: [extra.filter, cloud] } : cloud;
       cloudFilter = 'filter';
     } else if (api.classes.has('query')) {
-      params.query = { 'eo:cloud_cover': { lte: criteria.maxCloudCover } };
+      params.query = { ...(extra.query ?? {}), 'eo:cloud_cover': { lte: criteria.maxCloudCover } };
       cloudFilter = 'query';
     }
   }
-  const sorted = api.classes.has('sort');
-  if (sorted) params.sortby = [{ field: 'properties.datetime', direction: 'desc' }];
+  const sorted = extra.sortby !== undefined || api.classes.has('sort');
+  params.sortby = extra.sortby ?? (api.classes.has('sort') ? [{ field: 'properties.datetime', direction: 'desc' }] : undefined);
+  if (params.sortby === undefined) delete params.sortby;
   let count = 0;
   const it = searchItems(api, params, { ...options, maxItems });
   async function* located(): AsyncGenerator<LocatedItem> {

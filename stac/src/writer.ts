@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep, basename } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fsError, readJsonFile, writeJsonAtomic, fileExists } from '@geo-dino/core';
 import { bboxOf, parseAoi, type MultiPolygonCoords, type MultiPolygonGeometry, type PolygonGeometry } from '@geo-dino/geometry';
+import { portableHref } from './href.js';
 import { parseCollection, parseItem } from './parse.js';
 import type { Scene } from './select.js';
 import type { BandStatistics, JsonObject, StacAsset, StacCatalog, StacCollection, StacItem, StacLink } from './types.js';
@@ -385,7 +386,8 @@ export async function buildOutputItem(input: OutputItemInput): Promise<StacItem>
 
   const links: StacLink[] = input.sources.map((s) => ({
     rel: 'derived_from',
-    href: s.itemHref,
+    // Local source items relative to the item (the run directory can move with its sources); URLs kept.
+    href: portableHref(s.itemHref, dirname(resolve(input.itemPath))),
     type: 'application/geo+json',
     title: s.collection ? `${s.collection}/${s.itemId}` : s.itemId,
   }));
@@ -532,7 +534,8 @@ export async function writeCollection(path: string, input: CollectionInput, item
       ...item,
       collection: input.id,
       links: [
-        ...withoutLinks(item.links, ['collection', 'parent', 'root']),
+        // No `self`: STAC requires it absolute, and these directories are self-contained (relative hrefs).
+        ...withoutLinks(item.links, ['collection', 'parent', 'root', 'self']),
         { rel: 'collection', href: back, type: MEDIA_TYPES.json },
         { rel: 'parent', href: back, type: MEDIA_TYPES.json },
         { rel: 'root', href: back, type: MEDIA_TYPES.json },

@@ -18,6 +18,7 @@ import { openStacApi, searchAll, searchPages, searchScenes, type StacApi, type S
 import { startMemoryStacApi, startPgstacStacApi, type StacApiServer } from '../../test/support/stac-api-server.js';
 import { sharedData } from '../../test/support/shared-data.js';
 import { runCli } from '../../test/support/cli.js';
+import { validateStac } from '../../test/support/stac-validator.js';
 import { ogrCoverage, type Geom } from './helpers.js';
 
 const COLLECTION = 'geo-dino-test';
@@ -250,6 +251,55 @@ describe('geo-dino stac search', () => {
     expect(report.coverage.aoiKm2).toBeCloseTo(aoi.areaM2 / 1e6, 6);
     for (const s of report.scenes) expect(s.href).toBe(`https://imagery.example.com/${s.id}.tif`);
     expect(report.scenes.reduce((a, s) => a + s.coveragePercent, 0)).toBeCloseTo(100, 3);
+  });
+
+  it('--format itemcollection: the chosen items as a STAC ItemCollection that stac-node-validator accepts; --bbox and --intersects give the same scenes as --aoi', async () => {
+    const common = ['stac', 'search', '--api', pgstac.url, '--collections', COLLECTION, '--datetime', '2023', '--max-cloud', '30'];
+    const report = await runCli([...common, '--aoi', aoiFile, '--json']);
+    expect(report.code, report.stderr).toBe(0);
+    const ids = (JSON.parse(report.stdout) as { scenes: { id: string }[] }).scenes.map((s) => s.id);
+    expect(ids).toHaveLength(6);
+    const forms = [
+      ['--bbox', AOI_BBOX.join(',')],
+      ['--intersects', JSON.stringify(polygon(AOI_BBOX))],
+    ];
+    for (const form of forms) {
+      const r = await runCli([...common, ...form, '--format', 'itemcollection']);
+      expect(r.code, r.stderr).toBe(0);
+      const fc = JSON.parse(r.stdout) as { type: string; features: StacItem[]; numberReturned: number };
+      expect(fc.type).toBe('FeatureCollection');
+      expect(fc.features.map((f) => f.id)).toEqual(ids);
+      expect(fc.numberReturned).toBe(6);
+      for (const f of fc.features) expect(f.assets['visual']!.href).toBe(`https://imagery.example.com/${f.id}.tif`);
+      const file = join(dir, `itemcollection-${form[0]!.slice(2)}.json`);
+      writeFileSync(file, r.stdout);
+      const v = validateStac([file]);
+      expect(v.ok, v.output).toBe(true);
+    }
+  });
+
+  it('--ids, --filter (CQL2-JSON) where the API declares it; --sortby and --query refused where it does not', async () => {
+    const ids = await runCli(['stac', 'search', '--api', memory.url, '--aoi', aoiFile, '--ids', 't0-m3,t1-m3,far-m3', '--format', 'itemcollection']);
+    expect(ids.code, ids.stderr).toBe(0);
+    expect((JSON.parse(ids.stdout) as { features: StacItem[] }).features.map((f) => f.id).sort()).toEqual(['t0-m3', 't1-m3']);
+    const filter = JSON.stringify({ op: '<=', args: [{ property: 'eo:cloud_cover' }, 10] });
+    const f = await runCli(['stac', 'search', '--api', pgstac.url, '--aoi', aoiFile, '--collections', COLLECTION, '--filter', filter, '--format', 'itemcollection']);
+    expect(f.code, f.stderr).toBe(0);
+    const got = (JSON.parse(f.stdout) as { features: StacItem[] }).features;
+    expect(got.length).toBeGreaterThan(0);
+    for (const item of got) expect(item.properties['eo:cloud_cover'] as number).toBeLessThanOrEqual(10);
+    const refused: [string, string[], RegExp][] = [
+      [memory.url, ['--filter', filter], /does not declare CQL2-JSON filter support/],
+      [pgstac.url, ['--sortby', '-properties.eo:cloud_cover'], /does not declare sortby support/],
+      [memory.url, ['--query', '{"eo:cloud_cover":{"lte":10}}'], /does not declare the query extension support/],
+      [memory.url, ['--filter', '{not json'], /--filter: not valid JSON/],
+      [memory.url, ['--bbox', '0,0,1,1'], /give exactly one of --aoi <file>, --bbox/],
+    ];
+    for (const [url, flags, msg] of refused) {
+      const r = await runCli(['stac', 'search', '--api', url, '--aoi', aoiFile, ...flags]);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.stderr, flags.join(' ')).toMatch(msg);
+    }
   });
 
   it('prints a table for people, and a clear "No imagery found" for an empty AOI', async () => {

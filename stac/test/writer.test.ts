@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { GeoDinoError } from '@geo-dino/core';
 import {
   EXTENSIONS,
@@ -173,6 +173,10 @@ describe('Items for geo-dino outputs', () => {
     const local = await buildOutputItem({ ...input, sources: [], acquisition: { datetime: '2022-02-02T00:00:00Z' } });
     expect(local.properties.datetime).toBe('2022-02-02T00:00:00.000Z');
     expect(local.links.filter((l) => l.rel === 'derived_from')).toEqual([]);
+    // A source item on this disk is linked relative to the item (portable); URLs stay URLs.
+    const onDisk = { ...SOURCES[0]!, itemHref: join(dir, 'sources', 'scene-item.json') };
+    const rel = await buildOutputItem({ ...input, sources: [onDisk, SOURCES[1]!] });
+    expect(rel.links.filter((l) => l.rel === 'derived_from').map((l) => l.href)).toEqual([relative(dirname(input.itemPath), onDisk.itemHref).split(sep).join('/'), SOURCES[1]!.itemHref]);
     const unknown = await buildOutputItem({ ...input, sources: [] });
     expect(unknown.properties.datetime).toBe('2026-01-02T03:04:05.000Z');
     expect(unknown.properties['geo-dino:acquisition_unknown']).toBe(true);
@@ -236,6 +240,11 @@ describe('Catalogs and Collections', () => {
     const item = JSON.parse(readFileSync(written[2]!, 'utf8')) as StacItem;
     expect(item.collection).toBe('kenya-nairobi');
     expect(item.links.find((l) => l.rel === 'collection')?.href).toBe('../collection.json');
+    // root/parent where they live, relative like every href of the directory (self must be absolute in STAC: omitted).
+    expect(Object.fromEntries(item.links.filter((l) => ['self', 'root', 'parent'].includes(l.rel)).map((l) => [l.rel, l.href]))).toEqual({ root: '../collection.json', parent: '../collection.json' });
+    // Relative hrefs resolve to the files from where the documents are (what STAC clients do).
+    for (const l of item.links.filter((x) => x.rel !== 'derived_from')) expect(existsSync(join(dirname(written[2]!), l.href)), l.href).toBe(true);
+    for (const a of Object.values(item.assets)) expect(existsSync(join(dirname(written[2]!), a.href)), a.href).toBe(true);
     const v = validate([catalogPath, collectionPath, ...written]);
     expect(v.ok, v.output).toBe(true);
     expect(v.output).toMatch(/Valid: 5/);

@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { sharedData } from '../support/shared-data.js';
 import { gdalJson } from '../support/fixture-run.js';
 import { requireGdal } from '../support/tools.js';
@@ -160,6 +160,30 @@ describe('geo-dino chm on cogeo.tif', () => {
     ]);
     expect(info.coordinateSystem.wkt).toMatch(/UTM zone 52N/);
     expect(info.metadata['']?.['GEO_DINO_DEMO']).toBe('YES');
+    // What GIS tools read: the band unit, and statistics equal to GDAL's own exact computation.
+    const gis = gdalJson(
+      `
+import json, sys
+from osgeo import gdal
+gdal.UseExceptions()
+ds = gdal.Open(sys.argv[1])
+memds = gdal.GetDriverByName('MEM').CreateCopy('', ds)
+out = []
+for i in (1, 2):
+    b = ds.GetRasterBand(i)
+    stored = [float(b.GetMetadataItem('STATISTICS_' + k)) for k in ('MINIMUM', 'MAXIMUM', 'MEAN', 'STDDEV')]
+    mem = memds.GetRasterBand(i)
+    for k in list(mem.GetMetadata().keys()):
+        if k.startswith('STATISTICS_'): mem.SetMetadataItem(k, None)
+    out.append({'unit': b.GetUnitType(), 'stored': stored, 'gdal': list(mem.ComputeStatistics(False))})
+print(json.dumps(out))
+`,
+      [chmTif],
+    ) as { unit: string; stored: number[]; gdal: number[] }[];
+    for (const b of gis) {
+      expect(b.unit).toBe('m');
+      b.stored.forEach((v, k) => expect(v).toBeCloseTo(b.gdal[k]!, 3));
+    }
 
     const v = gdalJson(VALIDITY_ORACLE, [chmTif, src, aoi]) as Validity;
     expect(v.expected).toBeGreaterThan(150_000);
@@ -181,6 +205,9 @@ describe('geo-dino chm on cogeo.tif', () => {
 
     const cov = gdalJson(COVERAGE_ORACLE, [chmTif, join(out, 'provenance.geojson')]) as { valid_m2: number; uncovered_m2: number; prov_m2: number; scenes: string[] };
     expect(cov.scenes).toEqual(['cogeo']);
+    // Portable provenance: the local scene is named relative to the run directory.
+    const prov = readJson<{ features: { properties: { href: string } }[] }>(join(out, 'provenance.geojson'));
+    expect(prov.features.map((f) => f.properties.href)).toEqual([relative(out, src).split(sep).join('/')]);
     expect(cov.uncovered_m2 / cov.valid_m2).toBeLessThan(1e-6);
     // Cells (9.6 m) overhang the valid area by at most one cell along the edge.
     expect(cov.prov_m2).toBeGreaterThanOrEqual(cov.valid_m2 * 0.999999);
@@ -223,5 +250,19 @@ describe('geo-dino chm on cogeo.tif', () => {
     expect(v.diff_off_edge).toBe(0);
     expect(v.diff / v.expected).toBeLessThan(0.005);
     expect(existsSync(join(out, 'chm.pmtiles'))).toBe(false);
+  });
+
+  it('--bbox instead of an AOI file: values exactly where GDAL says imagery is valid inside the box', async () => {
+    const box = [128.6565, 37.6675, 128.6595, 37.669] as const;
+    const [w, s, e, n] = box;
+    const boxFile = writeJson(join(dir, 'box.geojson'), { type: 'Polygon', coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] });
+    const out = join(dir, 'run-bbox');
+    const r = await chm(['--model', 'demo', '--bbox', box.join(','), '--imagery', sharedData('rasterio', 'cogeo.tif'), '--out', out, '--tile-size', '256', '--overlap', '32', '--no-web-tiles'], home);
+    expect(r.code, r.stderr).toBe(0);
+    const v = gdalJson(VALIDITY_ORACLE, [join(out, 'chm.tif'), sharedData('rasterio', 'cogeo.tif'), boxFile]) as Validity;
+    expect(v.expected).toBeGreaterThan(50_000);
+    expect(v.diff_off_edge).toBe(0);
+    expect(v.diff / v.expected).toBeLessThan(0.002);
+    expect(readJson<{ aoi: { source: string } }>(join(out, 'run.json')).aoi.source).toMatch(/^--bbox/);
   });
 });

@@ -71,7 +71,7 @@ describe('geo-dino monitor (CLI)', () => {
     expect(add.stdout + add.stderr).not.toMatch(/hunter2|s3cr3t/);
     const added = JSON.parse(add.stdout) as { region: { name: string; webhookSecret: string; aoiPath: string }; nextRun: string; directory: string };
     expect(added.region.name).toBe('forest');
-    expect(added.region.webhookSecret).toMatch(/^[0-9a-f]{64}$/);
+    expect(added.region.webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(added.directory).toBe(join(home, 'regions', 'forest'));
     expect(added.region.aoiPath).toBe(join(home, 'regions', 'forest', 'aoi.geojson'));
     expect(existsSync(join(home, 'geo-dino.sqlite'))).toBe(true);

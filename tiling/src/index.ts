@@ -17,7 +17,7 @@ export * from './tiff/geokeys-write.js';
 export * from './tiff/gdal-metadata.js';
 // CRSs.
 export * from './crs/crs.js';
-export { EPSG_TABLE } from './crs/epsg-table.js';
+export { registryLookup, registryCodes, CRS_REGISTRY_VERSION, type Authority, type RegistryEntry } from './crs/registry.js';
 // Decoding (and the worker pool that also runs warp steps).
 export * from './codec/decode.js';
 export * from './codec/pool.js';

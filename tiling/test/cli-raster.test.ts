@@ -28,7 +28,7 @@ describe('geo-dino raster info', () => {
       height: number;
       bandCount: number;
       dtype: string;
-      bands: { colorInterp: string }[];
+      bands: { band: number; colorInterp: string }[];
       crs: { epsg: number };
       geoTransform: number[];
       levels: { width: number; hasMask: boolean }[];
@@ -37,7 +37,9 @@ describe('geo-dino raster info', () => {
       lonLatBounds: number[];
       problems: string[];
     };
-    const g = gdalinfoJson(path) as { size: number[]; geoTransform: number[]; bands: { overviews: { size: number[] }[] }[]; wgs84Extent: { coordinates: number[][][] } };
+    const g = gdalinfoJson(path) as { size: number[]; geoTransform: number[]; bands: { band: number; overviews: { size: number[] }[] }[]; wgs84Extent: { coordinates: number[][][] } };
+    // Band numbers as GDAL counts them (from 1).
+    expect(info.bands.map((b) => b.band)).toEqual(g.bands.map((b) => b.band));
     expect([info.width, info.height]).toEqual(g.size);
     expect(info.bandCount).toBe(3);
     expect(info.dtype).toBe('uint8');
@@ -88,7 +90,7 @@ describe('geo-dino raster info', () => {
 describe('geo-dino raster warp', () => {
   it('RGB.byte.tif → UTM 17N at 300 m, nearest: a valid COG equal to gdalwarp on the same grid', async () => {
     const out = join(dir, 'warped.tif');
-    const r = await runCli(['--json', 'raster', 'warp', sharedData('rasterio', 'RGB.byte.tif'), '--out', out, '--crs', 'EPSG:32617', '--gsd', '300', '--resampling', 'nearest']);
+    const r = await runCli(['--json', 'raster', 'warp', sharedData('rasterio', 'RGB.byte.tif'), '--out', out, '--crs', 'EPSG:32617', '--gsd', '300', '--resampling', 'near']);
     expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout) as { width: number; height: number; transform: number[]; epsg: number; tilesWritten: number };
     expect(res.epsg).toBe(32617);
@@ -136,6 +138,29 @@ describe('geo-dino raster warp', () => {
     expect(info.bands.map((x) => x.colorInterpretation)).toEqual(['Red', 'Green', 'Blue', 'Alpha']);
   });
 
+  it('--resampling average (GDAL\'s name) at 900 m: within 1 DN of gdalwarp -r average on the same grid', async () => {
+    const out = join(dir, 'warped-average.tif');
+    const src = sharedData('rasterio', 'RGB.byte.tif');
+    const r = await runCli(['--json', 'raster', 'warp', src, '--out', out, '--crs', 'EPSG:32618', '--gsd', '900', '--resampling', 'average']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { width: number; height: number; transform: number[] };
+    const [x0, , , y0] = res.transform as [number, number, number, number];
+    const ref = join(dir, 'gdalwarp-average.tif');
+    gdal('gdalwarp', ['-q', '-t_srs', 'EPSG:32618', '-te', String(x0), String(y0 - res.height * 900), String(x0 + res.width * 900), String(y0), '-ts', String(res.width), String(res.height), '-r', 'average', '-et', '0', '-ovr', 'NONE', '-dstalpha', src, ref]);
+    const a = gdalRead(out, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
+    const b = gdalRead(ref, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
+    let both = 0;
+    let close = 0;
+    for (let i = 0; i < res.width * res.height; i++) {
+      if (!(a.bands[3]![i]! > 0) || !(b.bands[3]![i]! > 0)) continue;
+      both++;
+      if ([0, 1, 2].every((c) => Math.abs(a.bands[c]![i]! - b.bands[c]![i]!) <= 1)) close++;
+    }
+    console.log(`average vs gdalwarp -r average: ${close}/${both} pixels within 1 DN`);
+    expect(both).toBeGreaterThan(20_000);
+    expect(close / both).toBeGreaterThan(0.99);
+  });
+
   it('cogeo.tif with --bbox at the default grid (UTM of the centroid, 0.6 m)', async () => {
     const out = join(dir, 'cogeo-utm.tif');
     const r = await runCli(['--json', 'raster', 'warp', sharedData('rasterio', 'cogeo.tif'), '-o', out, '--bbox', '128.656,37.667,128.660,37.670']);
@@ -153,17 +178,23 @@ describe('geo-dino raster warp', () => {
     gdal('mkdir', ['-p', join(dir, 'sub')]);
     const src = sharedData('rasterio', 'RGB.byte.tif');
     const cases: [string[], RegExp][] = [
-      [['--resampling', 'cubic'], /--resampling: must be nearest or bilinear/],
+      [['--resampling', 'cubic'], /--resampling: "cubic" is a GDAL resampling method geo-dino's warper does not implement; use near \(nearest\), bilinear or average, or warp with gdalwarp -r cubic first/],
+      [['--resampling', 'sinc'], /--resampling: unknown resampling method "sinc"; use near \(nearest\), bilinear or average/],
       [['--gsd', '-3'], /--gsd: must be > 0/],
-      [['--bbox', '1,2,3'], /--bbox: must be minlon,minlat,maxlon,maxlat/],
-      [['--crs', 'EPSG:99999'], /--crs: EPSG:99999 is not among the CRSs built into geo-dino/],
+      [['--bbox', '1,2,3'], /--bbox: must be four numbers: minlon,minlat,maxlon,maxlat/],
+      [['--bbox', '37,-1,36,0'], /--bbox: minlon 37 is greater than maxlon 36 \(a box crossing the antimeridian.*did you swap the corners\?\)/],
+      [['--bbox', '36,-95,37,0'], /--bbox: minlat -95 is outside \[-90, 90\]/],
+      [['--bbox', '36,1,37,0'], /--bbox: minlat 1 must be below maxlat 0/],
+      [['--crs', 'EPSG:99999'], /--crs: EPSG:99999 is not a CRS in PROJ's database/],
+      [['--crs', 'ESPG:32737'], /--crs: not a CRS: "ESPG:32737" \(did you mean EPSG:32737/],
       [['--stretch', 'gamma:2'], /--stretch: unknown stretch "gamma"/],
-      [['--bbox', '0,0,1,1', '--aoi', 'x.geojson'], /--aoi and --bbox: give one or the other/],
+      [['--bbox', '0,0,1,1', '--aoi', 'x.geojson'], /--aoi and --bbox: give one or the other, not both/],
     ];
     for (const [flags, msg] of cases) {
       const r = await runCli(['raster', 'warp', src, '--out', out, ...flags]);
       expect(r.code, flags.join(' ')).toBe(2);
       expect(r.stderr, flags.join(' ')).toMatch(msg);
+      expect(r.stderr.trim().split('\n'), flags.join(' ')).toHaveLength(1);
     }
     // An invalid AOI (a bow tie): geometry's error, naming the file.
     const bowtie = join(dir, 'bowtie.geojson');

@@ -47,6 +47,56 @@ const floatGen: Gen = (b, x, y) => {
 };
 
 describe('COG writer', () => {
+  it('band units, statistics and overview resampling: what gdalinfo and QGIS read', async () => {
+    const path = join(dir, 'units-stats.tif');
+    const opts: CogWriterOptions = {
+      width: 700,
+      height: 500,
+      bands: 2,
+      dtype: 'float32',
+      blockSize: 256,
+      nodata: -9999,
+      crs: 'EPSG:32637',
+      transform: [500000, 0.6, 0, 9800000, 0, -0.6],
+      bandUnits: ['m', 'm'],
+      statistics: true,
+      overviewResampling: 'average',
+    };
+    await writeRaster(path, opts, floatGen, (c, r) => c === 2 && r === 1);
+    const info = gdalinfoJson(path) as { metadata: Record<string, Record<string, string>>; bands: { unit?: string; metadata: Record<string, Record<string, string>> }[] };
+    expect(info.bands.map((b) => b.unit)).toEqual(['m', 'm']);
+    expect(info.metadata['']!['OVERVIEW_RESAMPLING']).toBe('AVERAGE');
+    // GDAL's own exact statistics of the file (computed by GDAL, not read from our metadata).
+    const ref = JSON.parse(
+      gdalPython(
+        String.raw`
+import sys, json, shutil
+from osgeo import gdal
+gdal.UseExceptions()
+src = gdal.Open(sys.argv[1])
+mem = gdal.GetDriverByName('MEM').CreateCopy('', src)
+out = []
+for i in range(1, mem.RasterCount + 1):
+    b = mem.GetRasterBand(i)
+    for k in list(b.GetMetadata().keys()):
+        if k.startswith('STATISTICS_'): b.SetMetadataItem(k, None)
+    mn, mx, mean, sd = b.ComputeStatistics(False)
+    st = src.GetRasterBand(i).GetStatistics(False, False)
+    out.append({'gdal': [mn, mx, mean, sd], 'stored': st, 'valid': float(src.GetRasterBand(i).GetMetadataItem('STATISTICS_VALID_PERCENT'))})
+print(json.dumps({'bands': out}))
+`,
+        [path],
+      ),
+    ) as { bands: { gdal: number[]; stored: number[]; valid: number }[] };
+    for (const b of ref.bands) {
+      b.stored.forEach((v, i) => expect(v, `statistic ${i}`).toBeCloseTo(b.gdal[i]!, 4));
+    }
+    // Valid share: the nodata hole and the sparse block are not counted.
+    let valid = 0;
+    for (let y = 0; y < 500; y++) for (let x = 0; x < 700; x++) if (!(x >= 512 && x < 700 && y >= 256) && floatGen(0, x, y) !== -9999) valid++;
+    expect(ref.bands[0]!.valid).toBeCloseTo((100 * valid) / (700 * 500), 6);
+  });
+
   it('float32, 2 bands, nodata, sparse blocks: validates; GDAL reads back every value exactly', async () => {
     const path = join(dir, 'chm.tif');
     const opts: CogWriterOptions = {

@@ -121,3 +121,39 @@ describe('geo-dino doctor', () => {
     expect(r.stdout).toMatch(/webgpu\s+unavailable: /);
   });
 });
+
+describe('--bbox wherever --aoi is accepted', () => {
+  const box = '36.80,-1.30,36.81,-1.29';
+  const commands: [string, string[]][] = [
+    ['chm', ['chm', '--model', 'demo']],
+    ['landcover train', ['landcover', 'train', '--imagery', 'x.tif', '--labels', 'l.geojson', '--model', 'm', '--out', 'o']],
+    ['monitor add', ['monitor', 'add', 'r1', '--schedule', '@daily', '--imagery', 'https://example.com/stac']],
+    ['raster warp', ['raster', 'warp', 'x.tif', '--out', 'o.tif']],
+  ];
+  it('each command takes --bbox and refuses it together with --aoi (one line, exit 2)', async () => {
+    for (const [name, args] of commands) {
+      const r = await runCli([...args, '--aoi', 'a.geojson', '--bbox', box], { env: { GEO_DINO_HOME: join(tmpdir(), 'gd-cli-bbox-home') } });
+      expect(r.code, `${name}: ${r.stderr}`).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, name).toHaveLength(1);
+      expect(lines[0], name).toMatch(/--aoi and --bbox: give one or the other, not both/);
+    }
+    const stac = await runCli(['stac', 'search', '--api', 'http://127.0.0.1:9/', '--aoi', 'a.geojson', '--bbox', box]);
+    expect(stac.code).toBe(2);
+    expect(stac.stderr).toMatch(/give exactly one of --aoi <file>, --bbox <minlon,minlat,maxlon,maxlat> or --intersects <geojson>/);
+  });
+
+  it('a box with swapped longitudes (not an antimeridian crossing) or latitudes beyond ±90 is one line, exit 2', async () => {
+    for (const [bbox, msg] of [
+      ['36.81,-1.30,36.80,-1.29', /--bbox: minlon 36.81 is greater than maxlon 36.8 .*did you swap the corners/],
+      ['36.80,-91,36.81,-1.29', /--bbox: minlat -91 is outside \[-90, 90\]/],
+      ['36.80,-1.29,36.81,-1.30', /--bbox: minlat -1.29 must be below maxlat -1.3/],
+      ['36.8,-1.3,36.81', /--bbox: must be four numbers: minlon,minlat,maxlon,maxlat/],
+    ] as const) {
+      const r = await runCli(['chm', '--model', 'demo', '--bbox', bbox]);
+      expect(r.code, bbox).toBe(2);
+      expect(r.stderr.trim().split('\n'), bbox).toHaveLength(1);
+      expect(r.stderr, bbox).toMatch(msg);
+    }
+  });
+});

@@ -19,7 +19,8 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 const MAX_SEGMENTS = 8;
 
 export const CONTENT_TYPES: Record<string, string> = {
-  '.pmtiles': 'application/octet-stream',
+  // The PMTiles specification's media type.
+  '.pmtiles': 'application/vnd.pmtiles',
   '.tif': 'image/tiff',
   '.tiff': 'image/tiff',
   '.json': 'application/json; charset=utf-8',

@@ -4,6 +4,9 @@
  *   GET  /                      the viewer (apps/viewer's build)
  *   GET  /assets/<file>         viewer assets
  *   GET  /data/<run>/<file>     run files: .pmtiles .tif .json .geojson (Range, ETag)
+ *   GET  /tiles/<run>/<layer>/tilejson.json, /tiles/<run>/<layer>/{z}/{x}/{y}.png|webp
+ *                               XYZ tiles and TileJSON 3.0 for GIS clients (xyz.ts); coloured PNG
+ *                               with ?colormap_name=&rescale=min,max
  *   GET  /api/config            version, basemap
  *   GET  /api/runs              runs, layers and their metadata
  *   GET  /api/point?run=&lon=&lat=   height ± uncertainty (and land cover) from the COG, and the scene
@@ -38,6 +41,7 @@ import { RasterPool, valueAt } from './raster.js';
 export { chmRasterFor } from './raster.js';
 import { StatsPool } from './stats-pool.js';
 import { sceneAt } from './provenance.js';
+import { parseTilesPath, serveTiles, TileArchives } from './xyz.js';
 
 export interface ServerOptions {
   /** The directory to serve (runs under it), or `s3://bucket/prefix` of published runs. */
@@ -71,6 +75,8 @@ export interface ServerOptions {
   allowHosts?: readonly string[];
   /** Most raster pixels in a stats polygon's bounding box (default 50 million). */
   maxStatsPixels?: number;
+  /** Send `Access-Control-Allow-Origin: *` on /tiles/ (web maps on other origins; default false). */
+  corsTiles?: boolean;
   log?: Logger;
 }
 
@@ -189,6 +195,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     allowHosts.add(name);
   }
   const rasters = new RasterPool();
+  const tileArchives = new TileArchives();
   const statsPool = new StatsPool(options.statsConcurrency ?? Math.max(1, Math.min(2, availableParallelism() - 1)), options.statsDeadlineMs ?? 60_000);
   // Messages name files relative to the served directory: no absolute path of this machine leaves it.
   const publicMessage = (message: string): string => scrubPaths(message, [rootReal, options.root]);
@@ -244,6 +251,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (method !== 'GET' && method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return sendError(res, 405, undefined, head);
+    }
+    if (rawPath.startsWith('/tiles/')) {
+      const route = parseTilesPath(rawPath.slice(7));
+      if (!route) return sendError(res, 404, undefined, head);
+      // Tiles may be shown by pages of other origins (Leaflet's <img>); reading them from script needs --cors.
+      res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+      if (options.corsTiles) res.setHeader('Access-Control-Allow-Origin', '*');
+      const origin = `http://${req.headers.host ?? `${host}:${port}`}`;
+      return serveTiles(res, route, query, { root: rootReal, runs, archives: tileArchives, origin, head });
     }
     if (rawPath.startsWith('/data/')) {
       const segs = safeSegments(rawPath.slice(6));

@@ -320,7 +320,7 @@ describe('JSON API against GDAL', () => {
       expect(r.demo).toBe(true);
       expect(r.layers.map((l) => l.layer)).toEqual(['height', 'uncertainty', 'imagery', 'landcover']);
       const h = r.layers[0]!;
-      expect(h.geoDino).toMatchObject({ layer: 'height', units: 'm', demo: true, encoding: { type: 'rg16', scale: 0.01 } });
+      expect(h.geoDino).toMatchObject({ layer: 'height', units: 'm', demo: true, encoding: { type: 'terrarium', mask: 'alpha' } });
       expect((await fetch(`${server.url}${h.url.slice(1)}`, { headers: { Range: 'bytes=0-6' } })).status).toBe(206);
     }
     expect(runs[1]!.datetime).toBe('2025-06-11T02:40:00Z');

@@ -5,6 +5,7 @@
 import type { Map as MlMap, RasterTileSource } from 'maplibre-gl';
 import type { LayerInfo, RunInfo } from '@geo-dino/server/api-types';
 import { registerValueLayer, type ValueStyle } from './values.js';
+import { isValueEncoding } from '@geo-dino/pmtiles/encoding';
 
 export type LayerId = 'imagery' | 'landcover' | 'uncertainty' | 'height';
 export const LAYER_ORDER: readonly LayerId[] = ['imagery', 'landcover', 'uncertainty', 'height'];
@@ -97,6 +98,6 @@ export function recolour(map: MlMap, prefix: string, run: RunInfo, ids: LayerId[
   revision++;
   for (const id of ids) {
     const src = map.getSource(`${prefix}-${id}`) as RasterTileSource | undefined;
-    if (src && layerOf(run, id)?.geoDino?.encoding.type === 'rg16') src.setTiles([valueUrl(`${prefix}:${run.id}:${id}`)]);
+    if (src && isValueEncoding(layerOf(run, id)?.geoDino?.encoding)) src.setTiles([valueUrl(`${prefix}:${run.id}:${id}`)]);
   }
 }

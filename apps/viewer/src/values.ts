@@ -7,8 +7,8 @@
  */
 import { addProtocol } from 'maplibre-gl';
 import { PMTiles } from 'pmtiles';
-import { decodeValueTile, parseHexColor, TILE_SIZE, type ClassEncoding, type LandCoverClass, type ValueEncoding } from '@geo-dino/pmtiles/encoding';
-import { lutIndex } from './ramps.js';
+import { classValues, decodeValueTile, isValueEncoding, TILE_SIZE, type ClassEncoding, type LandCoverClass, type ValueEncoding } from '@geo-dino/pmtiles/encoding';
+import { colourClasses, colourValues } from '@geo-dino/pmtiles/colormap';
 
 export interface ValueStyle {
   lut: Uint8Array;
@@ -78,11 +78,9 @@ async function load(key: string, spec: ValueLayerSpec, z: number, x: number, y: 
   }
   const rgba = await decodePng(tile.data);
   let values: Float32Array;
-  if (spec.encoding.type === 'rg16') values = decodeValueTile(rgba, spec.encoding);
-  else {
-    values = new Float32Array(N * N);
-    for (let i = 0; i < values.length; i++) values[i] = rgba[i * 4 + 3] === 0 ? NaN : rgba[i * 4]!;
-  }
+  // Terrarium (current archives) or rg16 (archives written before 0.2).
+  if (isValueEncoding(spec.encoding)) values = decodeValueTile(rgba, spec.encoding);
+  else values = classValues(rgba);
   const d = { values };
   remember(cacheKey, d);
   return d;
@@ -90,32 +88,12 @@ async function load(key: string, spec: ValueLayerSpec, z: number, x: number, y: 
 
 function colourise(spec: ValueLayerSpec, d: Decoded): ImageData {
   const out = new ImageData(N, N);
-  const px = out.data;
-  const v = d.values;
   if (spec.encoding.type === 'class8') {
-    const table = new Map<number, [number, number, number]>();
-    for (const c of spec.classes ?? []) table.set(c.value, parseHexColor(c.color) ?? [128, 128, 128]);
-    for (let i = 0; i < v.length; i++) {
-      const val = v[i]!;
-      if (Number.isNaN(val)) continue;
-      const c = table.get(val) ?? [160, 160, 160];
-      px[i * 4] = c[0];
-      px[i * 4 + 1] = c[1];
-      px[i * 4 + 2] = c[2];
-      px[i * 4 + 3] = 255;
-    }
+    out.data.set(colourClasses(d.values, spec.classes ?? []));
     return out;
   }
   const { lut, min, max } = spec.style!();
-  for (let i = 0; i < v.length; i++) {
-    const val = v[i]!;
-    if (Number.isNaN(val)) continue;
-    const k = lutIndex(val, min, max) * 3;
-    px[i * 4] = lut[k]!;
-    px[i * 4 + 1] = lut[k + 1]!;
-    px[i * 4 + 2] = lut[k + 2]!;
-    px[i * 4 + 3] = 255;
-  }
+  out.data.set(colourValues(d.values, lut, min, max));
   return out;
 }
 

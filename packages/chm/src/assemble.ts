@@ -25,14 +25,14 @@ import { readFileSync } from 'node:fs';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
-import { writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
+import { portableHref, writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
 import { LruCache, crsLabel } from '@geo-dino/tiling';
 import { layoutOf, planHasTile, planTileIds } from './plan.js';
 import type { ProvenanceCollection } from './provenance.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { TileFeed } from './feed.js';
 import { chunkWidthWithExtraHeads, classMapAssets, classMapRunInfo, classMapTileOptions, type ClassMapResult } from './extra-heads.js';
-import { BandAccumulator, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
+import { BandAccumulator, chmAssetBands, openHeadLayers, ProvenanceLayer, type BandStats, type WindowLayer } from './layers.js';
 import { ImageryLayer, type ImageryMosaic } from './imagery.js';
 import { NODATA, type CommonOptions, type RunPlan } from './types.js';
 import { publishedSource, tileAttributions, tileServiceProperties } from './sources.js';
@@ -355,6 +355,11 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     if (validPixels === 0) {
       throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
     }
+    // Portable hrefs: local scenes and items relative to the run directory, URLs kept.
+    for (const f of prov.features) {
+      f.properties.href = portableHref(f.properties.href, options.out);
+      if (f.properties.item) f.properties.item = portableHref(f.properties.item, options.out);
+    }
     await writeJsonAtomic(join(staging, 'provenance.geojson'), prov);
 
     const byName = (n: string): BandStats | null => bandStats[(bandNames as string[]).indexOf(n)] ?? null;
@@ -388,17 +393,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       path: join(staging, 'chm.tif'),
       roles: ['data'],
       title: plan.demo ? 'Canopy height and uncertainty (DEMO model, not real heights)' : 'Canopy height and uncertainty',
-      bands: bandNames.map((n) => {
-        const s = byName(n);
-        return {
-          name: n === 'height' ? 'canopy_height' : 'uncertainty',
-          description: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution',
-          dataType: 'float32' as const,
-          nodata: NODATA,
-          unit: 'm',
-          ...(s ? { statistics: s } : {}),
-        };
-      }),
+      bands: chmAssetBands(bandNames, (i) => byName(bandNames[i]!)),
     };
     const baseAssets: OutputAsset[] = [
       chmAsset,

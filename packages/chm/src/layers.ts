@@ -109,6 +109,8 @@ export class HeightLayer implements WindowLayer<HeightResult> {
       transform: plan.grid.transform,
       bandDescriptions: bandNames.map((n) => (n === 'height' ? 'canopy_height' : 'uncertainty')),
       bandMetadata: bandNames.map((n) => ({ UNITS: 'm', DESCRIPTION_LONG: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution (of the blended mixture where tiles overlap)' })),
+      bandUnits: bandNames.map(() => 'm'),
+      statistics: true,
       overviewResampling: 'average',
       metadata: {
         GEO_DINO_VERSION,
@@ -214,6 +216,21 @@ export class ProvenanceLayer implements WindowLayer<ProvenanceCollection> {
   }
 
   async abort(): Promise<void> {}
+}
+
+/** The STAC raster bands of chm.tif (height, uncertainty), with their statistics. */
+export function chmAssetBands(bandNames: readonly string[], statsOf: (band: number) => BandStats | null): { name: string; description: string; dataType: 'float32'; nodata: number; unit: string; statistics?: BandStats }[] {
+  return bandNames.map((n, i) => {
+    const s = statsOf(i);
+    return {
+      name: n === 'height' ? 'canopy_height' : 'uncertainty',
+      description: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution',
+      dataType: 'float32' as const,
+      nodata: NODATA,
+      unit: 'm',
+      ...(s ? { statistics: s } : {}),
+    };
+  });
 }
 
 /** One layer per head of the plan, in the plan's order (canopy height first). */

@@ -207,10 +207,12 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   const parts: { aoi: Aoi; crs: string | Crs | undefined }[] = [];
   if (request.crs) parts.push({ aoi, crs: request.crs });
   else {
-    for (const p of zonePartsOf(aoi.geometry)) {
+    const zoneParts = zonePartsOf(aoi.geometry);
+    for (const p of zoneParts) {
       let partAoi: Aoi;
       try {
-        partAoi = parseAoi({ type: 'MultiPolygon', coordinates: p.geometry }, `${aoi.source} (zone ${p.zone})`);
+        // An AOI in one zone keeps its name (run.json's `aoi.source`, the viewer's area name).
+        partAoi = zoneParts.length === 1 ? aoi : parseAoi({ type: 'MultiPolygon', coordinates: p.geometry }, `${aoi.source} (zone ${p.zone})`);
       } catch {
         continue; // a sliver along a zone border with no area
       }

@@ -36,7 +36,7 @@ import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, readJsonFile, si
 import { writeCollection, writeOutputItem, type OutputAsset } from '@geo-dino/stac';
 import { crsLabel, pixelToCrs, transformBetween, WGS84, type ShardRef, type TileLayout } from '@geo-dino/tiling';
 import { blendWindow, gridCode, mappedFootprint, onnxruntimeVersion, tileReader, windowPlan } from './assemble.js';
-import { BandAccumulator, type BandStats } from './layers.js';
+import { BandAccumulator, chmAssetBands, type BandStats } from './layers.js';
 import { classMapAssets } from './extra-heads.js';
 import type { TileFeed } from './feed.js';
 import { layoutOf, planShards, shardGridOf, shardIsPlanned, shardTileIds, tileShards } from './plan.js';
@@ -188,17 +188,7 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
       path: join(dir, 'chm.tif'),
       roles: ['data'],
       title: zone.demo ? `Canopy height and uncertainty, shard ${shard.id} (DEMO model, not real heights)` : `Canopy height and uncertainty, shard ${shard.id}`,
-      bands: bandNames.map((n, i) => {
-        const s = r.stats[i]!.stats(total);
-        return {
-          name: n === 'height' ? 'canopy_height' : 'uncertainty',
-          description: n === 'height' ? 'canopy height above ground' : 'standard deviation of the height bin distribution',
-          dataType: 'float32' as const,
-          nodata: NODATA,
-          unit: 'm',
-          ...(s ? { statistics: s } : {}),
-        };
-      }),
+      bands: chmAssetBands(bandNames, (i) => r.stats[i]!.stats(total)),
     },
     ...classMapAssets(r.classMaps, zone.demo),
     { key: 'provenance', path: join(dir, 'provenance.geojson'), roles: ['metadata'], title: 'Source scene and acquisition time of every part of the shard' },

@@ -440,15 +440,27 @@ export async function loadAoi(path: string, budget: GeometryBudget = {}): Promis
   return parseAoi(json, path, budget);
 }
 
-/** An AOI from `minLon,minLat,maxLon,maxLat` (minLon > maxLon crosses the antimeridian). */
+/**
+ * An AOI from `minLon,minLat,maxLon,maxLat`. minLon > maxLon is read as crossing the antimeridian
+ * (RFC 7946) only when the box so read spans less than 180° of longitude; otherwise it is an error
+ * (swapped corners are the usual cause).
+ */
 export function aoiFromBbox(bbox: readonly number[], source = '--bbox'): Aoi {
   if (bbox.length !== 4 || bbox.some((v) => !Number.isFinite(v))) {
-    throw bad(source, '', `expected minLon,minLat,maxLon,maxLat (got ${bbox.join(',')})`);
+    throw bad(source, '', `expected minlon,minlat,maxlon,maxlat (got ${bbox.join(',')})`);
   }
   const [w, s, e, n] = bbox as [number, number, number, number];
-  if (s >= n) throw bad(source, '', `minLat ${s} must be below maxLat ${n}`);
-  if (s < -90 || n > 90 || w < -180 || w > 180 || e < -180 || e > 180) throw bad(source, '', 'values outside lon [-180,180] / lat [-90,90]');
-  if (w === e) throw bad(source, '', 'minLon equals maxLon: zero width');
+  for (const [name, v] of [['minlat', s], ['maxlat', n]] as const) {
+    if (v < -90 || v > 90) throw bad(source, '', `${name} ${v} is outside [-90, 90] (order: minlon,minlat,maxlon,maxlat)`);
+  }
+  for (const [name, v] of [['minlon', w], ['maxlon', e]] as const) {
+    if (v < -180 || v > 180) throw bad(source, '', `${name} ${v} is outside [-180, 180] (order: minlon,minlat,maxlon,maxlat)`);
+  }
+  if (s >= n) throw bad(source, '', `minlat ${s} must be below maxlat ${n}`);
+  if (w === e) throw bad(source, '', 'minlon equals maxlon: zero width');
+  if (w > e && e + 360 - w >= 180) {
+    throw bad(source, '', `minlon ${w} is greater than maxlon ${e} (a box crossing the antimeridian, e.g. 179,-17,-179,-16, spans less than 180°; did you swap the corners?)`);
+  }
   const parts: MultiPolygonCoords = w < e ? bboxPolygon([w, s, e, n]) : [...bboxPolygon([w, s, 180, n]), ...bboxPolygon([-180, s, e, n])];
   return finishAoi(parts, source, {});
 }

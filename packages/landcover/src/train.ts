@@ -71,8 +71,8 @@ export interface TrainOptions {
   labelBand?: number;
   /** Label values to treat as "no label". */
   ignoreValues?: readonly number[];
-  /** Restrict training to this AOI (GeoJSON path). */
-  aoi?: string;
+  /** Restrict training to this AOI (GeoJSON path, or an AOI such as one from `--bbox`). */
+  aoi?: string | Aoi;
   seed?: number;
   /** Passes over the training tiles (default 30). */
   epochs?: number;
@@ -230,7 +230,7 @@ export async function trainLandcover(o: TrainOptions): Promise<TrainResult> {
     let area: MultiPolygonCoords = labels.extent;
     let userAoi: Aoi | null = null;
     if (o.aoi) {
-      userAoi = await loadAoi(resolve(cwd, o.aoi));
+      userAoi = typeof o.aoi === 'string' ? await loadAoi(resolve(cwd, o.aoi)) : o.aoi;
       area = intersection(area, userAoi.geometry);
       if (!area.length) throw new GeoDinoError('E_NO_OVERLAP', `${labels.path}: the labels do not overlap the AOI ${userAoi.source}`, { details: { labels: labels.path } });
     }

@@ -110,7 +110,9 @@ export async function detectChange(beforePath: string, afterPath: string, option
           crs: grid.crs,
           transform: grid.transform,
           bandDescriptions: ['height_loss'],
-          bandMetadata: [{ UNIT: 'm', DESCRIPTION: 'canopy height before minus after, metres (positive = loss)' }],
+          bandMetadata: [{ UNITS: 'm', DESCRIPTION: 'canopy height before minus after, metres (positive = loss)' }],
+          bandUnits: ['m'],
+          statistics: true,
           metadata: { GEO_DINO_LOSS_THRESHOLD_M: String(threshold), GEO_DINO_BEFORE: beforePath, GEO_DINO_AFTER: afterPath },
           ...(options.signal ? { signal: options.signal } : {}),
         })

@@ -181,7 +181,18 @@ export function tileJobId(region: string, run: string, batch: number): string {
   return `${region}.${run}.${batch}`;
 }
 
-export interface DistributeOptions {
+export interface DistributeCommon {
+  /** Job attempts before a unit fails the run (default 5). */
+  attempts?: number;
+  /** How long Redis may be unreachable while waiting before the run fails (default 5 min). */
+  redisOutageMs?: number;
+  pollMs?: number;
+  log?: Logger;
+  progress?: Progress;
+  signal?: AbortSignal;
+}
+
+export interface DistributeOptions extends DistributeCommon {
   region: string;
   run: string;
   planPath: string;
@@ -192,14 +203,6 @@ export interface DistributeOptions {
   batches: readonly (readonly number[])[];
   /** Called with tiles confirmed in the store. */
   onTilesDone?: (ids: number[]) => void;
-  /** Job attempts before a batch fails the run (default 5). */
-  attempts?: number;
-  /** How long Redis may be unreachable while waiting before the run fails (default 5 min). */
-  redisOutageMs?: number;
-  pollMs?: number;
-  log?: Logger;
-  progress?: Progress;
-  signal?: AbortSignal;
 }
 
 async function tilesPresent(store: TileStore, ids: readonly number[]): Promise<number[]> {
@@ -220,14 +223,6 @@ interface WorkUnit<D> {
   what: string;
 }
 
-interface DistributeCommon {
-  attempts?: number;
-  redisOutageMs?: number;
-  pollMs?: number;
-  log?: Logger;
-  progress?: Progress;
-  signal?: AbortSignal;
-}
 
 /**
  * Coordinator side: queue the units that are not done yet and wait until each is confirmed in the

@@ -2,11 +2,10 @@
  * Regions: adding one (every input checked before anything is written), listing them with their
  * next run, and a region's run history with statistics, changes and alerts.
  */
-import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, isRemoteUrl, redactUrl, silentLogger, writeJsonAtomic, type Logger } from '@geo-dino/core';
-import { loadAoi } from '@geo-dino/geometry';
+import { loadAoi, type Aoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { detectImagerySource } from '@geo-dino/stac';
@@ -15,12 +14,12 @@ import type { MonitorPaths } from './paths.js';
 import { assertRegionName } from './paths.js';
 import { parseSchedule, systemClock, type Clock } from './schedule.js';
 import { regionDirectoriesOnDisk, type AlertRecord, type ChangeRecord, type LandcoverStats, type MonitorStore, type Region, type RunRecord, type RunStats } from './store.js';
-import { checkWebhookTarget } from './webhook.js';
+import { checkWebhookTarget, newWebhookSecret } from './webhook.js';
 
 export interface AddRegionInput {
   name: string;
-  /** AOI GeoJSON file. */
-  aoi: string;
+  /** AOI GeoJSON file, or an AOI (e.g. from `--bbox`). */
+  aoi: string | Aoi;
   schedule: string;
   timezone?: string;
   /** STAC API URL or static catalog (path or URL). */
@@ -82,8 +81,8 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   if (!(threshold > 0)) throw new GeoDinoError('E_ARGUMENT', `--loss-threshold-m: must be > 0 (got ${threshold})`, { details: { field: '--loss-threshold-m' } });
   if (!(minArea >= 0)) throw new GeoDinoError('E_ARGUMENT', `--min-area-m2: must be ≥ 0 (got ${minArea})`, { details: { field: '--min-area-m2' } });
 
-  const aoiPath = resolve(cwd, input.aoi);
-  const aoi = await loadAoi(aoiPath);
+  const aoiPath = typeof input.aoi === 'string' ? resolve(cwd, input.aoi) : input.aoi.source;
+  const aoi = typeof input.aoi === 'string' ? await loadAoi(aoiPath) : input.aoi;
   if (isTileServiceHref(input.imagery)) {
     throw new GeoDinoError(
       'E_ARGUMENT',
@@ -139,7 +138,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
         lossThresholdM: threshold,
         minAreaM2: minArea,
         webhookUrl,
-        webhookSecret: webhookUrl ? (input.webhookSecret ?? randomBytes(32).toString('hex')) : null,
+        webhookSecret: webhookUrl ? (input.webhookSecret ?? newWebhookSecret()) : null,
         webhookAllowPrivate: webhookUrl !== null && (input.allowPrivateWebhook ?? false),
       },
       clock.now(),

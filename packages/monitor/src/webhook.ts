@@ -7,8 +7,13 @@
  * - `X-GeoDino-Delivery`: the alert's idempotency key. It is the same on every retry and every
  *   re-delivery of one alert, so a receiver can drop duplicates (after a crash between the
  *   receiver's 2xx and geo-dino recording it, the alert is sent once more with the same key).
- * - `X-GeoDino-Signature: t=<unix seconds>,v1=<hex>` where `<hex>` is
- *   HMAC-SHA256(secret, `<t>.<raw body>`). Verify by recomputing it over the raw request body
+ * - Standard Webhooks (https://www.standardwebhooks.com), so off-the-shelf verifiers work:
+ *   `webhook-id` (= the delivery key), `webhook-timestamp` (unix seconds) and
+ *   `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>`, where the key
+ *   is the secret's bytes after `whsec_` base64-decoded (geo-dino generates `whsec_` secrets), or
+ *   the UTF-8 bytes of any other secret. {@link verifyStandardWebhook} checks it.
+ * - `X-GeoDino-Signature: t=<unix seconds>,v1=<hex>` (kept for existing receivers) where `<hex>`
+ *   is HMAC-SHA256(secret, `<t>.<raw body>`). Verify by recomputing it over the raw request body
  *   (before any JSON parsing), comparing in constant time, and rejecting timestamps older than a
  *   few minutes (replay protection). {@link verifyWebhookSignature} does exactly that.
  *
@@ -21,7 +26,7 @@
  * lets on-premise receivers through. Redirects are never followed: a 3xx is a failed delivery, so
  * the signed body cannot be sent on elsewhere.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -31,6 +36,39 @@ import { GEO_DINO_VERSION, GeoDinoError, backoffDelay, isGeoDinoError, redactUrl
 export const SIGNATURE_HEADER = 'X-GeoDino-Signature';
 export const DELIVERY_HEADER = 'X-GeoDino-Delivery';
 export const EVENT_HEADER = 'X-GeoDino-Event';
+
+/** A new signing secret in the Standard Webhooks form: `whsec_` + base64 of 32 random bytes. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+/** The HMAC key of a secret: base64-decoded after `whsec_`, else the secret's UTF-8 bytes. */
+function standardKey(secret: string): Buffer {
+  return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
+}
+
+/** Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) for `body`. */
+export function standardWebhookHeaders(secret: string, id: string, body: string | Uint8Array, timestamp: number): Record<string, string> {
+  const mac = createHmac('sha256', standardKey(secret)).update(`${id}.${timestamp}.`).update(body).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${mac}` };
+}
+
+/** True when Standard Webhooks headers carry a valid, recent signature of the raw `body`. */
+export function verifyStandardWebhook(secret: string, body: string | Uint8Array, headers: Record<string, string | undefined>, options: VerifyOptions = {}): boolean {
+  const id = headers['webhook-id'];
+  const ts = Number(headers['webhook-timestamp']);
+  const sigs = headers['webhook-signature'];
+  if (!id || !Number.isInteger(ts) || !sigs) return false;
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - ts) > (options.toleranceSeconds ?? 300)) return false;
+  const expected = Buffer.from(standardWebhookHeaders(secret, id, body, ts)['webhook-signature']!.slice(3), 'base64');
+  return sigs.split(' ').some((s) => {
+    const [v, sig] = s.split(',', 2);
+    if (v !== 'v1' || !sig) return false;
+    const got = Buffer.from(sig, 'base64');
+    return got.length === expected.length && timingSafeEqual(got, expected);
+  });
+}
 
 /** The `X-GeoDino-Signature` value for `body` sent at `timestamp` (unix seconds). */
 export function signWebhook(secret: string, body: string | Uint8Array, timestamp: number): string {
@@ -308,6 +346,7 @@ export async function postWebhook(url: string, body: string, options: PostWebhoo
     [EVENT_HEADER]: options.event,
     [DELIVERY_HEADER]: options.key,
     [SIGNATURE_HEADER]: signWebhook(options.secret, body, timestamp),
+    ...standardWebhookHeaders(options.secret, options.key, body, timestamp),
   };
   let attempts = 0;
   let reason = '';

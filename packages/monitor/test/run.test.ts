@@ -82,7 +82,7 @@ describe('monitoring runs (chm pipeline, demo model)', () => {
     expect(existsSync(paths.region('forest'))).toBe(false);
     const { region } = await addRegion(store, paths, { ...base, webhook: hook.url, allowPrivateWebhook: true, lossThresholdM: 2, minAreaM2: 500 }, o);
     expect(region).toMatchObject({ name: 'forest', aoiPath: paths.aoi('forest'), imagery: catalog, model: 'demo', webhookUrl: hook.url });
-    expect(region.webhookSecret).toMatch(/^[0-9a-f]{64}$/);
+    expect(region.webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
   });
 
   it('the first run is the baseline: chm, statistics equal to GDAL/numpy, STAC item in the region collection', async () => {

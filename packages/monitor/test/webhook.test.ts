@@ -9,12 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '@geo-dino/core';
 import { alertKey, deliverDueAlerts, raiseCanopyLossAlert, type CanopyLossPayload } from '../src/alerts.js';
 import { ManualClock } from '../src/schedule.js';
 import { MonitorStore, type ChangeRecord, type Region, type RunRecord } from '../src/store.js';
-import { signWebhook, verifyWebhookSignature, checkWebhookUrl } from '../src/webhook.js';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { signWebhook, verifyWebhookSignature, checkWebhookUrl, newWebhookSecret, standardWebhookHeaders, verifyStandardWebhook } from '../src/webhook.js';
 import { close, regionInput, webhookReceiver, type Received } from './support/helpers.js';
 
 let hook: Awaited<ReturnType<typeof webhookReceiver>>;
@@ -87,6 +88,23 @@ describe('webhook signatures', () => {
     expect(verifyWebhookSignature(SECRET, body, 'garbage', { now: 1700000000 })).toBe(false);
   });
 
+  it('Standard Webhooks: a generated whsec_ secret signs what the standardwebhooks library verifies; tampering and old messages fail', () => {
+    const secret = newWebhookSecret();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    const body = '{"event":"canopy-loss","n":1}';
+    const now = Math.floor(Date.now() / 1000);
+    const headers = standardWebhookHeaders(secret, 'alert-1', body, now);
+    const std = new StandardWebhook(secret);
+    expect(std.verify(body, headers)).toEqual(JSON.parse(body));
+    expect(() => std.verify(body.replace('1', '2'), headers)).toThrow();
+    expect(verifyStandardWebhook(secret, body, headers, { now })).toBe(true);
+    expect(verifyStandardWebhook(secret, body, { ...headers, 'webhook-id': 'alert-2' }, { now })).toBe(false);
+    expect(verifyStandardWebhook(secret, body, headers, { now: now + 301 })).toBe(false);
+    // Signed by the library, verified by geo-dino.
+    const theirs = std.sign('msg-9', new Date(now * 1000), body);
+    expect(verifyStandardWebhook(secret, body, { 'webhook-id': 'msg-9', 'webhook-timestamp': String(now), 'webhook-signature': theirs }, { now })).toBe(true);
+  });
+
   it('webhook URLs must be http(s)', () => {
     expect(() => checkWebhookUrl('ftp://x')).toThrow(/must be an http/);
     expect(() => checkWebhookUrl('not a url')).toThrow(/is not a URL/);
@@ -110,6 +128,16 @@ describe('alerts', () => {
     const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(sig)!;
     expect(createHmac('sha256', SECRET).update(`${t}.${ok.body}`).digest('hex')).toBe(v1);
     expect(verifyWebhookSignature(SECRET, ok.body, sig, { now: Math.floor(clock.now().getTime() / 1000) })).toBe(true);
+    // Standard Webhooks headers, checked by the reference TypeScript verifier (not ours).
+    expect(ok.headers['webhook-id']).toBe(first.alert!.key);
+    expect(ok.headers['webhook-timestamp']).toBe(t);
+    const std = new StandardWebhook(SECRET, { format: 'raw' });
+    vi.useFakeTimers({ now: Number(t) * 1000, toFake: ['Date'] });
+    try {
+      expect(std.verify(ok.body, { 'webhook-id': String(ok.headers['webhook-id']), 'webhook-timestamp': t!, 'webhook-signature': String(ok.headers['webhook-signature']) })).toEqual(JSON.parse(ok.body));
+    } finally {
+      vi.useRealTimers();
+    }
     expect(ok.headers['x-geodino-event']).toBe('canopy-loss');
     expect(ok.headers['x-geodino-delivery']).toBe(first.alert!.key);
     expect(ok.headers['content-type']).toBe('application/json');

@@ -3,7 +3,7 @@
  * classes, WebP for imagery.
  */
 import sharp from 'sharp';
-import { encodeClassTile, encodeValueTile, TILE_SIZE, type TileEncoding } from './encoding.js';
+import { encodeClassTile, encodeValueTile, isValueEncoding, TILE_SIZE, type TileEncoding } from './encoding.js';
 import type { TileData } from './tiles.js';
 
 export interface ImageOptions {
@@ -24,7 +24,7 @@ function opaque(rgba: Uint8Array): boolean {
 export async function encodeTileImage(tile: TileData, encoding: TileEncoding, options: ImageOptions = {}): Promise<{ bytes: Uint8Array; clamped: number }> {
   const png = { compressionLevel: options.pngCompression ?? 6, adaptiveFiltering: true, palette: false };
   if (tile.kind === 'value') {
-    if (encoding.type !== 'rg16') throw new Error(`value tiles need the rg16 encoding, got ${encoding.type}`);
+    if (!isValueEncoding(encoding)) throw new Error(`value tiles need a value encoding (terrarium, rg16), got ${encoding.type}`);
     const { rgba, clamped } = encodeValueTile(tile.values, encoding);
     return { bytes: new Uint8Array(await sharp(rgba, raw).png(png).toBuffer()), clamped };
   }

@@ -12,4 +12,6 @@ export * from './image.js';
 export * from './render.js';
 export * from './raster-tiles.js';
 export * from './run-tiles.js';
+export * from './colorize.js';
+export * from './colormap.js';
 export * from './mosaic.js';

@@ -14,6 +14,8 @@ import { crsLabel, openRaster, type RasterInfo, type RasterSource } from '@geo-d
 import {
   parseHexColor,
   valueEncodingFor,
+  describeValueEncoding,
+  isValueEncoding,
   type GeoDinoTilesetInfo,
   type LandCoverClass,
   type LayerName,
@@ -175,16 +177,8 @@ export async function writeRasterTiles(src: string | RasterSource | RasterMosaic
 
     const renderOpts = { kind, bands, ...(opts.signal ? { signal: opts.signal } : {}) };
     const renderer = mosaic ? mosaic.renderer(maxZoom, renderOpts) : createTileRenderer(source as RasterSource, maxZoom, renderOpts);
-    // Value layers need the data range before encoding: geo-dino heights fit centimetres from 0
-    // (0..655.35 m). Anything negative or larger gets a wider encoding from the file's declared
-    // statistics when present; otherwise values are clamped and counted.
-    let encoding: TileEncoding;
-    if (kind === 'value') {
-      const stat = (k: string): number => Number(info.metadata[`STATISTICS_${k}`] ?? NaN);
-      const lo = Number.isFinite(stat('MINIMUM')) ? Math.min(0, stat('MINIMUM')) : 0;
-      const hi = Number.isFinite(stat('MAXIMUM')) ? stat('MAXIMUM') : 0;
-      encoding = valueEncodingFor(lo, hi);
-    } else encoding = kind === 'class' ? { type: 'class8', mask: 'alpha' } : { type: 'rgb', mask: 'alpha' };
+    // Value layers: Terrarium (-32768..32767 m in 1/256 m steps); values outside are clamped and counted.
+    const encoding: TileEncoding = kind === 'value' ? valueEncodingFor() : kind === 'class' ? { type: 'class8', mask: 'alpha' } : { type: 'rgb', mask: 'alpha' };
 
     const writer = await PMTilesWriter.create(out, { tileType: kind === 'rgb' ? TileType.Webp : TileType.Png, ...(opts.signal ? { signal: opts.signal } : {}) });
     let clamped = 0;
@@ -239,12 +233,14 @@ export async function writeRasterTiles(src: string | RasterSource | RasterMosaic
           description:
             opts.description ??
             (kind === 'value'
-              ? `${DEFAULT_NAME[layer]} in metres, value-encoded: value = ${encoding.type === 'rg16' ? `${encoding.offset} + (R*256 + G) * ${encoding.scale}` : ''}, alpha 0 = nodata`
+              ? `${DEFAULT_NAME[layer]} in metres, ${isValueEncoding(encoding) ? describeValueEncoding(encoding) : ''}`
               : DEFAULT_NAME[layer]),
           attribution: opts.demo ? `DEMO MODEL OUTPUT, not a real prediction. ${attribution}` : attribution,
           type: 'overlay',
           format: kind === 'rgb' ? 'webp' : 'png',
           version: '1',
+          // The elevation-style encoding, where MapLibre's raster-dem and other clients look for it.
+          ...(isValueEncoding(encoding) ? { encoding: encoding.type } : {}),
           geo_dino: tilesetInfo,
         },
         bounds: [w, s, e, n],

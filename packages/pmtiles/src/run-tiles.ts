@@ -1,8 +1,8 @@
 /**
  * The web layers of a run directory (DEVELOPERS.md, "Output contract of a run directory"):
  *
- *   chm.tif band 1      → chm.pmtiles              (canopy height, rg16 PNG)
- *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, rg16 PNG)
+ *   chm.tif band 1      → chm.pmtiles              (canopy height, Terrarium PNG)
+ *   chm.tif band 2      → chm-uncertainty.pmtiles  (uncertainty, Terrarium PNG)
  *   input imagery       → imagery.pmtiles          (WebP), when the caller passes it (`geo-dino chm`
  *                                                  passes the mosaic the model saw, see packages/chm)
  *   landcover.tif       → landcover.pmtiles        (class8 PNG), when present
@@ -64,16 +64,11 @@ async function readItemDatetime(runDir: string): Promise<string | null> {
   return typeof dt === 'string' ? dt : null;
 }
 
-/**
- * Write the web layers of a sharded run (`shards/<id>/chm.tif`, `imagery.tif`, `landcover.tif`):
- * one pyramid per layer over every shard and zone (`RasterMosaic`), in the run directory.
- */
-export async function writeShardedRunTiles(runDir: string, shardDirs: readonly string[], opts: Omit<RunTilesOptions, 'imagery'> & { imagery?: boolean } = {}): Promise<RunTilesResult> {
-  const log = opts.log ?? silentLogger();
-  const demo = opts.demo ?? (await readRunDemoFlag(runDir));
-  const common: RasterTilesOptions = {
+/** The options every layer of a run shares. */
+function commonOptions(opts: Pick<RunTilesOptions, 'maxZoom' | 'minZoom' | 'concurrency' | 'progress' | 'signal'>, demo: boolean, datetime: string | null, log: Logger): RasterTilesOptions {
+  return {
     demo,
-    datetime: null,
+    datetime,
     log,
     ...(opts.maxZoom !== undefined ? { maxZoom: opts.maxZoom } : {}),
     ...(opts.minZoom !== undefined ? { minZoom: opts.minZoom } : {}),
@@ -81,6 +76,16 @@ export async function writeShardedRunTiles(runDir: string, shardDirs: readonly s
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
+}
+
+/**
+ * Write the web layers of a sharded run (`shards/<id>/chm.tif`, `imagery.tif`, `landcover.tif`):
+ * one pyramid per layer over every shard and zone (`RasterMosaic`), in the run directory.
+ */
+export async function writeShardedRunTiles(runDir: string, shardDirs: readonly string[], opts: Omit<RunTilesOptions, 'imagery'> & { imagery?: boolean } = {}): Promise<RunTilesResult> {
+  const log = opts.log ?? silentLogger();
+  const demo = opts.demo ?? (await readRunDemoFlag(runDir));
+  const common = commonOptions(opts, demo, null, log);
   const result: RunTilesResult = {};
   const layer = async (file: string, name: LayerName, out: string, extra: RasterTilesOptions = {}): Promise<void> => {
     const paths: string[] = [];
@@ -105,16 +110,7 @@ export async function writeRunTiles(runDir: string, opts: RunTilesOptions = {}):
   const log = opts.log ?? silentLogger();
   const demo = opts.demo ?? (await readRunDemoFlag(runDir));
   const datetime = await readItemDatetime(runDir);
-  const common: RasterTilesOptions = {
-    demo,
-    datetime,
-    log,
-    ...(opts.maxZoom !== undefined ? { maxZoom: opts.maxZoom } : {}),
-    ...(opts.minZoom !== undefined ? { minZoom: opts.minZoom } : {}),
-    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-    ...(opts.progress ? { progress: opts.progress } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  };
+  const common = commonOptions(opts, demo, datetime, log);
   const result: RunTilesResult = {};
   // A sharded run (shards/<id>/chm.tif, no chm.tif at the top): one pyramid over every shard.
   if (!(await fileExists(join(runDir, 'chm.tif'))) && (await fileExists(join(runDir, 'shards')))) {

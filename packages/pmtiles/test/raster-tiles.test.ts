@@ -73,9 +73,12 @@ describe('writeRasterTiles (canopy height)', () => {
     expect(h.minLat).toBeCloseTo(s, 6);
     expect(h.maxLon).toBeCloseTo(e, 6);
     expect(h.maxLat).toBeCloseTo(n, 6);
-    const meta = (await archive.getMetadata()) as { attribution: string; geo_dino: GeoDinoTilesetInfo };
+    const meta = (await archive.getMetadata()) as { attribution: string; encoding: string; description: string; geo_dino: GeoDinoTilesetInfo };
     expect(meta.attribution).toMatch(/DEMO/);
-    expect(meta.geo_dino).toMatchObject({ layer: 'height', units: 'm', demo: true, encoding: { type: 'rg16', scale: 0.01, offset: 0, mask: 'alpha' } });
+    // Terrarium, said where generic clients look (top-level `encoding`, the description) and in geo_dino.
+    expect(meta.encoding).toBe('terrarium');
+    expect(meta.description).toMatch(/Terrarium: value = R\*256 \+ G \+ B\/256 - 32768/);
+    expect(meta.geo_dino).toMatchObject({ layer: 'height', units: 'm', demo: true, encoding: { type: 'terrarium', mask: 'alpha' } });
     const stats = gdalJson(
       `
 import json, sys

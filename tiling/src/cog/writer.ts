@@ -72,8 +72,16 @@ export interface CogWriterOptions {
   overviewResampling?: OverviewResampling;
   /** Dataset metadata items written to GDAL_METADATA. */
   metadata?: Record<string, string>;
-  /** Per-band metadata items (e.g. units). */
+  /** Per-band metadata items. */
   bandMetadata?: readonly Record<string, string>[];
+  /** Unit of each band's values (e.g. "m"), written as GDAL's band unit type (`gdalinfo -json`: `"unit"`). */
+  bandUnits?: readonly (string | null)[];
+  /**
+   * Compute exact statistics of every band while writing (valid full-resolution pixels: not
+   * nodata, not NaN, not transparent) and store them as GDAL does (STATISTICS_MINIMUM, _MAXIMUM,
+   * _MEAN, _STDDEV, _VALID_PERCENT), so QGIS and `gdalinfo` stretch without a scan. Default false.
+   */
+  statistics?: boolean;
   /** DEFLATE level 1-9 (default 6). */
   deflateLevel?: number;
   /** Overview levels to make: 'auto' (until one block holds the image; default) or a number. */
@@ -213,6 +221,50 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
   let pyramid: Promise<void> = Promise.resolve();
   let queuedRows = 0;
   let pyramidFailure: { error: unknown } | null = null;
+
+  /** Running statistics per band (Chan et al.'s merge of per-block mean and M2). */
+  const stats = o.statistics ? Array.from({ length: nb }, () => ({ n: 0, mean: 0, m2: 0, min: Infinity, max: -Infinity })) : null;
+  const accumulateStats = (col: number, row: number, planes: readonly ArrayLike<number>[]): void => {
+    const w = Math.min(B, o.width - col * B);
+    const h = Math.min(B, o.height - row * B);
+    const alpha = alphaIndex >= 0 ? planes[alphaIndex]! : null;
+    for (let b = 0; b < nb; b++) {
+      if (b === alphaIndex) continue;
+      const p = planes[b]!;
+      let n = 0;
+      let sum = 0;
+      let min = Infinity;
+      let max = -Infinity;
+      for (let y = 0; y < h; y++) {
+        for (let x = 0, i = y * B; x < w; x++, i++) {
+          const v = p[i]!;
+          if (Number.isNaN(v) || (nodata !== null && v === nodata) || (alpha !== null && alpha[i] === 0)) continue;
+          n++;
+          sum += v;
+          if (v < min) min = v;
+          if (v > max) max = v;
+        }
+      }
+      if (n === 0) continue;
+      const mean = sum / n;
+      let m2 = 0;
+      for (let y = 0; y < h; y++) {
+        for (let x = 0, i = y * B; x < w; x++, i++) {
+          const v = p[i]!;
+          if (Number.isNaN(v) || (nodata !== null && v === nodata) || (alpha !== null && alpha[i] === 0)) continue;
+          m2 += (v - mean) * (v - mean);
+        }
+      }
+      const st = stats![b]!;
+      const total = st.n + n;
+      const delta = mean - st.mean;
+      st.m2 += m2 + (delta * delta * st.n * n) / total;
+      st.mean += (delta * n) / total;
+      st.n = total;
+      if (min < st.min) st.min = min;
+      if (max > st.max) st.max = max;
+    }
+  };
 
   /** Interleave planar bands, apply the predictor, deflate, append to the spill file. */
   const encode = (lvIndex: number, bi: number, planes: readonly ArrayLike<number>[]): void => {
@@ -463,6 +515,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
         throwIfAborted(o.signal);
       }
       written[row * l0.across + col] = 1;
+      if (stats) accumulateStats(col, row, bands);
       encode(0, row * l0.across + col, bands);
       if (levels.length > 1) rowQuarters.push(fold(1, col, row, bands));
       task.tick();
@@ -557,6 +610,18 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
         o.bandMetadata?.forEach((md, i) => {
           for (const [name, value] of Object.entries(md)) items.push({ name, value, sample: i, role: null, domain: null });
         });
+        o.bandUnits?.forEach((u, i) => {
+          if (u) items.push({ name: 'UNITTYPE', value: u, sample: i, role: 'unittype', domain: null });
+        });
+        stats?.forEach((st, i) => {
+          if (st.n === 0) return;
+          items.push({ name: 'STATISTICS_MINIMUM', value: String(st.min), sample: i, role: null, domain: null });
+          items.push({ name: 'STATISTICS_MAXIMUM', value: String(st.max), sample: i, role: null, domain: null });
+          items.push({ name: 'STATISTICS_MEAN', value: String(st.mean), sample: i, role: null, domain: null });
+          items.push({ name: 'STATISTICS_STDDEV', value: String(Math.sqrt(st.m2 / st.n)), sample: i, role: null, domain: null });
+          items.push({ name: 'STATISTICS_VALID_PERCENT', value: String((100 * st.n) / (o.width * o.height)), sample: i, role: null, domain: null });
+        });
+        if (levels.length > 1) items.push({ name: 'OVERVIEW_RESAMPLING', value: resampling.toUpperCase(), sample: null, role: null, domain: null });
         if (o.colorInterp && photometric === 1) {
           o.colorInterp.forEach((c, i) => {
             if (c !== 'undefined' && !(i === 0 && c === 'gray')) {
@@ -565,6 +630,9 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
           });
         }
         if (items.length) e.push({ tag: 42112, type: 2, values: formatGdalMetadata(items) });
+      } else {
+        // How the overview was made, where GDAL notes it (the RESAMPLING item of the overview).
+        e.push({ tag: 42112, type: 2, values: formatGdalMetadata([{ name: 'RESAMPLING', value: resampling.toUpperCase(), sample: null, role: null, domain: 'IMAGE_STRUCTURE' }]) });
       }
       // Like GDAL, every IFD carries the nodata value (GDAL reads overview nodata from its own IFD).
       if (nodata !== null) e.push({ tag: 42113, type: 2, values: formatNodata(nodata) });

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { GeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
 import { parseCrs } from '../crs/crs.js';
-import { type LevelInfo, type PixelWindow, type RasterData, type RasterInfo, type TypedArray } from './types.js';
+import { allocate, type LevelInfo, type PixelWindow, type RasterData, type RasterInfo, type TypedArray } from './types.js';
 import { openRaster, type RasterSource, type ReadOptions } from './source.js';
 
 export interface MosaicPiece {
@@ -27,16 +27,6 @@ export interface MosaicPiece {
   height: number;
 }
 
-const TYPED: Record<string, new (n: number) => TypedArray> = {
-  uint8: Uint8Array,
-  int8: Int8Array,
-  uint16: Uint16Array,
-  int16: Int16Array,
-  uint32: Uint32Array,
-  int32: Int32Array,
-  float32: Float32Array,
-  float64: Float64Array,
-};
 
 function bad(path: string, what: string): GeoDinoError {
   return new GeoDinoError('E_BAD_RASTER', `${path}: ${what}`, { details: { path } });
@@ -154,11 +144,10 @@ export async function openMosaic(
     if (!levels[level]) throw new GeoDinoError('E_ARGUMENT', `${name}: no level ${level} (levels 0-${levels.length - 1})`);
     const f = 2 ** level;
     const bands = ro.bands ?? fi.bands.map((_, i) => i);
-    const T = TYPED[fi.dtype]!;
     const n = win.width * win.height;
     const fill = fi.nodata ?? 0;
     const out = bands.map(() => {
-      const a = new T(n);
+      const a = allocate(fi.dtype, n);
       a.fill(fill as never);
       return a;
     });

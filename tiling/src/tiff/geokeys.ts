@@ -10,7 +10,7 @@
  * EPSG code and name but cannot be transformed (reading works; warping asks for a CRS override).
  */
 import { crsFromEpsgOrNull, parseCrs, type Crs } from '../crs/crs.js';
-import { EPSG_TABLE } from '../crs/epsg-table.js';
+import { registryLookup } from '../crs/registry.js';
 import { type Ifd, tagNumbers, tagString } from './ifd.js';
 import { Tag } from './tags.js';
 
@@ -111,8 +111,8 @@ function datumPart(keys: Map<number, GeoKeyValue>): string | null {
   const gcs = num(keys, GeoKey.GeographicType);
   if (gcs !== undefined && gcs !== 32767) {
     if (DATUM_BY_GEOGCS[gcs]) return DATUM_BY_GEOGCS[gcs];
-    const row = EPSG_TABLE[gcs];
-    if (row && row[1].startsWith('+proj=longlat ')) return row[1].slice('+proj=longlat '.length);
+    const row = registryLookup('EPSG', gcs);
+    if (row && row.proj.startsWith('+proj=longlat ')) return row.proj.slice('+proj=longlat '.length).replace(/ \+no_defs$/, '');
     return null;
   }
   const datum = num(keys, GeoKey.GeogGeodeticDatum);

@@ -25,7 +25,43 @@ import { pixelToCrs, type Grid } from '../grid/grid.js';
 import type { RasterSource } from '../raster/source.js';
 import type { PixelWindow, TypedArray } from '../raster/types.js';
 
-export type Resampling = 'nearest' | 'bilinear';
+export type Resampling = 'nearest' | 'bilinear' | 'average';
+
+/** GDAL's resampling names (gdalwarp -r) and what geo-dino does with each. */
+const GDAL_RESAMPLING: Record<string, Resampling | null> = {
+  near: 'nearest',
+  nearest: 'nearest',
+  bilinear: 'bilinear',
+  cubic: null,
+  cubicspline: null,
+  lanczos: null,
+  average: 'average',
+  rms: null,
+  mode: null,
+  max: null,
+  min: null,
+  med: null,
+  q1: null,
+  q3: null,
+  sum: null,
+};
+
+/**
+ * A resampling method from its GDAL name (`near`, `bilinear`; `nearest` too). GDAL names geo-dino's
+ * warper does not implement (cubic, average, mode, ...) and unknown names are E_ARGUMENT naming the flag.
+ */
+export function parseResampling(name: string, flag = '--resampling'): Resampling {
+  const key = name.trim().toLowerCase();
+  const r = GDAL_RESAMPLING[key];
+  if (r) return r;
+  const implemented = 'near (nearest), bilinear or average';
+  if (r === null) {
+    throw new GeoDinoError('E_ARGUMENT', `${flag}: ${JSON.stringify(name)} is a GDAL resampling method geo-dino's warper does not implement; use ${implemented}, or warp with gdalwarp -r ${key} first`, {
+      details: { field: flag, value: name },
+    });
+  }
+  throw new GeoDinoError('E_ARGUMENT', `${flag}: unknown resampling method ${JSON.stringify(name)}; use ${implemented} (GDAL's names)`, { details: { field: flag, value: name } });
+}
 
 const ERROR_THRESHOLD = 0.125;
 
@@ -302,6 +338,7 @@ export function resample(
   const wide = needsWideKernel(m, resampling);
   const planes = bands;
   if (resampling === 'nearest') nearestKernel(m, s, win, planes, valid, out, ok, todo);
+  else if (resampling === 'average') averageKernel(m, win, planes, valid, out, ok, todo);
   else if (!wide) bilinearKernel(m, s, win, planes, valid, out, ok, todo);
   else tentKernel(m, s, win, planes, valid, rx, ry, out, ok, todo);
 }
@@ -465,26 +502,85 @@ function tentKernel(
     if (c < 0 || valid[c] === 0) continue;
     const u = x - 0.5 - win.x;
     const v = y - 0.5 - win.y;
-    acc.fill(0);
-    let wsum = 0;
     // Tent kernel of radius rx × ry around the sample point.
     const xa = Math.ceil(u - rx);
     const ya = Math.ceil(v - ry);
-    for (let yy = Math.max(0, ya); yy <= Math.min(H - 1, ya + 2 * ky); yy++) {
-      const wy = 1 - Math.abs(yy - v) / ry;
-      if (wy <= 0) continue;
-      for (let xx = Math.max(0, xa); xx <= Math.min(W - 1, xa + 2 * kx); xx++) {
-        const wx = 1 - Math.abs(xx - u) / rx;
-        if (wx <= 0) continue;
-        const p = yy * W + xx;
-        if (valid[p] === 0) continue;
-        const w = wx * wy;
-        wsum += w;
-        for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
-      }
-    }
+    const wsum = weightedSum(
+      { W, H, planes, valid, acc },
+      [Math.max(0, xa), Math.min(W - 1, xa + 2 * kx)],
+      (xx) => 1 - Math.abs(xx - u) / rx,
+      [Math.max(0, ya), Math.min(H - 1, ya + 2 * ky)],
+      (yy) => 1 - Math.abs(yy - v) / ry,
+    );
     if (wsum < 1e-5) continue;
     for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
     ok[i] = 1;
   }
+}
+
+/**
+ * GDAL's `average`: the mean of the valid source pixels under the target pixel's footprint (a box
+ * of scaleX × scaleY source pixels around the sample point), each weighted by the share of it the
+ * box covers. Nodata where no valid source pixel is covered.
+ */
+function averageKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+  const W = win.width;
+  const H = win.height;
+  const nb = planes.length;
+  const { sx, sy } = m;
+  const hx = m.scaleX / 2;
+  const hy = m.scaleY / 2;
+  const acc = new Float64Array(nb);
+  for (let i = 0; i < sx.length; i++) {
+    if (todo !== undefined && todo[i] === 0) continue;
+    const x = sx[i]! - win.x;
+    const y = sy[i]! - win.y;
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    const xa = x - hx;
+    const xb = x + hx;
+    const ya = y - hy;
+    const yb = y + hy;
+    // Each pixel weighted by the share of it inside the box.
+    const wsum = weightedSum(
+      { W, H, planes, valid, acc },
+      [Math.max(0, Math.floor(xa)), Math.min(W, Math.ceil(xb)) - 1],
+      (xx) => Math.min(xx + 1, xb) - Math.max(xx, xa),
+      [Math.max(0, Math.floor(ya)), Math.min(H, Math.ceil(yb)) - 1],
+      (yy) => Math.min(yy + 1, yb) - Math.max(yy, ya),
+    );
+    if (wsum < 1e-9) continue;
+    for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
+    ok[i] = 1;
+  }
+}
+
+/**
+ * Σ w(x)·w(y)·value over the valid pixels of the inclusive ranges `xs` × `ys` of a window, into
+ * `acc` (one sum per band, cleared first); pixels with a weight ≤ 0 are skipped. Returns Σ weights.
+ */
+function weightedSum(
+  t: { W: number; H: number; planes: readonly TypedArray[]; valid: Uint8Array; acc: Float64Array },
+  xs: readonly [number, number],
+  wxOf: (x: number) => number,
+  ys: readonly [number, number],
+  wyOf: (y: number) => number,
+): number {
+  const { W, planes, valid, acc } = t;
+  const nb = planes.length;
+  acc.fill(0);
+  let wsum = 0;
+  for (let yy = ys[0]; yy <= ys[1]; yy++) {
+    const wy = wyOf(yy);
+    if (wy <= 0) continue;
+    for (let xx = xs[0]; xx <= xs[1]; xx++) {
+      const wx = wxOf(xx);
+      if (wx <= 0) continue;
+      const p = yy * W + xx;
+      if (valid[p] === 0) continue;
+      const w = wx * wy;
+      wsum += w;
+      for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
+    }
+  }
+  return wsum;
 }

@@ -18,9 +18,11 @@ import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
 import { findModelDirs } from '../models.js';
+import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
 const optionsSchema = z.object({
   aoi: z.string().min(1).optional(),
+  bbox: bboxField,
   imagery: z.array(z.string().min(1)).optional(),
   collections: cliValues.list.optional(),
   datetime: z.string().min(1).optional(),
@@ -172,6 +174,7 @@ export const chmCommand: CommandModule = {
       .command('chm')
       .description('canopy-height map of an AOI: imagery (files, URLs or STAC) → DINOv3 + CHMv2 → seamless COG with uncertainty, provenance, STAC Item and web tiles; resumable')
       .option('--aoi <file.geojson>', 'area of interest (default: the imagery extent; with --model demo alone, the demo scene)')
+      .option('--bbox <minlon,minlat,maxlon,maxlat>', BBOX_HELP)
       .option(
         '--imagery <path|url|stac|xyz:|wmts:>',
         'GeoTIFF/COG path or URL, STAC API URL, catalog/collection/item JSON, xyz:<tile URL template> or wmts:<GetCapabilities URL> (repeatable; first = highest priority)',
@@ -216,10 +219,12 @@ export const chmCommand: CommandModule = {
         }
         const env = ctx.io.env;
         const cwd = ctx.io.cwd;
+        // --bbox becomes an AOI here (both flags: one line, exit 2); an --aoi file stays a path (its hash names the run).
+        const bboxAoi = o.bbox ? await aoiFromOptions(o, cwd) : undefined;
         const model = o.model ?? (await defaultModel(env, cwd));
         const request = {
           model,
-          ...(o.aoi ? { aoi: o.aoi } : {}),
+          ...(o.aoi ? { aoi: o.aoi } : bboxAoi ? { aoi: bboxAoi } : {}),
           ...(o.imagery?.length ? { imagery: o.imagery } : {}),
           ...(o.collections?.length ? { collections: o.collections } : {}),
           ...(o.datetime ? { datetime: o.datetime } : {}),
@@ -252,7 +257,7 @@ export const chmCommand: CommandModule = {
           // Default: one directory per request, so running the same command twice is a no-op.
           const md = await resolveModel(model, { env, cwd, log: ctx.log });
           const hash = await requestHashOf(request, md, { env, cwd });
-          const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.imagery?.length ? (isTileServiceHref(o.imagery[0]!) ? 'tiles' : basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '')) : 'demo';
+          const name = o.aoi ? basename(o.aoi).replace(/\.(geo)?json$/i, '') : o.bbox ? 'bbox' : o.imagery?.length ? (isTileServiceHref(o.imagery[0]!) ? 'tiles' : basename(o.imagery[0]!).replace(/\.(tiff?|json)$/i, '')) : 'demo';
           out = join(homePaths(geoDinoHome(env)).runs, `${name}-${hash.slice(0, 10)}`);
         }
         const queue = o.queue ? { url: parseQueueUrl(o.queue), ...(o.queueName ? { name: o.queueName } : {}) } : null;

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, parseWith, z } from '@geo-dino/core';
 import { loadLandcoverHead, trainLandcover, type HeadDir, type TrainResult } from '@geo-dino/landcover';
+import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, table, tileServiceParams } from '../context.js';
 
@@ -34,6 +35,7 @@ const trainSchema = z.object({
     .refine((l) => l.every((v) => Number.isInteger(v)), 'must be integers')
     .optional(),
   aoi: z.string().min(1).optional(),
+  bbox: bboxField,
   seed: cliValues.nonNegativeInt.default(0),
   epochs: cliValues.positiveInt.max(10000, 'must be at most 10000').optional(),
   learningRate: cliValues.positiveNumber.optional(),
@@ -123,6 +125,7 @@ export const landcoverCommand: CommandModule = {
       .option('--label-band <n>', 'raster labels: the band holding the classes (default 1)')
       .option('--ignore-values <list>', 'label values to treat as unlabelled (comma-separated)')
       .option('--aoi <file.geojson>', 'train only inside this area')
+      .option('--bbox <minlon,minlat,maxlon,maxlat>', `train only inside this box: ${BBOX_HELP}`)
       .option('--seed <n>', 'seed of the split and the data order (same seed, same head)', '0')
       .option('--epochs <n>', 'passes over the training tiles (default 30)')
       .option('--learning-rate <x>', 'Adam step at the start of the cosine schedule (default 0.02)')
@@ -155,6 +158,7 @@ export const landcoverCommand: CommandModule = {
             { details: { field: '--model' } },
           );
         }
+        const bboxAoi = o.bbox ? await aoiFromOptions(o, ctx.io.cwd) : undefined;
         const tileService = tileServiceParams(raw);
         const r = await trainLandcover({
           imagery: o.imagery,
@@ -166,7 +170,7 @@ export const landcoverCommand: CommandModule = {
           ...(o.classProperty ? { classProperty: o.classProperty } : {}),
           ...(o.labelBand !== undefined ? { labelBand: o.labelBand } : {}),
           ...(o.ignoreValues ? { ignoreValues: o.ignoreValues } : {}),
-          ...(o.aoi ? { aoi: o.aoi } : {}),
+          ...(o.aoi ? { aoi: o.aoi } : bboxAoi ? { aoi: bboxAoi } : {}),
           seed: o.seed,
           ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
           ...(o.learningRate !== undefined ? { learningRate: o.learningRate } : {}),

@@ -28,11 +28,13 @@ import type { CliApp, CommandModule } from '../app.js';
 import type { CommandContext } from '../context.js';
 import { table } from '../context.js';
 import { defaultModel } from './chm.js';
+import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 const addSchema = z.object({
-  aoi: z.string({ error: 'is required (a GeoJSON file)' }).min(1),
+  aoi: z.string().min(1).optional(),
+  bbox: bboxField,
   schedule: z.string({ error: 'is required (a cron expression, e.g. "0 3 * * 1" for Mondays 03:00)' }).min(1),
   timezone: z.string().min(1).default('UTC'),
   imagery: z.string({ error: 'is required (a STAC API URL or a static STAC catalog)' }).min(1),
@@ -170,6 +172,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .command('add <name>')
     .description('watch a region: canopy height re-measured on a schedule from new imagery, loss reported')
     .option('--aoi <file.geojson>', 'the region (GeoJSON; copied into the region directory)')
+    .option('--bbox <minlon,minlat,maxlon,maxlat>', `the region as a box: ${BBOX_HELP}`)
     .option('--schedule <cron>', 'when to look for new imagery: cron, 5 fields (or 6 with seconds), e.g. "0 3 * * 1"; @daily, @weekly')
     .option('--timezone <iana>', 'time zone of the schedule (default UTC)')
     .option('--imagery <stac>', 'STAC API URL or static STAC catalog to search for new scenes')
@@ -185,6 +188,8 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .action(async (name: string, raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(addSchema, raw, { fieldName: flagName });
+      const aoi = o.bbox ? await aoiFromOptions(o, ctx.io.cwd) : o.aoi;
+      if (!aoi) throw new GeoDinoError('E_ARGUMENT', '--aoi: is required (a GeoJSON file), or give --bbox minlon,minlat,maxlon,maxlat', { details: { field: '--aoi' } });
       const model = o.model ?? (await defaultModel(ctx.io.env, ctx.io.cwd));
       await withStore(ctx, async (store, paths) => {
         const { region, nextRun } = await addRegion(
@@ -192,7 +197,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
           paths,
           {
             name,
-            aoi: o.aoi,
+            aoi,
             schedule: o.schedule,
             timezone: o.timezone,
             imagery: o.imagery,

@@ -4,13 +4,18 @@
  */
 import { resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, isRemoteUrl, parseWith, z } from '@geo-dino/core';
-import { aoiFromBbox, loadAoi } from '@geo-dino/geometry';
-import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
+import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, parseResampling, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, tileServiceParams } from '../context.js';
+import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
-export interface RasterInfoReport extends Omit<RasterInfo, 'crs'> {
+/** `raster info --json`: bands are numbered from 1, as GDAL, the text output and `tiles --band` do. */
+export interface RasterInfoReport extends Omit<RasterInfo, 'crs' | 'bands' | 'alphaBand'> {
   crs: { epsg: number | null; name: string; label: string; proj: string | null } | null;
+  /** `band`: 1-based band number. */
+  bands: (Omit<RasterInfo['bands'][number], 'index'> & { band: number })[];
+  /** 1-based number of the alpha band, when there is one. */
+  alphaBand: number | null;
   /** Lon/lat bounds [west, south, east, north] of the raster's extent, when georeferenced. */
   lonLatBounds: [number, number, number, number] | null;
 }
@@ -22,13 +27,13 @@ function humanInfo(r: RasterInfoReport): string {
   const lines = [
     ['file', `${r.source} (${(r.fileBytes / 1e6).toFixed(2)} MB${r.bigTiff ? ', BigTIFF' : ''})`],
     ['size', `${r.width} × ${r.height}, ${r.bandCount} band${r.bandCount > 1 ? 's' : ''}, ${r.dtype}`],
-    ['bands', r.bands.map((b) => `${b.index + 1} ${b.colorInterp}${b.description ? ` (${b.description})` : ''}`).join(', ')],
+    ['bands', r.bands.map((b) => `${b.band} ${b.colorInterp}${b.description ? ` (${b.description})` : ''}`).join(', ')],
     ['crs', r.crs ? r.crs.label : 'none'],
     ['geotransform', gt ? `[${gt.map((v) => fmt(v, 9)).join(', ')}]${r.rotated ? '  (rotated)' : ''}` : 'none'],
     ['pixel size', gt ? `${fmt(Math.hypot(gt[1], gt[4]))} × ${fmt(Math.hypot(gt[2], gt[5]))}` : '-'],
     ['lon/lat bounds', r.lonLatBounds ? r.lonLatBounds.map((v) => v.toFixed(6)).join(', ') : '-'],
     ['nodata', r.nodata === null ? 'none' : String(r.nodata)],
-    ['validity', r.mask === 'internal' ? 'GDAL internal mask' : r.mask === 'alpha' ? `alpha band ${r.alphaBand! + 1}` : r.mask === 'nodata' ? `nodata value ${r.nodata}` : 'all pixels valid'],
+    ['validity', r.mask === 'internal' ? 'GDAL internal mask' : r.mask === 'alpha' ? `alpha band ${r.alphaBand}` : r.mask === 'nodata' ? `nodata value ${r.nodata}` : 'all pixels valid'],
     ['overviews', r.levels.length > 1 ? r.levels.slice(1).map((l) => `${l.width}×${l.height}${l.hasMask ? '+mask' : ''}`).join(', ') : 'none'],
     ['layout', `${r.tiled ? `tiled ${r.blockWidth}×${r.blockHeight}` : `strips of ${r.blockHeight} rows`}, ${r.interleave}-interleaved`],
     ['compression', `${r.compression}${r.predictor > 1 ? `, predictor ${r.predictor}` : ''}, photometric ${r.photometric}`],
@@ -44,14 +49,10 @@ function humanInfo(r: RasterInfoReport): string {
 const warpSchema = z.object({
   out: z.string({ error: 'is required (the COG to write)' }).min(1, 'is required (the COG to write)'),
   aoi: z.string().min(1).optional(),
-  bbox: z
-    .string()
-    .transform((s) => s.split(',').map((v) => Number(v.trim())))
-    .refine((a) => a.length === 4 && a.every(Number.isFinite), 'must be minlon,minlat,maxlon,maxlat')
-    .optional(),
+  bbox: bboxField,
   crs: z.string().min(1).optional(),
   gsd: cliValues.positiveNumber.optional(),
-  resampling: z.enum(['nearest', 'bilinear'], { error: 'must be nearest or bilinear' }).optional(),
+  resampling: z.string().min(1).optional(),
   blockSize: z.coerce
     .number()
     .int('must be an integer')
@@ -114,6 +115,8 @@ export const rasterCommand: CommandModule = {
           const report: RasterInfoReport = {
             ...info,
             source: isRemoteUrl(input) ? info.source : input,
+            bands: info.bands.map(({ index, ...b }) => ({ band: index + 1, ...b })),
+            alphaBand: info.alphaBand === null ? null : info.alphaBand + 1,
             crs: info.crs ? { epsg: info.crs.epsg, name: info.crs.name, label: crsLabel(info.crs), proj: info.crs.definition } : null,
             lonLatBounds,
           };
@@ -130,17 +133,16 @@ export const rasterCommand: CommandModule = {
       .argument('<src...>', 'GeoTIFF/COG paths or http(s) URLs, xyz:<tile URL template> or wmts:<GetCapabilities URL>, highest priority first')
       .option('-o, --out <cog>', 'the COG to write (required)')
       .option('--aoi <geojson>', 'limit to this AOI (Polygon/MultiPolygon GeoJSON, EPSG:4326)')
-      .option('--bbox <minlon,minlat,maxlon,maxlat>', 'limit to this box instead of an AOI file')
+      .option('--bbox <minlon,minlat,maxlon,maxlat>', `limit to this box: ${BBOX_HELP}`)
       .option('--crs <crs>', 'target CRS: EPSG:n, a PROJ string or WKT (default: UTM zone of the area centroid)')
       .option('--gsd <m>', 'target pixel size in CRS units (default 0.6 m, the model’s GSD)')
-      .option('--resampling <method>', 'nearest or bilinear (default bilinear)')
+      .option('--resampling <method>', "GDAL's names: near, bilinear or average (default bilinear); others GDAL has (cubic, mode, ...) are refused with a hint")
       .option('--block-size <px>', 'output tile size (default 512)')
       .option('--stretch <spec>', '16-bit → 8-bit: percentile[:low,high] (default 2,98), linear:min,max or bits:n')
       .action(async (srcs: string[], raw: Record<string, unknown>) => {
         const ctx = app.context();
         const opts = parseWith(warpSchema, raw, { fieldName: flagName });
-        if (opts.aoi && opts.bbox) throw new GeoDinoError('E_ARGUMENT', '--aoi and --bbox: give one or the other');
-        const aoi = opts.aoi ? await loadAoi(resolve(ctx.io.cwd, opts.aoi)) : opts.bbox ? aoiFromBbox(opts.bbox, '--bbox') : undefined;
+        const aoi = await aoiFromOptions(opts, ctx.io.cwd);
         const crs = opts.crs ? parseCrs(opts.crs, '--crs') : undefined;
         const stretch = opts.stretch ? parseStretch(opts.stretch) : undefined;
         const result = await warpToCog(
@@ -150,7 +152,7 @@ export const rasterCommand: CommandModule = {
             ...(aoi ? { aoi } : {}),
             ...(crs ? { crs } : {}),
             ...(opts.gsd !== undefined ? { gsd: opts.gsd } : {}),
-            ...(opts.resampling ? { resampling: opts.resampling } : {}),
+            ...(opts.resampling ? { resampling: parseResampling(opts.resampling) } : {}),
             ...(opts.blockSize !== undefined ? { blockSize: opts.blockSize } : {}),
             ...(stretch ? { stretch } : {}),
             tiles: { ...(tileServiceParams(raw) ?? {}), env: ctx.io.env },

@@ -13,6 +13,7 @@ const optionsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   basemap: z.string().url('must be the http(s) URL of a MapLibre style').optional(),
   maxBody: cliValues.positiveInt.optional(),
+  cors: z.boolean().default(false),
   allowHost: z.array(z.string().min(1)).default([]),
 });
 
@@ -28,6 +29,7 @@ export const serveCommand: CommandModule = {
       .option('--host <address>', 'address to listen on; anything but loopback exposes every run under <dir>', '127.0.0.1')
       .option('--basemap <style-url>', 'a MapLibre style URL to show under the layers (off by default: works offline)')
       .option('--max-body <bytes>', 'largest request body accepted (default 1048576)')
+      .option('--cors', 'let web maps on other origins read /tiles/ (Access-Control-Allow-Origin: *)')
       .option('--allow-host <name>', 'a host name requests may address the server by, besides IP addresses and localhost (repeatable; DNS-rebinding guard)', collect)
       .action(async (dir: string, raw: Record<string, unknown>) => {
         const ctx = app.context();
@@ -39,6 +41,7 @@ export const serveCommand: CommandModule = {
           port: opts.port,
           basemap: opts.basemap ?? null,
           ...(opts.maxBody ? { maxBodyBytes: opts.maxBody } : {}),
+          ...(opts.cors ? { corsTiles: true } : {}),
           allowHosts: opts.allowHost,
           log: ctx.log,
         });

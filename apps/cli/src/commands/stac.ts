@@ -2,10 +2,13 @@
  * `geo-dino stac search`: which scenes of a STAC API or static catalog cover an AOI, and how much
  * of it. A thin layer over @geo-dino/stac's `searchScenes`.
  */
-import { cliValues, flagName, parseWith, z } from '@geo-dino/core';
-import { loadAoi } from '@geo-dino/geometry';
+import { resolve } from 'node:path';
+import { GeoDinoError, cliValues, flagName, parseWith, readJsonFile, z } from '@geo-dino/core';
+import { parseAoi, type Aoi } from '@geo-dino/geometry';
 import {
   parseDatetimeRange,
+  parseSortBy,
+  sceneItemCollection,
   planetaryComputerSigner,
   searchScenes,
   summariseRejections,
@@ -14,12 +17,20 @@ import {
 } from '@geo-dino/stac';
 import type { CommandModule } from '../app.js';
 import { parseHeaders, table } from '../context.js';
+import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
 
 const optionsSchema = z
   .object({
     api: z.string().min(1).optional(),
     catalog: z.string().min(1).optional(),
-    aoi: z.string({ error: 'is required (a GeoJSON file)' }).min(1),
+    aoi: z.string().min(1).optional(),
+    bbox: bboxField,
+    intersects: z.string().min(1).optional(),
+    ids: cliValues.list.optional(),
+    sortby: z.string().min(1).optional(),
+    query: z.string().min(1).optional(),
+    filter: z.string().min(1).optional(),
+    format: z.enum(['report', 'itemcollection'], { error: 'must be report or itemcollection' }).default('report'),
     collections: cliValues.list.optional(),
     datetime: z.string().optional(),
     newerThan: z.string().optional(),
@@ -30,7 +41,11 @@ const optionsSchema = z
     sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
     header: z.array(z.string()).default([]),
   })
-  .refine((o) => (o.api ? 1 : 0) + (o.catalog ? 1 : 0) === 1, { message: 'give exactly one of --api <url> or --catalog <path|url>', path: ['api'] });
+  .refine((o) => (o.api ? 1 : 0) + (o.catalog ? 1 : 0) === 1, { message: 'give exactly one of --api <url> or --catalog <path|url>', path: ['api'] })
+  .refine((o) => (o.aoi ? 1 : 0) + (o.bbox ? 1 : 0) + (o.intersects ? 1 : 0) === 1, {
+    message: 'give exactly one of --aoi <file>, --bbox <minlon,minlat,maxlon,maxlat> or --intersects <geojson>',
+    path: ['aoi'],
+  });
 
 type Options = z.output<typeof optionsSchema>;
 
@@ -60,6 +75,27 @@ export interface StacSearchReport {
   truncated: boolean;
   server?: SceneSearchResult['server'];
   problems: SceneSearchResult['problems'];
+}
+
+/** A JSON option: inline JSON (starting with `{`) or a file holding it (core's readJsonFile). */
+async function jsonOption(value: string, flag: string, cwd: string): Promise<Record<string, unknown>> {
+  const text = value.trim();
+  let json: unknown;
+  if (text.startsWith('{')) {
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new GeoDinoError('E_ARGUMENT', `${flag}: not valid JSON: ${(err as Error).message}`, { details: { field: flag } });
+    }
+  } else json = await readJsonFile(resolve(cwd, text));
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new GeoDinoError('E_ARGUMENT', `${flag}: must be a JSON object`, { details: { field: flag } });
+  return json as Record<string, unknown>;
+}
+
+/** The area of `--aoi`, `--bbox` or `--intersects` (a GeoJSON geometry, Feature or FeatureCollection, inline or a file). */
+async function searchArea(o: Options, cwd: string): Promise<Aoi> {
+  if (o.intersects) return parseAoi(await jsonOption(o.intersects, '--intersects', cwd), '--intersects');
+  return (await aoiFromOptions(o, cwd))!;
 }
 
 function fmt(n: number, digits: number): string {
@@ -106,6 +142,13 @@ export const stacCommand: CommandModule = {
       .option('--api <url>', 'STAC API landing page URL')
       .option('--catalog <path|url>', 'static catalog.json / collection.json / item / ItemCollection, local or http(s)')
       .option('--aoi <file>', 'area of interest (GeoJSON)')
+      .option('--bbox <minlon,minlat,maxlon,maxlat>', BBOX_HELP)
+      .option('--intersects <geojson>', 'area as a GeoJSON geometry (inline JSON or a file), as STAC API searches take it')
+      .option('--ids <ids>', 'only these item ids (comma-separated)')
+      .option('--sortby <fields>', 'server-side order, e.g. -properties.datetime,+id (needs the API\'s sort conformance)')
+      .option('--query <json>', 'query-extension object, inline or a file (needs the API\'s query conformance)')
+      .option('--filter <cql2-json>', 'CQL2-JSON filter, inline or a file (needs the API\'s filter + cql2-json conformance)')
+      .option('--format <report|itemcollection>', 'report: geo-dino\'s coverage report (table, or JSON with --json); itemcollection: the chosen items as a STAC ItemCollection on stdout', 'report')
       .option('--collections <ids>', 'only these collections (comma-separated)')
       .option('--datetime <range>', 'acquisition window: 2023, 2023-06, 2023-01-01/2023-06-30, 2023-06/.., RFC 3339')
       .option('--newer-than <datetime>', 'only scenes acquired strictly after this instant')
@@ -121,7 +164,9 @@ export const stacCommand: CommandModule = {
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.newerThan) parseDatetimeRange(o.newerThan, '--newer-than');
         const headers = parseHeaders(o.header);
-        const aoi = await loadAoi(o.aoi);
+        const aoi = await searchArea(o, ctx.io.cwd);
+        const query = o.query ? await jsonOption(o.query, '--query', ctx.io.cwd) : undefined;
+        const filter = o.filter ? await jsonOption(o.filter, '--filter', ctx.io.cwd) : undefined;
         const location = o.api ?? o.catalog!;
         let signer: AssetSigner | undefined;
         const pcHost = /planetarycomputer\.microsoft\.com/i.test(location);
@@ -148,11 +193,23 @@ export const stacCommand: CommandModule = {
             ...(o.limit ? { pageSize: o.limit } : {}),
             ...(o.maxItems ? { maxItems: o.maxItems } : {}),
             ...(signer ? { signer } : {}),
+            search: {
+              ...(o.ids?.length ? { ids: o.ids } : {}),
+              ...(o.sortby ? { sortby: parseSortBy(o.sortby) } : {}),
+              ...(query ? { query } : {}),
+              ...(filter ? { filter } : {}),
+            },
           },
         );
+        const aoiSource = o.aoi ?? (o.bbox ? `--bbox ${o.bbox.join(',')}` : '--intersects');
+        if (o.format === 'itemcollection') {
+          if (!result.scenes.length) ctx.log.warn({ aoi: aoiSource, source: location, considered: result.considered }, 'no imagery found for the AOI');
+          ctx.io.stdout.write(JSON.stringify(sceneItemCollection(result.scenes)) + '\n');
+          return;
+        }
         const report: StacSearchReport = {
           source: result.source,
-          aoi: { source: o.aoi, areaKm2: aoi.areaM2 / 1e6 },
+          aoi: { source: aoiSource, areaKm2: aoi.areaM2 / 1e6 },
           criteria: {
             ...(o.collections?.length ? { collections: o.collections } : {}),
             ...(o.datetime ? { datetime: o.datetime } : {}),
@@ -183,7 +240,7 @@ export const stacCommand: CommandModule = {
           ...(result.server ? { server: result.server } : {}),
           problems: result.problems,
         };
-        if (!report.found) ctx.log.warn({ aoi: o.aoi, source: location, considered: result.considered }, 'no imagery found for the AOI');
+        if (!report.found) ctx.log.warn({ aoi: aoiSource, source: location, considered: result.considered }, 'no imagery found for the AOI');
         ctx.result(report, () => human(report));
       });
   },
