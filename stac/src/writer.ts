@@ -106,6 +106,8 @@ export interface OutputItemInput {
   id: string;
   /** Where the item file will be written; asset and link hrefs are made relative to it. */
   itemPath: string;
+  /** Where the item will live once its run directory is moved into place (default: next to `itemPath`); local hrefs are relative to it. */
+  finalDir?: string;
   /** Footprint of the output, lon/lat (the AOI part actually mapped). */
   geometry: PolygonGeometry | MultiPolygonGeometry;
   grid: OutputGrid;
@@ -387,7 +389,7 @@ export async function buildOutputItem(input: OutputItemInput): Promise<StacItem>
   const links: StacLink[] = input.sources.map((s) => ({
     rel: 'derived_from',
     // Local source items relative to the item (the run directory can move with its sources); URLs kept.
-    href: portableHref(s.itemHref, dirname(resolve(input.itemPath))),
+    href: portableHref(s.itemHref, input.finalDir ? resolve(input.finalDir) : dirname(resolve(input.itemPath))),
     type: 'application/geo+json',
     title: s.collection ? `${s.collection}/${s.itemId}` : s.itemId,
   }));

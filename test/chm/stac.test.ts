@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { sharedData } from '../support/shared-data.js';
 import { gdalJson } from '../support/fixture-run.js';
 import { requireGdal } from '../support/tools.js';
@@ -112,7 +112,9 @@ describe('geo-dino chm with STAC imagery', () => {
     expect((prov.features[0]!.properties['pixels'] as number) + (prov.features[1]!.properties['pixels'] as number)).toBe(run.pixels.valid);
 
     const stacItem = readJson<{ properties: Record<string, unknown>; links: { rel: string; href: string }[] }>(join(out, 'item.json'));
-    expect(stacItem.links.filter((l) => l.rel === 'derived_from').map((l) => l.href).sort()).toEqual([itemsPath, itemsPath]);
+    // Local source items are linked relative to the run directory (it can move with its sources).
+    expect(stacItem.links.filter((l) => l.rel === 'derived_from').map((l) => resolve(out, l.href)).sort()).toEqual([itemsPath, itemsPath]);
+    expect(stacItem.links.filter((l) => l.rel === 'derived_from').every((l) => !l.href.startsWith('/'))).toBe(true);
     expect(stacItem.properties['start_datetime']).toBe('2021-08-15T10:00:00.000Z');
     expect(stacItem.properties['end_datetime']).toBe('2024-05-01T10:00:00.000Z');
     expect(stacItem.properties['datetime']).toBeNull();

@@ -404,6 +404,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
     const itemInput = (assets: OutputAsset[]): Parameters<typeof writeOutputItem>[0] => ({
       id: itemId,
       itemPath,
+      finalDir: out,
       geometry: footprint.length === 1 ? { type: 'Polygon', coordinates: footprint[0]! } : { type: 'MultiPolygon', coordinates: footprint },
       grid: { ...gridCode(plan), shape: [H, W], transform: [plan.grid.transform[1], plan.grid.transform[2], plan.grid.transform[0], plan.grid.transform[4], plan.grid.transform[5], plan.grid.transform[3]] },
       assets,

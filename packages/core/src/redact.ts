@@ -11,24 +11,38 @@ const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /** `url` with its password and credential-carrying query parameters replaced by `***`; unchanged when it holds none. */
 export function redactUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return url;
+  // Work on the text itself (not URL.toString(), which would re-encode templates such as {z}).
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/i.exec(url);
+  if (!m) return url;
+  let [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = authority.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0 && userinfo.slice(colon + 1) !== '***') authority = `${userinfo.slice(0, colon)}:***${authority.slice(at)}`;
   }
-  let changed = false;
-  if (u.password) {
-    u.password = '***';
-    changed = true;
+  const q = rest.indexOf('?');
+  if (q >= 0) {
+    const hash = rest.indexOf('#', q);
+    const end = hash < 0 ? rest.length : hash;
+    const query = rest
+      .slice(q + 1, end)
+      .split('&')
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        if (eq < 0) return pair;
+        let name = pair.slice(0, eq);
+        try {
+          name = decodeURIComponent(name);
+        } catch {
+          /* keep as written */
+        }
+        return SECRET_PARAM.test(name) && pair.slice(eq + 1) !== '***' ? `${pair.slice(0, eq)}=***` : pair;
+      })
+      .join('&');
+    rest = rest.slice(0, q + 1) + query + rest.slice(end);
   }
-  for (const key of [...new Set(u.searchParams.keys())]) {
-    if (SECRET_PARAM.test(key)) {
-      u.searchParams.set(key, '***');
-      changed = true;
-    }
-  }
-  return changed ? u.toString() : url;
+  return scheme + authority + rest;
 }
 
 /** `text` with every URL in it redacted ({@link redactUrl}). */
