@@ -234,6 +234,35 @@ describe('zones and dry runs', () => {
     expect(Math.abs(sum - aoi.areaM2) / aoi.areaM2).toBeLessThan(1e-6);
   });
 
+  it('plans AOIs much larger than the imagery on AOI ∩ imagery, up to the whole world (issue 14, finding 2)', async () => {
+    const cogeo = sharedData('rasterio', 'cogeo.tif');
+    const box = (name: string, ring: number[][]): string => writeJson(join(dir, `${name}.geojson`), { type: 'Polygon', coordinates: [ring] });
+    const dry = async (aoi: string): Promise<{ code: number | null; plan: { zones: { zone: string; width: number; height: number; tiles: number }[]; shards: number; tiles: number; aoi: { areaKm2: number } } | null; stderr: string }> => {
+      const r = await chm(['--model', 'demo', '--aoi', aoi, '--imagery', cogeo, '--dry-run', '--rate', '1', '--json'], home, { timeoutMs: 120_000 });
+      return { code: r.code, plan: r.code === 0 ? JSON.parse(r.stdout) : null, stderr: r.stderr };
+    };
+    // 1.5° × 1.5° around the 600 m scene: the grid is the scene's, not the AOI's 222,444 × 278,159.
+    const around = await dry(box('around', [[127.9, 36.9], [129.4, 36.9], [129.4, 38.4], [127.9, 38.4], [127.9, 36.9]]));
+    expect(around.code, around.stderr).toBe(0);
+    expect(around.plan!.zones.map((z) => z.zone)).toEqual(['52N']);
+    expect(Math.max(around.plan!.zones[0]!.width, around.plan!.zones[0]!.height)).toBeLessThan(1200);
+    expect(around.plan!.tiles).toBeLessThanOrEqual(9);
+    // The exact world box: the whole Earth (≈ 510 million km²), planned on the scene's zone alone.
+    const world = await dry(box('world', [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]));
+    expect(world.code, world.stderr).toBe(0);
+    expect(Math.abs(world.plan!.aoi.areaKm2 - 510_065_621.7) / 510_065_621.7).toBeLessThan(1e-6);
+    expect(world.plan!.zones.map((z) => z.zone)).toEqual(['52N']);
+    expect(world.plan!.tiles).toBe(around.plan!.tiles);
+    // An edge from 179° to -179° crosses the antimeridian by this project's convention: the
+    // error says so and how to write a near-world AOI instead.
+    const strip = await dry(box('strip', [[-179, -80], [179, -80], [179, 80], [-179, 80], [-179, -80]]));
+    expect(strip.code).toBe(2);
+    expect(strip.stderr).toMatch(/does not overlap the imagery .*read as crossing the antimeridian.*use --bbox/);
+    const bbox = await chm(['--model', 'demo', '--bbox', '-179,-80,179,80', '--imagery', cogeo, '--dry-run', '--rate', '1', '--json'], home, { timeoutMs: 120_000 });
+    expect(bbox.code, bbox.stderr).toBe(0);
+    expect((JSON.parse(bbox.stdout) as { tiles: number }).tiles).toBe(around.plan!.tiles);
+  }, 300_000);
+
   it('plans Kenya on a coarse raster in a dry run without predicting', async () => {
     requireGdal();
     const raster = join(dir, 'kenya-rgb.tif');

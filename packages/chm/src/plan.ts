@@ -239,7 +239,10 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   const tiles = zones.reduce((n, z) => n + z.tiling.tiles, 0);
   const shards = zones.reduce((n, z) => n + z.shards.count, 0);
   if (tiles === 0 || shards === 0) {
-    throw new GeoDinoError('E_NO_OVERLAP', `${aoi.source}: the AOI does not overlap the imagery (${resolved.sources.map((s) => s.id).slice(0, 5).join(', ')})`, {
+    const hint = aoi.crossesAntimeridian
+      ? ' — the AOI was read as crossing the antimeridian (an edge from 179° to -179° goes the short way across ±180°); to go around the world instead, write it as parts within [-180, 180] or use --bbox'
+      : '';
+    throw new GeoDinoError('E_NO_OVERLAP', `${aoi.source}: the AOI does not overlap the imagery (${resolved.sources.map((s) => s.id).slice(0, 5).join(', ')})${hint}`, {
       details: { aoi: aoi.source },
     });
   }

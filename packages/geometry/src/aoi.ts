@@ -320,7 +320,9 @@ function needsUnwrap(poly: PolygonCoords): boolean {
     for (let i = 0; i < ring.length; i++) {
       const p = ring[i]!;
       if (p[0] < -180 || p[0] > 180) return true;
-      if (i > 0 && Math.abs(p[0] - ring[i - 1]![0]) > 180) return true;
+      // An edge longer than 180° is read as crossing ±180 the short way, except an edge from -180
+      // to +180 (or back), which can only mean the whole way round (the world box).
+      if (i > 0 && Math.abs(p[0] - ring[i - 1]![0]) > 180 && Math.abs(p[0] - ring[i - 1]![0]) !== 360) return true;
     }
   }
   return false;

@@ -53,8 +53,11 @@ export function ringAreaSigned(ring: Ring, radius = AUTHALIC_RADIUS_M): number {
     const [l1, p1] = ring[i]!;
     const [l2, p2] = ring[i + 1]!;
     let dl = (l2 - l1) * RAD;
-    // Edges never span more than 180° of longitude in a valid (split) ring.
-    if (dl > Math.PI) dl -= 2 * Math.PI;
+    // Edges never span more than 180° of longitude in a valid (split) ring, except an edge from
+    // -180 to +180 (the whole way round, as in the world box).
+    if (Math.abs(l2 - l1) === 360) {
+      /* keep: the full circle */
+    } else if (dl > Math.PI) dl -= 2 * Math.PI;
     else if (dl < -Math.PI) dl += 2 * Math.PI;
     sum += edgeIntegral(dl, p1, p2);
   }

@@ -95,6 +95,12 @@ describe('antimeridian', () => {
     expect(a.crossesAntimeridian).toBe(true);
   });
 
+  it('the exact world box is the whole Earth (an edge from -180 to 180 goes the whole way round)', () => {
+    const a = parseAoi({ type: 'Polygon', coordinates: [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]] }, 'world');
+    // Authalic sphere: 4πR².
+    expect(Math.abs(a.areaM2 - 4 * Math.PI * 6371007.180918475 ** 2) / a.areaM2).toBeLessThan(1e-9);
+  });
+
   it('aoiFromBbox across the antimeridian', () => {
     const a = aoiFromBbox([170, -10, -170, 10]);
     expect(a.crossesAntimeridian).toBe(true);
