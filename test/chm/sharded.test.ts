@@ -11,7 +11,7 @@
  * - Bad input: a shard size that is not a multiple of the block size.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { rectangleAoi, runChm, writeSyntheticScene, stateDirFor } from '@geo-dino/chm';
@@ -188,6 +188,33 @@ describe('sharded runs', () => {
       for (let i = 0; i < single[b]!.values.length; i++) if (single[b]!.values[i] !== resumed[b]!.values[i]) diff++;
       expect(diff, `band ${b + 1}: pixels that differ after resume`).toBe(0);
     }
+  }, 300_000);
+
+  it('a run that failed reports its real error again on a rerun, and --resume continues it (issue 14, finding 9)', async () => {
+    const out = join(dir, 'failing');
+    const state = stateDirFor(out);
+    const ac = new AbortController();
+    const poll = setInterval(() => {
+      if (existsSync(join(state, 'plan.json'))) ac.abort();
+    }, 10);
+    const opts = { model: 'demo', aoi: aoiPath, imagery: [scene], tileSize: 256, overlap: 32, shardSize: 65536, webTiles: false, out, device: 'cpu' as const, env: { ...process.env, GEO_DINO_HOME: home } };
+    await expect(runChm({ ...opts, signal: ac.signal })).rejects.toMatchObject({ code: 'E_CANCELLED' });
+    clearInterval(poll);
+    // A file where the tile store wants a folder: every tile write fails.
+    mkdirSync(join(state, 'tiles'), { recursive: true });
+    writeFileSync(join(state, 'tiles', '0'), 'in the way');
+    const args = [...common(), '--out', out, '--shard-size', '65536', '--no-web-tiles'];
+    const failed = await chm([...args, '--resume'], home, { timeoutMs: 300_000 });
+    expect(failed.code).toBe(1);
+    const again = await chm(args, home, { timeoutMs: 300_000 });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/tiles\/0.*this run failed with it before; fix the cause and rerun with --resume/s);
+    expect(again.stderr).not.toMatch(/an interrupted run/);
+    rmSync(join(state, 'tiles', '0'));
+    const resumed = await chm([...args, '--resume'], home, { timeoutMs: 300_000 });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(existsSync(state)).toBe(false);
+    rmSync(out, { recursive: true, force: true });
   }, 300_000);
 
   it('refuses a shard size that is not a multiple of the block size', async () => {

@@ -18,7 +18,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type Progress, GeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { isS3Url } from '@geo-dino/storage';
@@ -38,7 +38,6 @@ import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
 import { publishedSource, tileAttributions } from './sources.js';
-import { GEO_DINO_VERSION, ensureDir as ensureDirectory } from '@geo-dino/core';
 
 export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** The run directory to create. */
@@ -204,6 +203,12 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
         );
       }
       if (!options.resume) {
+        const failed = (await readJsonFile(join(stateDir, FAILURE_FILE)).catch(() => null)) as { code?: ErrorCode; message?: string } | null;
+        if (failed?.code && failed.message && failed.code in ERROR_CODES) {
+          throw new GeoDinoError(failed.code, `${failed.message} (this run failed with it before; fix the cause and rerun with --resume to keep the finished work, or remove ${stateDir} to start over)`, {
+            details: { path: stateDir, previous: true },
+          });
+        }
         const done =
           stored.layout === 'single'
             ? `${(await (await TileStore.open(join(stateDir, 'tiles'), stored.zones[0]!.configHash)).completed()).size} of ${stored.tiles} tiles done`
@@ -335,10 +340,19 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
     const tiles = { total, predicted: summary.tiles - summary.empty, resumed: already, empty: summary.empty };
     return { out, upToDate: false, demo: whole.demo, run: result.run, files: result.files, tiles, provider, assemble: result };
+  } catch (err) {
+    // A failure (not an interruption) is recorded beside the state, so that a rerun without
+    // --resume reports it again instead of "an interrupted run"; finished work is kept.
+    const e = toGeoDinoError(err);
+    if (e.code !== 'E_CANCELLED') await writeJsonAtomic(join(stateDir, FAILURE_FILE), { code: e.code, message: e.message, at: new Date().toISOString() }).catch(() => undefined);
+    throw err;
   } finally {
     await unlock();
   }
 }
+
+/** The last failure of a run, beside its state. */
+const FAILURE_FILE = 'failure.json';
 
 interface ShardedContext {
   options: ChmRunOptions;
@@ -362,7 +376,7 @@ interface ShardedContext {
 async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunResult> {
   const { options, md, out, stateDir, log, progress, env, signal } = ctx;
   const outDir = join(stateDir, 'out');
-  await ensureDirectory(outDir);
+  await ensureDir(outDir);
   const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
