@@ -6,7 +6,8 @@
  * message and every field), and commands that print stored URLs.
  */
 
-const SECRET_PARAM = /token|sig|signature|key|secret|credential|password|passwd|pwd|auth|session/i;
+/** Query parameter names that hold secrets (keys, tokens, signatures). */
+export const SECRET_PARAM = /token|sig|signature|key|secret|credential|password|passwd|pwd|auth|session/i;
 const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 /** `url` with its password and credential-carrying query parameters replaced by `***`; unchanged when it holds none. */

@@ -7,7 +7,7 @@
  * `{switch:a,b,c}`, chosen per tile so a tile always has the same URL). API keys go in the query
  * string as the service wants them; headers (`Authorization`) through the HTTP options.
  */
-import { GeoDinoError } from '@geo-dino/core';
+import { GeoDinoError, SECRET_PARAM, redactUrl } from '@geo-dino/core';
 
 export const TILE_SERVICE_PREFIX = /^(xyz|wmts):/i;
 
@@ -82,35 +82,13 @@ export function xyzTileUrl(t: XyzTemplate, z: number, x: number, y: number): str
   });
 }
 
-/** Query parameter names that hold secrets (keys, tokens, signatures). */
-export const SECRET_PARAM = /token|sig|signature|key|secret|credential|password|passwd|auth|session/i;
+export { SECRET_PARAM };
 
 /**
- * A tile URL or template with its secrets replaced by `***`: the password of `user:password@`
- * and the values of query parameters whose names look like keys, tokens or signatures. Works on
- * templates (placeholders are kept as they are) and on `xyz:`/`wmts:` imagery strings.
+ * A tile URL or template with its secrets replaced by `***` (core's `redactUrl`, which edits the
+ * text, so placeholders stay as they are), also behind an `xyz:`/`wmts:` prefix.
  */
 export function redactTileUrl(url: string): string {
   const prefix = TILE_SERVICE_PREFIX.exec(url)?.[0] ?? '';
-  let rest = url.slice(prefix.length);
-  rest = rest.replace(/^(https?:\/\/[^/@:]+):[^/@]*@/i, '$1:***@');
-  const q = rest.indexOf('?');
-  if (q < 0) return prefix + rest;
-  const hash = rest.indexOf('#', q);
-  const query = rest.slice(q + 1, hash < 0 ? undefined : hash);
-  const redacted = query
-    .split('&')
-    .map((kv) => {
-      const eq = kv.indexOf('=');
-      if (eq < 0) return kv;
-      let name = kv.slice(0, eq);
-      try {
-        name = decodeURIComponent(name);
-      } catch {
-        /* keep as is */
-      }
-      return SECRET_PARAM.test(name) ? `${kv.slice(0, eq)}=***` : kv;
-    })
-    .join('&');
-  return `${prefix}${rest.slice(0, q)}?${redacted}${hash < 0 ? '' : rest.slice(hash)}`;
+  return prefix + redactUrl(url.slice(prefix.length));
 }
