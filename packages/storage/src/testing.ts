@@ -39,15 +39,25 @@ export interface LocalS3Server {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` distinct free loopback ports: every listener stays open until all are chosen (one at a time,
+ * the system may hand out a port it just released, and SeaweedFS then fails on a duplicate).
+ */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const srv = createServer();
+          srv.once('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => (srv.address() as { port: number }).port);
+  await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+  return ports;
 }
 
 async function waitForS3(endpoint: string, proc: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
@@ -88,8 +98,7 @@ export async function startSeaweedFs(options: LocalS3Options): Promise<LocalS3Se
   };
   const configPath = join(dir, 's3.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
-  const ports: number[] = [];
-  for (let i = 0; i < 9; i++) ports.push(await freePort());
+  const ports = await freePorts(9);
   const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc, debug] = ports;
   const args = [
     'server',
