@@ -14,7 +14,9 @@ import {
   openRaster,
   PolygonRaster,
   transformBetween,
+  utmCrsFor,
   WGS84,
+  zoneLabel,
   type Grid,
   type OpenRasterOptions,
   type RasterSource,
@@ -28,7 +30,7 @@ import type { RunInfo } from './runs.js';
  */
 export function chmRasterNameFor(names: readonly string[], [lon, lat]: [number, number]): string {
   if (names.length <= 1) return names[0] ?? 'chm.tif';
-  const zone = `${Math.min(60, Math.max(1, Math.floor((lon + 180) / 6) + 1))}${lat >= 0 ? 'N' : 'S'}`;
+  const zone = zoneLabel(utmCrsFor(lon, lat));
   return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
 }
 

@@ -30,9 +30,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, throwIfAborted, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
+import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, openAtomic, readJsonFile, silentLogger, throwIfAborted, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
 import { writeCollection, writeOutputItem, type OutputAsset } from '@geo-dino/stac';
 import { crsLabel, pixelToCrs, transformBetween, WGS84, type ShardRef, type TileLayout } from '@geo-dino/tiling';
 import { blendWindow, gridCode, mappedFootprint, onnxruntimeVersion, tileReader, windowPlan } from './assemble.js';
@@ -281,24 +281,23 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 
 /** Append-only text file writer (the tile index, VRTs and provenance are streamed, not built in memory). */
 async function streamFile(path: string, write: (put: (s: string) => Promise<void>) => Promise<void>): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w');
+  const file = await openAtomic(path);
   let buf = '';
   const put = async (s: string): Promise<void> => {
     buf += s;
     if (buf.length > 1 << 20) {
-      await fh.write(buf);
+      await file.write(buf);
       buf = '';
     }
   };
   try {
     await write(put);
-    await fh.write(buf);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await file.write(buf);
+    await file.commit();
+  } catch (err) {
+    await file.abort();
+    throw err;
   }
-  await rename(tmp, path);
 }
 
 export interface ShardedOutputs {
