@@ -33,7 +33,7 @@ import { TileFeed } from './feed.js';
 import { RUN_PLAN_FORMAT, RUN_PLAN_FORMAT_VERSION, type ChmPlan, type ChmRequest, type CommonOptions, type RunPlan } from './types.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { extraHeadsOf } from './extra-heads.js';
-import { plannedShards, releaseTiles, ShardLedger, tilesFirstNeededBy, writeShard, writeShardedIndex, type ShardTask } from './sharded.js';
+import { plannedShards, releaseTiles, ShardLedger, type ShardRecord, tilesFirstNeededBy, writeShard, writeShardedIndex, type ShardedOutputs, type ShardTask } from './sharded.js';
 import { shardGridOf, shardTileIds, layoutOf } from './plan.js';
 import { listFiles, moveIntoPlace, onnxruntimeVersion, peakRssBytes } from './assemble.js';
 import { crsLabel } from '@geo-dino/tiling';
@@ -374,22 +374,57 @@ interface ShardedContext {
  * run's index files, web layers and run.json, and the whole directory moved into place.
  */
 async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunResult> {
-  const { options, md, out, stateDir, log, progress, env, signal } = ctx;
+  const { options, out, stateDir, log } = ctx;
   const outDir = join(stateDir, 'out');
+  const written = await writeShards(plan, ctx, outDir, null);
+  const { run } = await finishSharded(plan, ctx, outDir, written);
+  await moveIntoPlace(outDir, out, options.force ?? false, log);
+  if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
+  const files = await listFiles(out);
+  return {
+    out,
+    upToDate: false,
+    demo: plan.demo,
+    run,
+    files,
+    tiles: { total: plan.tiles, predicted: written.counts.predicted, resumed: 0, empty: written.counts.empty },
+    provider: written.provider,
+  };
+}
+
+interface ShardsWritten {
+  counts: { predicted: number; empty: number; modelCalls: number; predictSeconds: number; shardsWritten: number; shardsResumed: number; tilesReleased: number; storePeakBytes: number };
+  exec: ReturnType<typeof executionFor>;
+  provider: string | null;
+  batch: number | null;
+  ledger: ShardLedger;
+  /** The shards this call was asked for (all planned shards when null was given). */
+  selected: number;
+}
+
+/**
+ * The shard loop of a sharded run: zone by zone, shard by shard (only those in `only` when given),
+ * prediction a shard ahead of blending; finished shards recorded in the ledger (those already
+ * recorded with matching files are kept), tiles deleted once the shards that need them are written.
+ */
+async function writeShards(plan: ChmPlan, ctx: ShardedContext, outDir: string, only: ReadonlySet<string> | null): Promise<ShardsWritten> {
+  const { options, md, stateDir, log, progress, env, signal } = ctx;
   await ensureDir(outDir);
   const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;
   const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
-  const shardTask = progress.start('shards', { total: plan.shards, unit: 'shards' });
+  const selected = only ? only.size : plan.shards;
+  const shardTask = progress.start('shards', { total: selected, unit: 'shards' });
   const tasks: ShardTask[] = [];
   try {
     for (const zone of plan.zones) {
       throwIfAborted(signal);
       const layout = layoutOf(zone);
       const store = await TileStore.open(join(stateDir, 'tiles', zone.shards.zone), zone.configHash);
-      const shards = plannedShards(zone, layout);
+      // With a selection, the other shards are not planned for this call (their tiles are not kept).
+      const shards = plannedShards(zone, layout).filter((s) => !only || only.has(s.id));
       const planned = new Set(shards.map((s) => s.id));
       const written = new Set<string>();
       const todoShards = [];
@@ -505,7 +540,13 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     const r = runner as ModelRunner | null;
     if (r) await r.close();
   }
+  return { counts, exec, provider: (runner as ModelRunner | null)?.provider ?? null, batch, ledger, selected };
+}
 
+/** The run-level files of a sharded run in `outDir`: index files, web layers, run.json. */
+async function finishSharded(plan: ChmPlan, ctx: ShardedContext, outDir: string, w: ShardsWritten, runInfo: Record<string, unknown> = {}): Promise<{ run: Record<string, unknown>; index: ShardedOutputs }> {
+  const { options, log, progress, signal } = ctx;
+  const { counts, exec, batch, ledger } = w;
   const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}) });
   if (index.validPixels === 0) {
     throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
@@ -545,31 +586,103 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     requestHash: plan.requestHash,
     configHash: plan.configHash,
     aoi: { source: plan.aoi.source, areaKm2: plan.aoi.areaM2 / 1e6 },
-    shards: { size: plan.shardSize, count: index.shards, index: 'shards.geojson', collection: 'collection.json', zones: index.zones },
+    shards: { size: plan.shardSize, count: index.shards, ...(w.selected !== plan.shards ? { planned: plan.shards } : {}), index: 'shards.geojson', collection: 'collection.json', zones: index.zones },
     webTiles,
     zones: plan.zones.map((z) => ({ zone: z.shards.zone, crs: crsLabel(z.grid.crs), epsg: z.grid.crs.epsg, width: z.grid.width, height: z.grid.height, gsd: z.grid.gsd, transform: z.grid.transform, tiles: z.tiling.tiles, shards: z.shards.count })),
     tiling: { ...plan.zones[0]!.tiling, tiles: plan.tiles },
     sources: plan.zones[0]!.sources.map((s) => ({ id: s.id, ...publishedSource(s), collection: s.collection, datetime: s.datetime, item: s.itemHref })),
     pixels: { valid: index.validPixels },
     statistics: index.stats,
-    execution: { device: exec.device, provider: (runner as ModelRunner | null)?.provider ?? null, workers: exec.workers, threads: exec.threads, batch },
+    execution: { device: exec.device, provider: w.provider, workers: exec.workers, threads: exec.threads, batch },
     tiles: { total: plan.tiles, predicted: counts.predicted, empty: counts.empty, modelCalls: counts.modelCalls, released: counts.tilesReleased },
     state: { tileStorePeakBytes: counts.storePeakBytes, shardsWritten: counts.shardsWritten, shardsResumed: counts.shardsResumed },
     timings: { plan_s: Number(ctx.planSeconds.toFixed(3)), predict_s: Number(counts.predictSeconds.toFixed(3)), total_s: Number(((performance.now() - ctx.t0) / 1000).toFixed(3)) },
     memory: { maxRssBytes: peakRssBytes() },
+    ...runInfo,
   };
   run['outputs'] = [...(await listFiles(outDir)).map((f) => f.name).filter((n) => n !== 'run.json'), 'run.json'];
   await writeJsonAtomic(join(outDir, 'run.json'), run);
-  await moveIntoPlace(outDir, out, options.force ?? false, log);
-  if (!options.keepState) await rm(stateDir, { recursive: true, force: true }).catch((err: unknown) => log.warn({ state: stateDir, err }, 'could not remove the run state'));
-  const files = await listFiles(out);
-  return {
-    out,
-    upToDate: false,
-    demo: plan.demo,
-    run,
-    files,
-    tiles: { total: plan.tiles, predicted: counts.predicted, resumed: 0, empty: counts.empty },
-    provider: (runner as ModelRunner | null)?.provider ?? null,
+  return { run, index };
+}
+
+export interface PlannedShardsOptions extends CommonOptions {
+  /** The model directory or `demo` the plan was made with. */
+  model: string;
+  /**
+   * The run's state directory (yours: e.g. a monitoring run's work directory): the ledger
+   * (`shards/`), the tile stores (`tiles/`) and the outputs (`out/`). Calling again with the same
+   * directory keeps the shards already recorded (resume).
+   */
+  stateDir: string;
+  device?: Device;
+  deviceIds?: readonly number[];
+  batch?: number;
+  threads?: number;
+  workers?: number;
+  chunkWidth?: number;
+  webTiles?: boolean;
+  headers?: Record<string, string>;
+  command?: readonly string[];
+  /** Fields added to run.json (monitoring: the region and run). */
+  runInfo?: Record<string, unknown>;
+}
+
+export interface PlannedShardsResult {
+  /** `<stateDir>/out`: shards/<id>/ of the shards written, the index files, run.json. Not moved anywhere. */
+  outDir: string;
+  run: Record<string, unknown>;
+  index: ShardedOutputs;
+  /** The ledger records of the shards asked for, in processing order. */
+  shards: ShardRecord[];
+  tiles: { predicted: number; empty: number };
+  provider: string | null;
+}
+
+/**
+ * Write only some shards of a sharded plan (monitoring: the shards new scenes touch), through the
+ * same shard loop as `geo-dino chm` (prediction a shard ahead of blending, a tile straddling two
+ * asked-for shards predicted once, the ledger with checksums), then the run-level files of those
+ * shards (tile index, zone VRTs, STAC Collection, provenance, web layers, run.json) in
+ * `<stateDir>/out`. Each written shard equals the same shard of a full run of the plan.
+ */
+export async function runPlannedShards(plan: ChmPlan, shardIds: Iterable<string>, options: PlannedShardsOptions): Promise<PlannedShardsResult> {
+  const t0 = performance.now();
+  const log = options.log ?? silentLogger();
+  const progress = options.progress ?? silentProgress;
+  const env = options.env ?? process.env;
+  const only = new Set(shardIds);
+  const known = new Set<string>();
+  for (const zone of plan.zones) for (const s of plannedShards(zone)) known.add(s.id);
+  const unknown = [...only].filter((id) => !known.has(id));
+  if (unknown.length) {
+    throw new GeoDinoError('E_ARGUMENT', `shard ${unknown.slice(0, 5).join(', ')}: not a planned shard of this plan (it has ${known.size}: ${[...known].slice(0, 5).join(', ')}${known.size > 5 ? ', …' : ''})`, { details: { shards: unknown } });
+  }
+  if (!only.size) throw new GeoDinoError('E_ARGUMENT', 'no shard to write: the selection is empty');
+  const md = await resolveModel(options.model, { log, env, ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  const outDir = join(options.stateDir, 'out');
+  const ctx: ShardedContext = {
+    options: { ...options, out: outDir },
+    md,
+    out: outDir,
+    stateDir: options.stateDir,
+    t0,
+    planSeconds: 0,
+    resumed: false,
+    log,
+    progress,
+    env,
+    signal: options.signal,
   };
+  const written = await writeShards(plan, ctx, outDir, only);
+  const { run, index } = await finishSharded(plan, ctx, outDir, written, options.runInfo ?? {});
+  const shards: ShardRecord[] = [];
+  for (const zone of plan.zones) {
+    for (const s of plannedShards(zone)) {
+      if (!only.has(s.id)) continue;
+      const r = await written.ledger.read(s.id);
+      if (!r) throw new GeoDinoError('E_INTERNAL', `shard ${s.id}: written but not recorded in ${written.ledger.dir}`);
+      shards.push(r);
+    }
+  }
+  return { outDir, run, index, shards, tiles: { predicted: written.counts.predicted, empty: written.counts.empty }, provider: written.provider };
 }
