@@ -9,7 +9,7 @@ import { loadAoi, type Aoi } from '@geo-dino/geometry';
 import { plannedExtraHeads, resolveModel } from '@geo-dino/chm';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { detectImagerySource } from '@geo-dino/stac';
-import { isTileServiceHref, redactTileUrl } from '@geo-dino/tiling';
+import { checkShardSize, isTileServiceHref, redactTileUrl } from '@geo-dino/tiling';
 import type { MonitorPaths } from './paths.js';
 import { assertRegionName } from './paths.js';
 import { parseSchedule, systemClock, type Clock } from './schedule.js';
@@ -37,6 +37,8 @@ export interface AddRegionInput {
   webhookSecret?: string;
   /** Allow a webhook on a private, loopback or link-local address (an on-premise receiver). */
   allowPrivateWebhook?: boolean;
+  /** Monitor shard by shard with shards of this edge (pixels, a multiple of 512). */
+  shardSize?: number;
 }
 
 export interface AddRegionOptions {
@@ -79,6 +81,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
   const threshold = input.lossThresholdM ?? 5;
   const minArea = input.minAreaM2 ?? 500;
   if (!(threshold > 0)) throw new GeoDinoError('E_ARGUMENT', `--loss-threshold-m: must be > 0 (got ${threshold})`, { details: { field: '--loss-threshold-m' } });
+  const shardSize = input.shardSize !== undefined ? checkShardSize(input.shardSize) : null;
   if (!(minArea >= 0)) throw new GeoDinoError('E_ARGUMENT', `--min-area-m2: must be ≥ 0 (got ${minArea})`, { details: { field: '--min-area-m2' } });
 
   const aoiPath = typeof input.aoi === 'string' ? resolve(cwd, input.aoi) : input.aoi.source;
@@ -140,6 +143,7 @@ export async function addRegion(store: MonitorStore, paths: MonitorPaths, input:
         webhookUrl,
         webhookSecret: webhookUrl ? (input.webhookSecret ?? newWebhookSecret()) : null,
         webhookAllowPrivate: webhookUrl !== null && (input.allowPrivateWebhook ?? false),
+        shardSize,
       },
       clock.now(),
     );

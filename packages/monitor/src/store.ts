@@ -185,6 +185,35 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`ALTER TABLE regions ADD COLUMN webhook_allow_private INTEGER NOT NULL DEFAULT 0`);
     },
   },
+  {
+    version: 5,
+    name: 'regions on the shard grid: shard size, per-shard history',
+    up(db) {
+      db.exec(`
+        ALTER TABLE regions ADD COLUMN shard_size INTEGER;
+        CREATE TABLE shard_results (
+          region            TEXT NOT NULL REFERENCES regions(name) ON DELETE CASCADE,
+          shard_id          TEXT NOT NULL,
+          run_seq           INTEGER NOT NULL REFERENCES runs(seq) ON DELETE CASCADE,
+          zone              TEXT NOT NULL,
+          path              TEXT NOT NULL,
+          sha256            TEXT NOT NULL,
+          crs               TEXT NOT NULL,
+          bounds            TEXT NOT NULL,
+          gsd               REAL NOT NULL,
+          valid_pixels      INTEGER NOT NULL,
+          status            TEXT NOT NULL,
+          previous_run_seq  INTEGER,
+          changes           INTEGER,
+          loss_area_m2      REAL,
+          changed_area_m2   REAL,
+          created_at        TEXT NOT NULL,
+          PRIMARY KEY (region, shard_id, run_seq)
+        );
+        CREATE INDEX shard_results_latest ON shard_results (region, shard_id, run_seq DESC);
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -252,10 +281,17 @@ export interface RegionInput {
   webhookSecret: string | null;
   /** The webhook may be a private, loopback or link-local address (`--allow-private-webhook`). */
   webhookAllowPrivate?: boolean;
+  /**
+   * Shard edge in pixels (`--shard-size`, migration 5): the region is monitored shard by shard on
+   * the global shard grid. Null: the default size; the region is sharded when its plan has more
+   * than one shard.
+   */
+  shardSize?: number | null;
 }
 
 export interface Region extends RegionInput {
   webhookAllowPrivate: boolean;
+  shardSize: number | null;
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
@@ -342,6 +378,32 @@ export interface ChangeRecord {
   bbox: [number, number, number, number];
 }
 
+/** One shard's result in one run of a sharded region (migration 5). */
+export interface ShardResult {
+  region: string;
+  shardId: string;
+  runSeq: number;
+  /** The run's id (from the runs table). */
+  run: string;
+  zone: string;
+  /** The shard's chm.tif, relative to the region directory (`runs/<run>/shards/<id>/chm.tif`). */
+  path: string;
+  sha256: string;
+  /** The shard's CRS (`EPSG:32636` or a definition) and its bounds there [minX, minY, maxX, maxY]. */
+  crs: string;
+  bounds: [number, number, number, number];
+  gsd: number;
+  validPixels: number;
+  /** `computed` (the run predicted it). */
+  status: string;
+  /** The run whose result for this shard the change was computed against (null: the shard's baseline). */
+  previousRunSeq: number | null;
+  changes: number | null;
+  lossAreaM2: number | null;
+  changedAreaM2: number | null;
+  createdAt: string;
+}
+
 export type AlertStatus = 'pending' | 'delivered' | 'failed' | 'logged';
 
 export interface AlertRecord {
@@ -382,6 +444,7 @@ function regionFromRow(r: Row): Region {
     webhookUrl: str(r['webhook_url']),
     webhookSecret: str(r['webhook_secret']),
     webhookAllowPrivate: Number(r['webhook_allow_private'] ?? 0) === 1,
+    shardSize: num(r['shard_size']),
     enabled: Number(r['enabled']) === 1,
     createdAt: String(r['created_at']),
     updatedAt: String(r['updated_at']),
@@ -416,6 +479,28 @@ function runFromRow(r: Row): RunRecord {
     tilesTotal: num(r['tiles_total']),
     tilesDone: num(r['tiles_done']),
     dir: String(r['dir']),
+  };
+}
+
+function shardFromRow(r: Row): ShardResult {
+  return {
+    region: String(r['region']),
+    shardId: String(r['shard_id']),
+    runSeq: Number(r['run_seq']),
+    run: String(r['run_id']),
+    zone: String(r['zone']),
+    path: String(r['path']),
+    sha256: String(r['sha256']),
+    crs: String(r['crs']),
+    bounds: JSON.parse(String(r['bounds'])) as [number, number, number, number],
+    gsd: Number(r['gsd']),
+    validPixels: Number(r['valid_pixels']),
+    status: String(r['status']),
+    previousRunSeq: num(r['previous_run_seq']),
+    changes: num(r['changes']),
+    lossAreaM2: num(r['loss_area_m2']),
+    changedAreaM2: num(r['changed_area_m2']),
+    createdAt: String(r['created_at']),
   };
 }
 
@@ -569,15 +654,16 @@ export class MonitorStore {
       this.db
         .prepare(
           `INSERT INTO regions (name, aoi_path, aoi_area_m2, aoi_bbox, schedule, timezone, imagery, model, landcover, collections, max_cloud,
-             loss_threshold_m, min_area_m2, webhook_url, webhook_secret, webhook_allow_private, enabled, created_at, updated_at, last_slot)
+             loss_threshold_m, min_area_m2, webhook_url, webhook_secret, webhook_allow_private, shard_size, enabled, created_at, updated_at, last_slot)
            VALUES (@name, @aoiPath, @aoiAreaM2, @aoiBbox, @schedule, @timezone, @imagery, @model, @landcover, @collections, @maxCloud,
-             @lossThresholdM, @minAreaM2, @webhookUrl, @webhookSecret, @webhookAllowPrivate, 1, @now, @now, NULL)`,
+             @lossThresholdM, @minAreaM2, @webhookUrl, @webhookSecret, @webhookAllowPrivate, @shardSize, 1, @now, @now, NULL)`,
         )
         .run({
           ...input,
           aoiBbox: JSON.stringify(input.aoiBbox),
           collections: input.collections ? JSON.stringify(input.collections) : null,
           webhookAllowPrivate: input.webhookAllowPrivate ? 1 : 0,
+          shardSize: input.shardSize ?? null,
           now: iso,
         });
     } catch (err) {
@@ -863,6 +949,52 @@ export class MonitorStore {
       centroid: [Number(r['centroid_lon']), Number(r['centroid_lat'])],
       bbox: JSON.parse(String(r['bbox'])) as [number, number, number, number],
     }));
+  }
+
+  // --- per-shard history (sharded regions) -----------------------------------------------------
+
+  /** Record a run's shard results (replacing the run's earlier ones: a resumed run records them again). */
+  setShardResults(seq: number, results: readonly Omit<ShardResult, 'runSeq' | 'run'>[]): void {
+    const ins = this.db.prepare(
+      `INSERT INTO shard_results (region, shard_id, run_seq, zone, path, sha256, crs, bounds, gsd, valid_pixels, status, previous_run_seq, changes, loss_area_m2, changed_area_m2, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.transaction(() => {
+      this.db.prepare(`DELETE FROM shard_results WHERE run_seq = ?`).run(seq);
+      for (const r of results) {
+        ins.run(r.region, r.shardId, seq, r.zone, r.path, r.sha256, r.crs, JSON.stringify(r.bounds), r.gsd, r.validPixels, r.status, r.previousRunSeq, r.changes, r.lossAreaM2, r.changedAreaM2, r.createdAt);
+      }
+    });
+  }
+
+  /** The shard results of one run, by shard id. */
+  shardResults(seq: number): ShardResult[] {
+    return (this.db.prepare(`SELECT s.*, r.id AS run_id FROM shard_results s JOIN runs r ON r.seq = s.run_seq WHERE s.run_seq = ? ORDER BY s.shard_id`).all(seq) as Row[]).map(shardFromRow);
+  }
+
+  /** A shard's results in every run of its region, newest first. */
+  shardHistory(region: string, shardId: string): ShardResult[] {
+    return (
+      this.db.prepare(`SELECT s.*, r.id AS run_id FROM shard_results s JOIN runs r ON r.seq = s.run_seq WHERE s.region = ? AND s.shard_id = ? ORDER BY s.run_seq DESC`).all(region, shardId) as Row[]
+    ).map(shardFromRow);
+  }
+
+  /**
+   * The latest result of every shard of a region from succeeded runs before `beforeSeq` (default:
+   * all): the region's current map, and what a run compares each shard against. Ordered by shard id.
+   */
+  latestShardResults(region: string, beforeSeq: number = Number.MAX_SAFE_INTEGER): ShardResult[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT s.*, r.id AS run_id FROM shard_results s JOIN runs r ON r.seq = s.run_seq
+           WHERE s.region = ? AND r.status = 'succeeded' AND s.run_seq < ?
+             AND s.run_seq = (SELECT MAX(t.run_seq) FROM shard_results t JOIN runs u ON u.seq = t.run_seq
+                              WHERE t.region = s.region AND t.shard_id = s.shard_id AND u.status = 'succeeded' AND t.run_seq < ?)
+           ORDER BY s.shard_id`,
+        )
+        .all(region, beforeSeq, beforeSeq) as Row[]
+    ).map(shardFromRow);
   }
 
   // --- the daemon lock ---------------------------------------------------------------------------

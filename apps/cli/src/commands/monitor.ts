@@ -47,6 +47,7 @@ const addSchema = z.object({
   webhook: z.string().min(1).optional(),
   webhookSecret: z.string().optional(),
   allowPrivateWebhook: z.boolean().default(false),
+  shardSize: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of the 512-pixel block size').optional(),
 });
 
 const execSchema = z.object({
@@ -185,6 +186,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
     .option('--webhook <url>', 'POST alerts here (JSON, HMAC-SHA256 signed)')
     .option('--webhook-secret <secret>', 'signing secret (default: generated and shown once)')
     .option('--allow-private-webhook', 'allow a webhook on a private, loopback or link-local address (a receiver on your own network)')
+    .option('--shard-size <px>', 'monitor the region shard by shard on the global shard grid with shards of this edge (a multiple of 512; as `geo-dino chm --shard-size`): a run recomputes only the shards new scenes touch (default: sharded when the region spans more than one default shard)')
     .action(async (name: string, raw: Record<string, unknown>) => {
       const ctx = app.context();
       const o = parseWith(addSchema, raw, { fieldName: flagName });
@@ -210,6 +212,7 @@ function registerAdd(monitor: Command, app: CliApp): void {
             ...(o.webhook ? { webhook: o.webhook } : {}),
             ...(o.webhookSecret !== undefined ? { webhookSecret: o.webhookSecret } : {}),
             allowPrivateWebhook: o.allowPrivateWebhook,
+            ...(o.shardSize !== undefined ? { shardSize: o.shardSize } : {}),
           },
           { cwd: ctx.io.cwd, env: ctx.io.env, log: ctx.log, signal: ctx.signal },
         );
