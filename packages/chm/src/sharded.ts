@@ -300,6 +300,54 @@ async function streamFile(path: string, write: (put: (s: string) => Promise<void
   }
 }
 
+/** One shard in a tile index: its properties (`location` first, as gdaltindex writes it) and its lon/lat outline. */
+export interface TileIndexEntry {
+  properties: { location: string } & Record<string, string | number | null>;
+  ring: [number, number][];
+}
+
+/** Write a tile index (GeoJSON FeatureCollection, one polygon per shard), streamed. */
+export async function writeTileIndex(path: string, entries: Iterable<TileIndexEntry>): Promise<void> {
+  await streamFile(path, async (put) => {
+    await put('{"type":"FeatureCollection","name":"shards","features":[\n');
+    let first = true;
+    for (const e of entries) {
+      await put((first ? '' : ',\n') + JSON.stringify({ type: 'Feature', properties: e.properties, geometry: { type: 'Polygon', coordinates: [e.ring] } }));
+      first = false;
+    }
+    await put('\n]}\n');
+  });
+}
+
+/** A zone VRT's raster: size, geotransform, SRS (`EPSG:n` or a definition), band names (height[, uncertainty]). */
+export interface ZoneVrtGrid {
+  width: number;
+  height: number;
+  transform: readonly number[];
+  srs: string;
+  bands: readonly string[];
+}
+
+/**
+ * Write a GDAL VRT mosaicking shard COGs (`location` relative to the VRT, `window` their place in
+ * the VRT's pixel grid), streamed: QGIS/GDAL/rasterio open the zone as one raster.
+ */
+export async function writeZoneVrt(path: string, grid: ZoneVrtGrid, shards: readonly { location: string; window: { x: number; y: number; width: number; height: number } }[]): Promise<void> {
+  await streamFile(path, async (put) => {
+    await put(`<VRTDataset rasterXSize="${grid.width}" rasterYSize="${grid.height}">\n  <SRS dataAxisToSRSAxisMapping="1,2">${esc(grid.srs)}</SRS>\n  <GeoTransform>${grid.transform.map((v) => v.toPrecision(17)).join(', ')}</GeoTransform>\n`);
+    for (let b = 0; b < grid.bands.length; b++) {
+      await put(`  <VRTRasterBand dataType="Float32" band="${b + 1}">\n    <NoDataValue>${NODATA}</NoDataValue>\n    <UnitType>m</UnitType>\n    <Description>${grid.bands[b] === 'height' ? 'canopy_height' : 'uncertainty'}</Description>\n`);
+      for (const { location, window: w } of shards) {
+        await put(
+          `    <ComplexSource>\n      <SourceFilename relativeToVRT="1">${esc(location)}</SourceFilename>\n      <SourceBand>${b + 1}</SourceBand>\n      <SourceProperties RasterXSize="${w.width}" RasterYSize="${w.height}" DataType="Float32" BlockXSize="512" BlockYSize="512" />\n      <SrcRect xOff="0" yOff="0" xSize="${w.width}" ySize="${w.height}" />\n      <DstRect xOff="${w.x}" yOff="${w.y}" xSize="${w.width}" ySize="${w.height}" />\n      <NODATA>${NODATA}</NODATA>\n    </ComplexSource>\n`,
+        );
+      }
+      await put('  </VRTRasterBand>\n');
+    }
+    await put('</VRTDataset>\n');
+  });
+}
+
 export interface ShardedOutputs {
   files: string[];
   /** The shard directories, relative to the run directory, in order. */
@@ -322,20 +370,13 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
     }
   }
   // Tile index: one footprint per shard, `location` as gdaltindex writes it.
-  await streamFile(join(outDir, 'shards.geojson'), async (put) => {
-    await put('{"type":"FeatureCollection","name":"shards","features":[\n');
-    let first = true;
-    for (const { zone, r } of records) {
-      const f = {
-        type: 'Feature',
-        properties: { location: `${SHARD_DIR}/${r.id}/chm.tif`, id: r.id, zone: r.zone, crs: crsLabel(zone.grid.crs), row: r.row, col: r.col, width: r.window.width, height: r.window.height, valid_pixels: r.validPixels, item: `${SHARD_DIR}/${r.id}/item.json` },
-        geometry: { type: 'Polygon', coordinates: [windowFootprint(zone, r.window)] },
-      };
-      await put((first ? '' : ',\n') + JSON.stringify(f));
-      first = false;
-    }
-    await put('\n]}\n');
-  });
+  await writeTileIndex(
+    join(outDir, 'shards.geojson'),
+    records.map(({ zone, r }) => ({
+      properties: { location: `${SHARD_DIR}/${r.id}/chm.tif`, id: r.id, zone: r.zone, crs: crsLabel(zone.grid.crs), row: r.row, col: r.col, width: r.window.width, height: r.window.height, valid_pixels: r.validPixels, item: `${SHARD_DIR}/${r.id}/item.json` },
+      ring: windowFootprint(zone, r.window),
+    })),
+  );
   // Provenance: every shard's features.
   await streamFile(join(outDir, 'provenance.geojson'), async (put) => {
     await put('{"type":"FeatureCollection","features":[\n');
@@ -355,23 +396,13 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
     const mine = records.filter((x) => x.zone === zone);
     if (!mine.length) continue;
     const name = `chm-${zone.shards.zone}.vrt`;
-    const t = zone.grid.transform;
     const bandNames = zone.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty');
     const srs = zone.grid.crs.epsg !== null ? `EPSG:${zone.grid.crs.epsg}` : (zone.grid.crs.definition ?? '');
-    await streamFile(join(outDir, name), async (put) => {
-      await put(`<VRTDataset rasterXSize="${zone.grid.width}" rasterYSize="${zone.grid.height}">\n  <SRS dataAxisToSRSAxisMapping="1,2">${esc(srs)}</SRS>\n  <GeoTransform>${t.map((v) => v.toPrecision(17)).join(', ')}</GeoTransform>\n`);
-      for (let b = 0; b < bandNames.length; b++) {
-        await put(`  <VRTRasterBand dataType="Float32" band="${b + 1}">\n    <NoDataValue>${NODATA}</NoDataValue>\n    <UnitType>m</UnitType>\n    <Description>${bandNames[b] === 'height' ? 'canopy_height' : 'uncertainty'}</Description>\n`);
-        for (const { r } of mine) {
-          const w = r.window;
-          await put(
-            `    <ComplexSource>\n      <SourceFilename relativeToVRT="1">${SHARD_DIR}/${r.id}/chm.tif</SourceFilename>\n      <SourceBand>${b + 1}</SourceBand>\n      <SourceProperties RasterXSize="${w.width}" RasterYSize="${w.height}" DataType="Float32" BlockXSize="512" BlockYSize="512" />\n      <SrcRect xOff="0" yOff="0" xSize="${w.width}" ySize="${w.height}" />\n      <DstRect xOff="${w.x}" yOff="${w.y}" xSize="${w.width}" ySize="${w.height}" />\n      <NODATA>${NODATA}</NODATA>\n    </ComplexSource>\n`,
-          );
-        }
-        await put('  </VRTRasterBand>\n');
-      }
-      await put('</VRTDataset>\n');
-    });
+    await writeZoneVrt(
+      join(outDir, name),
+      { width: zone.grid.width, height: zone.grid.height, transform: zone.grid.transform, srs, bands: bandNames },
+      mine.map(({ r }) => ({ location: `${SHARD_DIR}/${r.id}/chm.tif`, window: r.window })),
+    );
     zones.push({ zone: zone.shards.zone, vrt: name, shards: mine.length });
   }
   // Statistics of the whole run from the shards' sums.
