@@ -336,7 +336,7 @@ export async function writeZoneVrt(path: string, grid: ZoneVrtGrid, shards: read
   await streamFile(path, async (put) => {
     await put(`<VRTDataset rasterXSize="${grid.width}" rasterYSize="${grid.height}">\n  <SRS dataAxisToSRSAxisMapping="1,2">${esc(grid.srs)}</SRS>\n  <GeoTransform>${grid.transform.map((v) => v.toPrecision(17)).join(', ')}</GeoTransform>\n`);
     for (let b = 0; b < grid.bands.length; b++) {
-      await put(`  <VRTRasterBand dataType="Float32" band="${b + 1}">\n    <NoDataValue>${NODATA}</NoDataValue>\n    <UnitType>m</UnitType>\n    <Description>${grid.bands[b] === 'height' ? 'canopy_height' : 'uncertainty'}</Description>\n`);
+      await put(`  <VRTRasterBand dataType="Float32" band="${b + 1}">\n    <NoDataValue>${NODATA}</NoDataValue>\n    <UnitType>m</UnitType>\n    <Description>${grid.bands[b] === 'height' ? 'canopy_height' : esc(grid.bands[b]!)}</Description>\n`);
       for (const { location, window: w } of shards) {
         await put(
           `    <ComplexSource>\n      <SourceFilename relativeToVRT="1">${esc(location)}</SourceFilename>\n      <SourceBand>${b + 1}</SourceBand>\n      <SourceProperties RasterXSize="${w.width}" RasterYSize="${w.height}" DataType="Float32" BlockXSize="512" BlockYSize="512" />\n      <SrcRect xOff="0" yOff="0" xSize="${w.width}" ySize="${w.height}" />\n      <DstRect xOff="${w.x}" yOff="${w.y}" xSize="${w.width}" ySize="${w.height}" />\n      <NODATA>${NODATA}</NODATA>\n    </ComplexSource>\n`,

@@ -37,7 +37,18 @@ export interface CanopyLossPayload {
     bbox: [number, number, number, number];
   }[];
   files: { change_geojson: string; loss_raster: string };
+  /** Sharded regions: the shards where loss was found, each against its own previous result. */
+  shards?: ShardChangeSummary[];
   created: string;
+}
+
+export interface ShardChangeSummary {
+  id: string;
+  /** The run whose result for this shard it was compared with. */
+  previous_run: string | null;
+  changes: number;
+  changed_area_m2: number;
+  loss_raster: string;
 }
 
 /** The idempotency key of the alert for `changes` found by `run` against `previous`. */
@@ -71,7 +82,7 @@ export function raiseCanopyLossAlert(
   previous: RunRecord,
   changes: readonly ChangeRecord[],
   files: { changeGeojson: string; lossRaster: string },
-  options: AlertOptions = {},
+  options: AlertOptions & { shards?: readonly ShardChangeSummary[] } = {},
 ): { alert: AlertRecord | null; raised: boolean } {
   if (changes.length === 0) return { alert: null, raised: false };
   const clock = options.clock ?? systemClock;
@@ -95,6 +106,7 @@ export function raiseCanopyLossAlert(
       bbox: c.bbox,
     })),
     files: { change_geojson: files.changeGeojson, loss_raster: files.lossRaster },
+    ...(options.shards?.length ? { shards: options.shards.map((x) => ({ ...x, changed_area_m2: round2(x.changed_area_m2) })) } : {}),
     created: now.toISOString(),
   };
   const raised = store.insertAlert({

@@ -23,7 +23,7 @@
  * failure marks the run `failed` with its code and message (the next slot starts a new run); an
  * interruption (Ctrl-C, SIGTERM) gives the run back as `queued` for the next daemon to resume.
  */
-import { rename, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   GeoDinoError,
@@ -39,7 +39,8 @@ import {
   type Progress,
 } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
-import { LANDCOVER_FILE, PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, openPlanModel, planRun, planTileIds, predictTiles, resolveModel, type RunPlan } from '@geo-dino/chm';
+import { LANDCOVER_FILE, PLAN_FORMAT, RUN_PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, openPlanModel, plannedShards, planRun, planTileIds, predictTiles, resolveModel, type ChmPlan, type ChmRequest, type RunPlan } from '@geo-dino/chm';
+import { SELECTION_FILE, shardedPhases } from './sharded-run.js';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import type { Device } from '@geo-dino/runtime';
 import { EXTENSIONS, MEDIA_TYPES, addItemToCollection, fileChecksum, type JsonObject, type StacAsset, type StacItem } from '@geo-dino/stac';
@@ -85,6 +86,12 @@ export interface RunSummaryFile {
   statistics: RunStats;
   /** Land cover inside the AOI (regions with a land-cover head), else null. */
   landcover: LandcoverStats | null;
+  /** Sharded regions: the shards of the plan, those this run recomputed, and each one's comparison. */
+  shards?: {
+    planned: number;
+    recomputed: number;
+    results: { id: string; previous_run: string | null; changes: number | null; loss_area_m2: number | null; changed_area_m2: number | null }[];
+  };
   change: null | {
     threshold_m: number;
     min_area_m2: number;
@@ -95,8 +102,8 @@ export interface RunSummaryFile {
   };
 }
 
-function datetimes(plan: RunPlan): { start: string | null; end: string | null } {
-  const ts = plan.sources.flatMap((s) => [s.startDatetime, s.datetime, s.endDatetime]).filter((t): t is string => typeof t === 'string' && Number.isFinite(Date.parse(t)));
+function datetimes(sources: RunPlan['sources']): { start: string | null; end: string | null } {
+  const ts = sources.flatMap((s) => [s.startDatetime, s.datetime, s.endDatetime]).filter((t): t is string => typeof t === 'string' && Number.isFinite(Date.parse(t)));
   if (!ts.length) return { start: null, end: null };
   const ms = ts.map((t) => Date.parse(t));
   return { start: new Date(Math.min(...ms)).toISOString(), end: new Date(Math.max(...ms)).toISOString() };
@@ -185,54 +192,80 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     // 1. Plan.
     setPhase('plan');
     await ensureDir(work);
-    let plan: RunPlan;
+    let planned: { kind: 'single'; plan: RunPlan } | { kind: 'sharded'; plan: ChmPlan; shards: string[] };
     if (await fileExists(planPath)) {
-      plan = (await readJsonFile(planPath)) as RunPlan;
-      if (plan.format !== PLAN_FORMAT) throw new GeoDinoError('E_INTERNAL', `${planPath}: not a run plan`);
+      const stored = (await readJsonFile(planPath)) as RunPlan | ChmPlan;
+      if (stored.format === PLAN_FORMAT) planned = { kind: 'single', plan: stored };
+      else if (stored.format === RUN_PLAN_FORMAT) planned = { kind: 'sharded', plan: stored, shards: ((await readJsonFile(join(work, SELECTION_FILE))) as { shards: string[] }).shards };
+      else throw new GeoDinoError('E_INTERNAL', `${planPath}: not a run plan`);
     } else {
       const previous = store.previousSucceeded(region.name, run.seq);
       const newerThan = previous?.acquiredEnd ?? null;
+      const request: ChmRequest = {
+        aoi: region.aoiPath,
+        imagery: [region.imagery],
+        model: modelRef,
+        ...(region.collections ? { collections: region.collections } : {}),
+        ...(region.maxCloud !== null ? { maxCloud: region.maxCloud } : {}),
+        ...(region.shardSize !== null ? { shardSize: region.shardSize } : {}),
+        // The head rides on the backbone pass of canopy height (a split model, checked at add).
+        ...(region.landcover ? { extraHeads: [(await loadLandcoverHead(region.landcover)).spec] } : {}),
+      };
+      let fresh: ChmPlan;
+      const skip = (message: string): 'skipped' => {
+        store.updateRun(run.seq, { status: 'skipped', newerThan, errorMessage: message, finishedAt: clock.now().toISOString(), phase: 'plan' });
+        log.info({ region: region.name, run: run.id, newerThan }, `${message}; nothing to do`);
+        return 'skipped';
+      };
       try {
-        const whole = await planRun(
-          {
-            aoi: region.aoiPath,
-            imagery: [region.imagery],
-            model: modelRef,
-            ...(region.collections ? { collections: region.collections } : {}),
-            ...(region.maxCloud !== null ? { maxCloud: region.maxCloud } : {}),
-            ...(newerThan ? { newerThan } : {}),
-            // The head rides on the backbone pass of canopy height (a split model, checked at add).
-            ...(region.landcover ? { extraHeads: [(await loadLandcoverHead(region.landcover)).spec] } : {}),
-          },
-          common,
-        );
-        if (whole.zones.length !== 1) {
-          throw new GeoDinoError('E_ARGUMENT', `${region.aoiPath}: the region spans ${whole.zones.length} UTM zones or both hemispheres (${whole.zones.map((z) => z.shards.zone).join(', ')}); monitoring a region across zones is not supported yet: split it into one region per zone`, {
-            details: { zones: whole.zones.map((z) => z.shards.zone) },
-          });
-        }
-        plan = whole.zones[0]!;
+        fresh = await planRun({ ...request, ...(newerThan ? { newerThan } : {}) }, common);
       } catch (err) {
         const e = toGeoDinoError(err);
-        if (e.code === 'E_NO_IMAGERY' && newerThan) {
-          store.updateRun(run.seq, {
-            status: 'skipped',
-            newerThan,
-            errorMessage: `no imagery newer than ${newerThan}`,
-            finishedAt: clock.now().toISOString(),
-            phase: 'plan',
-          });
-          log.info({ region: region.name, run: run.id, newerThan }, 'no new imagery since the last run; nothing to do');
-          return 'skipped';
-        }
+        if (e.code === 'E_NO_IMAGERY' && newerThan) return skip(`no imagery newer than ${newerThan}`);
         throw e;
       }
-      await writeJsonAtomic(planPath, plan);
-      const t = datetimes(plan);
-      store.updateRun(run.seq, { newerThan, acquiredStart: t.start, acquiredEnd: t.end, sceneCount: plan.sources.length });
+      const t = datetimes(fresh.zones.flatMap((z) => z.sources));
+      const history = store.latestShardResults(region.name, run.seq);
+      if (region.shardSize === null && fresh.layout === 'single' && !history.length) {
+        planned = { kind: 'single', plan: fresh.zones[0]! };
+      } else {
+        // A region on the shard grid: the whole region planned with all its imagery (newest scene
+        // first), and only the shards the new scenes touch — plus any shard without a result yet —
+        // recomputed.
+        const full = newerThan ? await planRun(request, common) : fresh;
+        const touched = new Set(fresh.zones.flatMap((z) => plannedShards(z).map((sh) => sh.id)));
+        const have = new Set(history.map((h) => h.shardId));
+        const shards = full.zones.flatMap((z) => plannedShards(z).map((sh) => sh.id)).filter((id) => touched.has(id) || !have.has(id));
+        if (!shards.length) return skip(`the imagery newer than ${newerThan ?? 'the last run'} touches no shard of the region`);
+        log.info({ region: region.name, run: run.id, shards: shards.length, of: full.shards, newerThan }, `${shards.length} of ${full.shards} shards to recompute`);
+        await writeJsonAtomic(join(work, SELECTION_FILE), { shards, touched: [...touched].filter((id) => shards.includes(id)) });
+        planned = { kind: 'sharded', plan: full, shards };
+      }
+      await writeJsonAtomic(planPath, planned.plan);
+      store.updateRun(run.seq, { newerThan, acquiredStart: t.start, acquiredEnd: t.end, sceneCount: fresh.zones[0]!.sources.length });
     }
     throwIfAborted(signal);
+    if (planned.kind === 'sharded') await shardedPhases(run, region, work, o, setPhase, planned.plan, planned.shards);
+    else await singlePhases(run, region, work, o, setPhase, planned.plan);
+  }
 
+  return finishRun(run, region, o, setPhase);
+}
+
+/** Steps 2–6 of a region whose plan is one shard (module comment). */
+async function singlePhases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void, plan: RunPlan): Promise<void> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? silentLogger();
+  const progress = o.progress ?? silentProgress;
+  const store = o.store;
+  const signal = o.signal;
+  const env = o.env ?? process.env;
+  const common = { log, env, ...(signal ? { signal } : {}) };
+  const runDir = run.dir;
+  const out = join(work, 'out');
+  const planPath = join(work, 'plan.json');
+  const modelRef = region.model ?? 'demo';
+  {
     // 2. Predict.
     setPhase('predict');
     const tilesDir = join(work, 'tiles');
@@ -391,18 +424,47 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     }
   }
 
+}
+
+/** Steps 7–8 (module comment): alerts, the region's collection. */
+async function finishRun(run: RunRecord, region: Region, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void): Promise<'done'> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? silentLogger();
+  const store = o.store;
+  const signal = o.signal;
+  const runDir = run.dir;
   // 7. Alerts.
   setPhase('alerts');
   const fresh = store.runBySeq(run.seq);
   const changes = store.changes(run.seq);
   if (fresh.previousRun && changes.length) {
     const previous = store.run(region.name, fresh.previousRun);
-    raiseCanopyLossAlert(store, region, fresh, previous, changes, { changeGeojson: join(runDir, 'change.geojson'), lossRaster: join(runDir, 'loss.tif') }, { ...o.alerts, clock, log });
+    // A sharded region: the loss rasters are per shard (a VRT per zone), and the alert lists the shards that changed.
+    const shards = store.shardResults(run.seq).filter((r) => (r.changes ?? 0) > 0);
+    const lossRaster = (await fileExists(join(runDir, 'loss.tif'))) ? join(runDir, 'loss.tif') : join(runDir, (await readdir(runDir)).find((n) => /^loss-.*\.vrt$/.test(n)) ?? 'loss.tif');
+    raiseCanopyLossAlert(store, region, fresh, previous, changes, { changeGeojson: join(runDir, 'change.geojson'), lossRaster }, {
+      ...o.alerts,
+      clock,
+      log,
+      ...(shards.length
+        ? {
+            shards: shards.map((r) => ({
+              id: r.shardId,
+              previous_run: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null,
+              changes: r.changes ?? 0,
+              changed_area_m2: r.changedAreaM2 ?? 0,
+              loss_raster: join(runDir, 'shards', r.shardId, 'loss.tif'),
+            })),
+          }
+        : {}),
+    });
     await deliverDueAlerts(store, { ...o.alerts, clock, log, ...(signal ? { signal } : {}) });
   }
 
   // 8. The region's collection.
   setPhase('catalog');
+  // A sharded run has no run-level item: its shards' Items are in its own collection.json.
+  if (!(await fileExists(join(runDir, 'item.json')))) return 'done';
   await addItemToCollection(o.paths.collection(region.name), join(runDir, 'item.json'), {
     id: region.name,
     title: `geo-dino monitoring: ${region.name}`,

@@ -10,3 +10,4 @@ export * from './daemon.js';
 export * from './queue.js';
 export * from './executor.js';
 export * from './regions.js';
+export * from './sharded-run.js';

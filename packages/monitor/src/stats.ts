@@ -159,3 +159,43 @@ export async function landcoverStats(landcoverPath: string, aoi: Aoi, head: Land
     })),
   };
 }
+
+/**
+ * The zonal statistics of a map made of disjoint parts (a sharded region's shards) from each
+ * part's: counts and areas add up, the mean is weighted by valid area, the maximum is the largest.
+ * The parts' grids are projected (constant pixel area), as shard grids are.
+ */
+export function combineZonalStats(parts: readonly RunStats[], aoiAreaM2: number): RunStats {
+  let inside = 0;
+  let valid = 0;
+  let insideArea = 0;
+  let validArea = 0;
+  let sumH = 0;
+  let maxH: number | null = null;
+  let area2 = 0;
+  let area5 = 0;
+  for (const p of parts) {
+    inside += p.pixelsInside;
+    valid += p.pixelsValid;
+    insideArea += p.pixelsInside * p.pixelAreaM2;
+    validArea += p.validAreaM2;
+    if (p.meanHeightM !== null) sumH += p.meanHeightM * p.validAreaM2;
+    if (p.maxHeightM !== null) maxH = maxH === null ? p.maxHeightM : Math.max(maxH, p.maxHeightM);
+    area2 += p.canopy2mAreaM2;
+    area5 += p.canopy5mAreaM2;
+  }
+  return {
+    aoiAreaM2,
+    pixelAreaM2: parts[0]?.pixelAreaM2 ?? 0,
+    pixelsInside: inside,
+    pixelsValid: valid,
+    validAreaM2: validArea,
+    validPercent: insideArea > 0 ? (100 * validArea) / insideArea : 0,
+    meanHeightM: validArea > 0 ? sumH / validArea : null,
+    maxHeightM: valid > 0 ? maxH : null,
+    cover2mPercent: validArea > 0 ? (100 * area2) / validArea : null,
+    cover5mPercent: validArea > 0 ? (100 * area5) / validArea : null,
+    canopy2mAreaM2: area2,
+    canopy5mAreaM2: area5,
+  };
+}

@@ -207,6 +207,7 @@ export const MIGRATIONS: readonly Migration[] = [
           changes           INTEGER,
           loss_area_m2      REAL,
           changed_area_m2   REAL,
+          meta              TEXT NOT NULL,
           created_at        TEXT NOT NULL,
           PRIMARY KEY (region, shard_id, run_seq)
         );
@@ -401,6 +402,8 @@ export interface ShardResult {
   changes: number | null;
   lossAreaM2: number | null;
   changedAreaM2: number | null;
+  /** The shard's lon/lat outline (tile index), its band names, its zonal statistics inside the AOI. */
+  meta: { footprint: [number, number][]; bands: string[]; window: { width: number; height: number }; stats: RunStats | null };
   createdAt: string;
 }
 
@@ -500,6 +503,7 @@ function shardFromRow(r: Row): ShardResult {
     changes: num(r['changes']),
     lossAreaM2: num(r['loss_area_m2']),
     changedAreaM2: num(r['changed_area_m2']),
+    meta: JSON.parse(String(r['meta'])) as ShardResult['meta'],
     createdAt: String(r['created_at']),
   };
 }
@@ -956,13 +960,13 @@ export class MonitorStore {
   /** Record a run's shard results (replacing the run's earlier ones: a resumed run records them again). */
   setShardResults(seq: number, results: readonly Omit<ShardResult, 'runSeq' | 'run'>[]): void {
     const ins = this.db.prepare(
-      `INSERT INTO shard_results (region, shard_id, run_seq, zone, path, sha256, crs, bounds, gsd, valid_pixels, status, previous_run_seq, changes, loss_area_m2, changed_area_m2, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO shard_results (region, shard_id, run_seq, zone, path, sha256, crs, bounds, gsd, valid_pixels, status, previous_run_seq, changes, loss_area_m2, changed_area_m2, meta, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.transaction(() => {
       this.db.prepare(`DELETE FROM shard_results WHERE run_seq = ?`).run(seq);
       for (const r of results) {
-        ins.run(r.region, r.shardId, seq, r.zone, r.path, r.sha256, r.crs, JSON.stringify(r.bounds), r.gsd, r.validPixels, r.status, r.previousRunSeq, r.changes, r.lossAreaM2, r.changedAreaM2, r.createdAt);
+        ins.run(r.region, r.shardId, seq, r.zone, r.path, r.sha256, r.crs, JSON.stringify(r.bounds), r.gsd, r.validPixels, r.status, r.previousRunSeq, r.changes, r.lossAreaM2, r.changedAreaM2, JSON.stringify(r.meta), r.createdAt);
       }
     });
   }

@@ -1,0 +1,251 @@
+/**
+ * Monitoring at regional scale (issue 13): a region on the global shard grid.
+ *
+ * A region is monitored shard by shard when it was added with a shard size (`--shard-size`), when
+ * its plan has more than one shard, or once it has per-shard history. Such a run (executor.ts
+ * plans it):
+ *
+ * 1. plans the whole region with all its imagery (newest scene first) and recomputes only the
+ *    shards that the scenes newer than the last succeeded run touch (the scenes' extents ∩ the
+ *    shards holding AOI pixels), plus any shard that has no result yet (the first run: all);
+ * 2. writes those shards with the chm package's `runPlannedShards` (the shard loop of
+ *    `geo-dino chm`: each shard equals the same shard of a full run) into the run's work
+ *    directory: `shards/<id>/…`, the run's tile index, zone VRTs, collection.json, run.json;
+ * 3. per recomputed shard: zonal statistics over the AOI, and change against the previous
+ *    succeeded result for that shard (`detectChange`: `shards/<id>/loss.tif`,
+ *    `shards/<id>/change.geojson`); the run's `change.geojson` gathers every shard's polygons and
+ *    `loss-<zone>.vrt` mosaics the shards' loss rasters;
+ * 4. the run's statistics are those of the region's current map (every shard's latest result,
+ *    combined from the per-shard statistics kept in the store);
+ * 5. the run directory is moved into place, each recomputed shard recorded in the store's
+ *    per-shard history (`shard_results`: run, path, sha256, bounds, change figures), and the
+ *    region's current map rewritten: `regions/<name>/shards.geojson` (tile index, `location` of
+ *    each shard's latest chm.tif) and `regions/<name>/chm-<zone>.vrt` (one raster per zone).
+ *
+ * Shards not recomputed are not touched: their files stay in the run that wrote them.
+ */
+import { rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, silentProgress, writeJsonAtomic } from '@geo-dino/core';
+import { loadAoi } from '@geo-dino/geometry';
+import { SHARD_DIR, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
+import { detectChange } from './change.js';
+import type { ExecutorOptions, RunSummaryFile } from './executor.js';
+import { systemClock } from './schedule.js';
+import { combineZonalStats, zonalStats } from './stats.js';
+import type { ChangeRecord, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
+
+/** The shards a sharded run recomputes (in its work directory, written before plan.json). */
+export const SELECTION_FILE = 'selection.json';
+
+type NewShardResult = Omit<ShardResult, 'runSeq' | 'run'>;
+
+function srsOf(zone: RunPlan): string {
+  return zone.grid.crs.epsg !== null ? `EPSG:${zone.grid.crs.epsg}` : (zone.grid.crs.definition ?? '');
+}
+
+/** A shard's bounds in its zone's CRS [minX, minY, maxX, maxY]. */
+function boundsOf(zone: RunPlan, w: ShardRecord['window']): [number, number, number, number] {
+  const t = zone.grid.transform;
+  return [t[0] + w.x * t[1], t[3] + (w.y + w.height) * t[5], t[0] + (w.x + w.width) * t[1], t[3] + w.y * t[5]];
+}
+
+/** Steps 2–6 of a sharded region's run (module comment). */
+export async function shardedPhases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void, plan: ChmPlan, selected: readonly string[]): Promise<void> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? silentLogger();
+  const progress = o.progress ?? silentProgress;
+  const store = o.store;
+  const signal = o.signal;
+  const env = o.env ?? process.env;
+  const runDir = run.dir;
+  if (o.queue) {
+    throw new GeoDinoError('E_ARGUMENT', `region ${region.name}: a region monitored shard by shard runs in the monitoring process; --queue distributes the tiles of one-shard regions only`, { details: { region: region.name } });
+  }
+  const previous = store.previousSucceeded(region.name, run.seq);
+
+  // 2. Predict and write the selected shards.
+  setPhase('predict');
+  const res = await runPlannedShards(plan, selected, {
+    model: region.model ?? 'demo',
+    stateDir: work,
+    ...(o.device ? { device: o.device } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    ...(o.batch !== undefined ? { batch: o.batch } : {}),
+    ...(o.webTiles !== undefined ? { webTiles: o.webTiles } : {}),
+    log,
+    progress,
+    env,
+    ...(signal ? { signal } : {}),
+    runInfo: {
+      region: region.name,
+      monitor: { region: region.name, run: run.id, trigger: run.trigger, slot: run.slot, previous_run: previous?.id ?? null, newer_than: store.runBySeq(run.seq).newerThan, shards_recomputed: selected.length, shards_planned: plan.shards },
+    },
+  });
+  const out = res.outDir;
+
+  // 3. Per shard: statistics, change against the shard's previous result.
+  setPhase('change');
+  const aoi = await loadAoi(region.aoiPath);
+  const before = new Map(store.latestShardResults(region.name, run.seq).map((r) => [r.shardId, r]));
+  const regionDir = o.paths.region(region.name);
+  const rows: NewShardResult[] = [];
+  const changes: ChangeRecord[] = [];
+  const features: unknown[] = [];
+  const lossByZone = new Map<RunPlan, ShardRecord[]>();
+  let compared = 0;
+  const sums = { compared: 0, loss: 0, changed: 0 };
+  for (const rec of res.shards) {
+    const zone = plan.zones.find((z) => z.shards.zone === rec.zone);
+    if (!zone) throw new GeoDinoError('E_INTERNAL', `shard ${rec.id}: zone ${rec.zone} is not in the plan`);
+    const dir = join(out, SHARD_DIR, rec.id);
+    const chmPath = join(dir, 'chm.tif');
+    const stats = await zonalStats(chmPath, aoi, { ...(signal ? { signal } : {}) });
+    const prev = before.get(rec.id) ?? null;
+    const prevPath = prev ? join(regionDir, prev.path) : null;
+    let change: Awaited<ReturnType<typeof detectChange>> | null = null;
+    if (prev && prevPath && (await fileExists(prevPath))) {
+      change = await detectChange(prevPath, chmPath, {
+        thresholdM: region.lossThresholdM,
+        minAreaM2: region.minAreaM2,
+        aoi,
+        lossPath: join(dir, 'loss.tif'),
+        geojsonPath: join(dir, 'change.geojson'),
+        properties: { region: region.name, run: run.id, previous_run: prev.run, shard: rec.id },
+        log,
+        ...(signal ? { signal } : {}),
+      });
+      compared++;
+      sums.compared += change.comparedAreaM2;
+      sums.loss += change.lossAreaM2;
+      sums.changed += change.changedAreaM2;
+      changes.push(...change.changes);
+      features.push(...((await readJsonFile(join(dir, 'change.geojson'))) as { features: unknown[] }).features);
+      lossByZone.set(zone, [...(lossByZone.get(zone) ?? []), rec]);
+    } else if (prev) {
+      log.warn({ region: region.name, shard: rec.id, path: prevPath }, `shard ${rec.id}: its previous result is gone; this run is its new baseline`);
+    }
+    const chm = rec.files.find((f) => f.name === 'chm.tif');
+    if (!chm) throw new GeoDinoError('E_INTERNAL', `shard ${rec.id}: no chm.tif in its ledger record`);
+    rows.push({
+      region: region.name,
+      shardId: rec.id,
+      zone: rec.zone,
+      path: `runs/${run.id}/${SHARD_DIR}/${rec.id}/chm.tif`,
+      sha256: chm.sha256,
+      crs: srsOf(zone),
+      bounds: boundsOf(zone, rec.window),
+      gsd: zone.grid.gsd,
+      validPixels: rec.validPixels,
+      status: 'computed',
+      previousRunSeq: change && prev ? prev.runSeq : null,
+      changes: change ? change.changes.length : null,
+      lossAreaM2: change ? change.lossAreaM2 : null,
+      changedAreaM2: change ? change.changedAreaM2 : null,
+      meta: { footprint: windowFootprint(zone, rec.window), bands: zone.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty'), window: { width: rec.window.width, height: rec.window.height }, stats },
+      createdAt: clock.now().toISOString(),
+    });
+  }
+  const withChange = compared > 0;
+  if (withChange) {
+    await writeJsonAtomic(join(out, 'change.geojson'), { type: 'FeatureCollection', features });
+    for (const [zone, recs] of lossByZone) {
+      await writeZoneVrt(
+        join(out, `loss-${zone.shards.zone}.vrt`),
+        { width: zone.grid.width, height: zone.grid.height, transform: zone.grid.transform, srs: srsOf(zone), bands: ['loss'] },
+        recs.map((r) => ({ location: `${SHARD_DIR}/${r.id}/loss.tif`, window: r.window })),
+      );
+    }
+  }
+  store.setChanges(run.seq, changes);
+
+  // 4. Statistics of the region's current map: every shard's latest result.
+  setPhase('statistics');
+  const current = currentMap(before, rows, run);
+  const stats: RunStats = combineZonalStats(
+    current.map((r) => r.meta.stats).filter((x): x is RunStats => x !== null),
+    aoi.areaM2,
+  );
+  store.setStats(run.seq, stats);
+  store.setLandcoverStats(run.seq, null);
+  store.updateRun(run.seq, { previousRun: withChange && previous ? previous.id : null });
+  const fresh = store.runBySeq(run.seq);
+  const summary: RunSummaryFile = {
+    format: 'geo-dino-monitor-run',
+    region: region.name,
+    run: run.id,
+    previous_run: fresh.previousRun,
+    acquired: { start: fresh.acquiredStart, end: fresh.acquiredEnd, scenes: fresh.sceneCount ?? 0 },
+    statistics: stats,
+    landcover: null,
+    shards: {
+      planned: plan.shards,
+      recomputed: rows.length,
+      results: rows.map((r) => ({ id: r.shardId, previous_run: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null, changes: r.changes, loss_area_m2: r.lossAreaM2, changed_area_m2: r.changedAreaM2 })),
+    },
+    change: withChange
+      ? { threshold_m: region.lossThresholdM, min_area_m2: region.minAreaM2, compared_area_m2: sums.compared, loss_area_m2: sums.loss, changed_area_m2: sums.changed, changes: changes.length }
+      : null,
+  };
+  await writeJsonAtomic(join(out, 'stats.json'), summary);
+
+  // 5. run.json lists the monitoring files; the run directory goes into place; the shards are
+  // recorded; the region's current map points at each shard's latest result.
+  setPhase('publish');
+  const runJson = (await readJsonFile(join(out, 'run.json'))) as Record<string, unknown>;
+  runJson['outputs'] = [...(await listFiles(out)).map((f) => f.name).filter((n) => n !== 'run.json'), 'run.json'];
+  await writeJsonAtomic(join(out, 'run.json'), runJson);
+  await ensureDir(dirname(runDir));
+  try {
+    await rename(out, runDir);
+  } catch (err) {
+    throw new GeoDinoError('E_WRITE', `${runDir}: cannot move the finished run into place: ${(err as Error).message}`, { cause: err });
+  }
+  store.setShardResults(run.seq, rows);
+  await writeCurrentMap(regionDir, current);
+  log.info({ region: region.name, run: run.id, recomputed: rows.length, shards: current.length, compared }, 'shards recorded; current map updated');
+}
+
+/** Every shard's latest result: the earlier runs' overridden by this run's. Ordered by shard id. */
+function currentMap(before: ReadonlyMap<string, ShardResult>, rows: readonly NewShardResult[], run: RunRecord): ShardResult[] {
+  const m = new Map(before);
+  for (const r of rows) m.set(r.shardId, { ...r, runSeq: run.seq, run: run.id });
+  return [...m.values()].sort((a, b) => (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0));
+}
+
+/**
+ * The region's current map: `shards.geojson` (tile index: each shard's latest chm.tif as
+ * `location`, relative to the region directory, with the run that wrote it) and one
+ * `chm-<zone>.vrt` per zone over those files.
+ */
+export async function writeCurrentMap(regionDir: string, current: readonly ShardResult[]): Promise<void> {
+  await writeTileIndex(
+    join(regionDir, 'shards.geojson'),
+    current.map((r) => ({
+      properties: { location: r.path, id: r.shardId, zone: r.zone, crs: r.crs, run: r.run, sha256: r.sha256, valid_pixels: r.validPixels, updated: r.createdAt },
+      ring: r.meta.footprint,
+    })),
+  );
+  const zones = new Map<string, ShardResult[]>();
+  for (const r of current) zones.set(r.zone, [...(zones.get(r.zone) ?? []), r]);
+  for (const [zone, rs] of zones) {
+    const gsd = rs[0]!.gsd;
+    const minX = Math.min(...rs.map((r) => r.bounds[0]));
+    const maxY = Math.max(...rs.map((r) => r.bounds[3]));
+    const maxX = Math.max(...rs.map((r) => r.bounds[2]));
+    const minY = Math.min(...rs.map((r) => r.bounds[1]));
+    await writeZoneVrt(
+      join(regionDir, `chm-${zone}.vrt`),
+      { width: Math.round((maxX - minX) / gsd), height: Math.round((maxY - minY) / gsd), transform: [minX, gsd, 0, maxY, 0, -gsd], srs: rs[0]!.crs, bands: rs[0]!.meta.bands },
+      rs.map((r) => ({ location: r.path, window: { x: Math.round((r.bounds[0] - minX) / gsd), y: Math.round((maxY - r.bounds[3]) / gsd), width: r.meta.window.width, height: r.meta.window.height } })),
+    );
+  }
+}
+
+/** The region's current map from the store (every shard's latest succeeded result). */
+export async function rewriteCurrentMap(store: MonitorStore, regionDir: string, region: string): Promise<number> {
+  const current = store.latestShardResults(region);
+  if (current.length) await writeCurrentMap(regionDir, current);
+  return current.length;
+}
