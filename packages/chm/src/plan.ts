@@ -430,3 +430,28 @@ export function tileShards(plan: RunPlan, layout: TileLayout, id: number): Shard
   const t = tileSpecOf(layout, id);
   return [...shardGridOf(plan).overlapping(t.x, t.y, t.width, t.height)];
 }
+
+/**
+ * The planned shards whose pixels depend on a pixel box of the grid (monitoring: a new scene's
+ * extent): those overlapped by a tile that overlaps the box — a tile's prediction depends on every
+ * pixel of it, so a changed pixel can change the whole tile and the shards it is blended into.
+ */
+export function shardsAffectedBy(plan: RunPlan, layout: TileLayout, box: readonly [number, number, number, number]): ShardRef[] {
+  const x0 = Math.max(0, box[0]);
+  const y0 = Math.max(0, box[1]);
+  const x1 = Math.min(plan.grid.width, box[2]);
+  const y1 = Math.min(plan.grid.height, box[3]);
+  if (x1 <= x0 || y1 <= y0) return [];
+  const T = plan.tiling.tileSize;
+  const stride = plan.tiling.stride;
+  const j0 = Math.max(0, Math.ceil((x0 - T + 1) / stride));
+  const j1 = Math.min(layout.cols - 1, Math.floor((x1 - 1) / stride));
+  const i0 = Math.max(0, Math.ceil((y0 - T + 1) / stride));
+  const i1 = Math.min(layout.rows - 1, Math.floor((y1 - 1) / stride));
+  if (j1 < j0 || i1 < i0) return [];
+  const wx = j0 * stride;
+  const wy = i0 * stride;
+  const wx1 = Math.min(plan.grid.width, j1 * stride + T);
+  const wy1 = Math.min(plan.grid.height, i1 * stride + T);
+  return [...shardGridOf(plan).overlapping(wx, wy, wx1 - wx, wy1 - wy)].filter((s) => shardIsPlanned(plan, layout, s));
+}

@@ -39,7 +39,7 @@ import {
   type Progress,
 } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
-import { LANDCOVER_FILE, PLAN_FORMAT, RUN_PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, openPlanModel, plannedShards, planRun, planTileIds, predictTiles, resolveModel, type ChmPlan, type ChmRequest, type RunPlan } from '@geo-dino/chm';
+import { LANDCOVER_FILE, PLAN_FORMAT, RUN_PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, layoutOf, openPlanModel, plannedShards, shardsAffectedBy, planRun, planTileIds, predictTiles, resolveModel, type ChmPlan, type ChmRequest, type RunPlan } from '@geo-dino/chm';
 import { SELECTION_FILE, shardedPhases } from './sharded-run.js';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import type { Device } from '@geo-dino/runtime';
@@ -230,10 +230,15 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
         planned = { kind: 'single', plan: fresh.zones[0]! };
       } else {
         // A region on the shard grid: the whole region planned with all its imagery (newest scene
-        // first), and only the shards the new scenes touch — plus any shard without a result yet —
-        // recomputed.
+        // first), and only the shards the new scenes touch — those of the tiles over a new scene's
+        // extent — plus any shard without a result yet, recomputed.
         const full = newerThan ? await planRun(request, common) : fresh;
-        const touched = new Set(fresh.zones.flatMap((z) => plannedShards(z).map((sh) => sh.id)));
+        const newScenes = new Set(fresh.zones.flatMap((z) => z.sources.map((src) => src.id)));
+        const touched = new Set<string>();
+        for (const z of full.zones) {
+          const layout = layoutOf(z);
+          for (const src of z.sources) if (newScenes.has(src.id) && src.gridBbox) for (const sh of shardsAffectedBy(z, layout, src.gridBbox)) touched.add(sh.id);
+        }
         const have = new Set(history.map((h) => h.shardId));
         const shards = full.zones.flatMap((z) => plannedShards(z).map((sh) => sh.id)).filter((id) => touched.has(id) || !have.has(id));
         if (!shards.length) return skip(`the imagery newer than ${newerThan ?? 'the last run'} touches no shard of the region`);

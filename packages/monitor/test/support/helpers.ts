@@ -17,6 +17,8 @@ export interface SceneSpec {
   datetime: string;
   /** Cleared rectangles [x0, y0, x1, y1] in metres from the scene's top-left corner (x right, y down). */
   clear?: [number, number, number, number][];
+  /** Only this part of the area [x0, y0, x1, y1] (metres from the top-left corner, whole pixels). */
+  extent?: [number, number, number, number];
 }
 
 export const ORIGIN: [number, number] = [698_400, 32_400];

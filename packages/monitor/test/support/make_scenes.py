@@ -7,7 +7,8 @@ spec: {"epsg": 32636, "origin": [x0, y0], "gsd": 0.6, "size": [W, H], "seed": 3,
 writes <dir>/<id>.tif (COG, 3-band uint8), <dir>/items/<id>.json, <dir>/catalog.json (links to all
 items), <dir>/aoi.geojson (the footprint shrunk by aoi_inset_m); prints {"catalog": path, "aoi": path}.
 Scenes are "forest": dark-green crowns on lighter ground; "clear" rectangles (metres relative to the
-origin, x right, y down) are bare soil in that scene.
+origin, x right, y down) are bare soil in that scene. A scene with "extent": [x0, y0, x1, y1] (metres
+relative to the origin, whole pixels) covers only that part of the area (same forest there).
 """
 import json
 import os
@@ -64,8 +65,9 @@ def main(out, spec):
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     tr = osr.CoordinateTransformation(srs, wgs)
 
-    def ring(inset):
-        pts = [(x0 + inset, y0 - inset), (x0 + W * g - inset, y0 - inset), (x0 + W * g - inset, y0 - H * g + inset), (x0 + inset, y0 - H * g + inset)]
+    def ring(inset, box=None):
+        bx0, by0, bx1, by1 = box if box else (0, 0, W * g, H * g)
+        pts = [(x0 + bx0 + inset, y0 - by0 - inset), (x0 + bx1 - inset, y0 - by0 - inset), (x0 + bx1 - inset, y0 - by1 + inset), (x0 + bx0 + inset, y0 - by1 + inset)]
         ll = [list(tr.TransformPoint(px, py)[:2]) for px, py in pts]
         ll = [ll[0], ll[3], ll[2], ll[1]]  # counter-clockwise
         return ll + [ll[0]]
@@ -82,15 +84,23 @@ def main(out, spec):
             rgb[1, r0:r1, c0:c1] = 140
             rgb[2, r0:r1, c0:c1] = 100
         path = os.path.join(out, f"{sc['id']}.tif")
-        write_cog(path, rgb, gt, epsg)
-        lons = [p[0] for p in footprint]
-        lats = [p[1] for p in footprint]
+        fp = footprint
+        if "extent" in sc:
+            a, b, c, d = sc["extent"]
+            c0, c1 = int(round(a / g)), int(round(c / g))
+            r0, r1 = int(round(b / g)), int(round(d / g))
+            write_cog(path, rgb[:, r0:r1, c0:c1], (x0 + c0 * g, g, 0, y0 - r0 * g, 0, -g), epsg)
+            fp = ring(0, (c0 * g, r0 * g, c1 * g, r1 * g))
+        else:
+            write_cog(path, rgb, gt, epsg)
+        lons = [p[0] for p in fp]
+        lats = [p[1] for p in fp]
         item = {
             "type": "Feature",
             "stac_version": "1.0.0",
             "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
             "id": sc["id"],
-            "geometry": {"type": "Polygon", "coordinates": [footprint]},
+            "geometry": {"type": "Polygon", "coordinates": [fp]},
             "bbox": [min(lons), min(lats), max(lons), max(lats)],
             "properties": {"datetime": sc["datetime"], "gsd": g, "proj:epsg": epsg, "eo:cloud_cover": sc.get("cloud", 0)},
             "links": [{"rel": "root", "href": "../catalog.json", "type": "application/json"}],

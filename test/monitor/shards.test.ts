@@ -1,0 +1,198 @@
+/**
+ * Monitoring at regional scale (issue 13, item 7): a region on the global shard grid.
+ *
+ * A region of several shards (`shardSize` 1024 over a 1500 × 1500 px synthetic scene, demo model)
+ * is run once (every shard computed), then a new scene arrives that covers the inside of one tile
+ * of one shard (the shards whose pixels it can change are those of the tiles over it: one):
+ * - exactly that shard is recomputed; every file of the first run is untouched (sha256 and mtime,
+ *   read here), the store's per-shard history has one new row, for that shard;
+ * - its change is computed against its previous result only, and equals GDAL's (numpy loss mask,
+ *   gdal.Polygonize) on the two results of that shard;
+ * - the region's current map (zone VRT over each shard's latest result) equals, pixel for pixel
+ *   (GDAL), an independent full `geo-dino chm` run over all the imagery with the same shard size;
+ * - with no newer imagery the next run is skipped.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChm } from '@geo-dino/chm';
+import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, runRegionNow, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
+import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
+import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/support/helpers.js';
+import { rasterDiff } from './support.js';
+
+const CHANGE_ORACLE = fileURLToPath(new URL('../../packages/monitor/test/support/change_oracle.py', import.meta.url));
+const SIZE = 1500;
+const GSD = 0.6;
+const SHARD = 1024;
+const INSET = 30;
+
+let root: string;
+let home: string;
+let paths: MonitorPaths;
+let store: MonitorStore;
+let clock: ManualClock;
+const env = (): NodeJS.ProcessEnv => ({ ...process.env, GEO_DINO_HOME: home });
+
+beforeAll(() => {
+  requireGdal();
+  root = mkdtempSync(join(tmpdir(), 'geo-dino-monitor-shards-'));
+  home = join(root, 'home');
+  paths = monitorPaths(home);
+  store = MonitorStore.open(paths.store);
+  clock = new ManualClock('2025-01-01T00:00:00Z');
+});
+
+afterAll(() => {
+  store?.close();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+function executor(): ReturnType<typeof createExecutor> {
+  return createExecutor({ store, paths, clock, env: env(), webTiles: false, threads: 1 });
+}
+
+/** Every file under `dir`: relative path → sha256 and mtime (read here, independently of the code under test). */
+function snapshot(dir: string): Map<string, { sha256: string; mtimeMs: number }> {
+  const out = new Map<string, { sha256: string; mtimeMs: number }>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.set(relative(dir, p), { sha256: createHash('sha256').update(readFileSync(p)).digest('hex'), mtimeMs: statSync(p).mtimeMs });
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+interface RunJson {
+  zones: { zone: string; transform: number[]; width: number; height: number }[];
+  tiling: { tileSize: number; stride: number };
+}
+
+describe('monitoring a region shard by shard', () => {
+  let catalog: string;
+  let aoi: string;
+  let first: RunRecord;
+  let chosen: string;
+  const S2024: SceneSpec = { id: 's2024', datetime: '2024-06-01T08:00:00Z' };
+  let S2025: SceneSpec;
+
+  it('the first run computes every shard and records each in the per-shard history', async () => {
+    ({ catalog, aoi } = makeScenes(join(root, 'imagery'), [S2024], [SIZE, SIZE]));
+    await addRegion(store, paths, { name: 'wide', aoi, schedule: '0 3 * * 1', imagery: catalog, model: 'demo', shardSize: SHARD, lossThresholdM: 2, minAreaM2: 500 }, { env: env(), clock });
+    expect(store.region('wide').shardSize).toBe(SHARD);
+    clock.set('2025-01-06T03:00:00Z');
+    first = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    expect(first, first.errorMessage ?? '').toMatchObject({ status: 'succeeded', previousRun: null });
+    const rows = store.shardResults(first.seq);
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    const run = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8')) as RunJson & { layout: string; shards: { count: number } };
+    expect(run.layout).toBe('sharded');
+    expect(run.shards.count).toBe(rows.length);
+    expect(readdirSync(join(first.dir, 'shards')).sort()).toEqual(rows.map((r) => r.shardId).sort());
+    for (const r of rows) {
+      // The recorded checksum is the file's (hashed here).
+      expect(createHash('sha256').update(readFileSync(join(paths.region('wide'), r.path))).digest('hex')).toBe(r.sha256);
+      expect(r).toMatchObject({ run: first.id, status: 'computed', previousRunSeq: null, changes: null });
+      expect(store.shardHistory('wide', r.shardId)).toHaveLength(1);
+    }
+    // The region's current map is this run's mosaic (GDAL reads both VRTs).
+    const zone = run.zones[0]!.zone;
+    const d = rasterDiff(join(paths.region('wide'), `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`));
+    expect(d).toMatchObject({ differing: 0, gt: true });
+
+    // A tile that lies inside one shard and inside the AOI: the new scene covers its core only
+    // (the part no other tile overlaps), so one shard's pixels can change.
+    const z = run.zones[0]!;
+    const { tileSize: T, stride } = run.tiling;
+    const [gx, , , gy] = z.transform as [number, number, number, number, number, number];
+    const aoiBox = [ORIGIN[0] + INSET, ORIGIN[1] - SIZE * GSD + INSET, ORIGIN[0] + SIZE * GSD - INSET, ORIGIN[1] - INSET];
+    let core: [number, number, number, number] | null = null;
+    for (let i = 1; !core && i * stride + T <= z.height; i++) {
+      for (let j = 1; !core && j * stride + T <= z.width; j++) {
+        const box = [gx + j * stride * GSD, gy - (i * stride + T) * GSD, gx + (j * stride + T) * GSD, gy - i * stride * GSD];
+        const inAoi = box[0]! >= aoiBox[0]! && box[1]! >= aoiBox[1]! && box[2]! <= aoiBox[2]! && box[3]! <= aoiBox[3]!;
+        const shard = rows.find((r) => box[0]! >= r.bounds[0] && box[1]! >= r.bounds[1] && box[2]! <= r.bounds[2] && box[3]! <= r.bounds[3]);
+        if (inAoi && shard) {
+          chosen = shard.shardId;
+          const m = 12; // pixels of margin inside the core
+          const px0 = j * stride + (T - stride) + m;
+          const px1 = j * stride + stride - m;
+          const py0 = i * stride + (T - stride) + m;
+          const py1 = i * stride + stride - m;
+          // Metres from the scenes' top-left corner.
+          const ox = Math.round((gx - ORIGIN[0]) / GSD);
+          const oy = Math.round((ORIGIN[1] - gy) / GSD);
+          core = [(ox + px0) * GSD, (oy + py0) * GSD, (ox + px1) * GSD, (oy + py1) * GSD];
+        }
+      }
+    }
+    expect(core, 'a tile inside one shard and the AOI').not.toBeNull();
+    const [a, b, c, e] = core!;
+    const cx = (a + c) / 2;
+    const cy = (b + e) / 2;
+    // A 60 m × 60 m clearing in the middle of the new scene.
+    S2025 = { id: 's2025', datetime: '2025-06-01T08:00:00Z', extent: core!, clear: [[Math.round((cx - 30) / GSD) * GSD, Math.round((cy - 30) / GSD) * GSD, Math.round((cx + 30) / GSD) * GSD, Math.round((cy + 30) / GSD) * GSD]] };
+  }, 900_000);
+
+  it('a new scene over one shard: that shard alone is recomputed and compared with its previous result', async () => {
+    const before = snapshot(first.dir);
+    const currentBefore = new Map(store.latestShardResults('wide').map((r) => [r.shardId, r]));
+    makeScenes(join(root, 'imagery'), [S2024, S2025], [SIZE, SIZE]);
+    clock.set('2025-06-09T03:00:00Z');
+    const second = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    expect(second, second.errorMessage ?? '').toMatchObject({ status: 'succeeded', newerThan: '2024-06-01T08:00:00.000Z', acquiredEnd: '2025-06-01T08:00:00.000Z', sceneCount: 1, previousRun: first.id });
+    // One shard recomputed, the others untouched.
+    const rows = store.shardResults(second.seq);
+    expect(rows.map((r) => r.shardId)).toEqual([chosen]);
+    expect(readdirSync(join(second.dir, 'shards'))).toEqual([chosen]);
+    expect(snapshot(first.dir)).toEqual(before);
+    for (const [id, prev] of currentBefore) {
+      const history = store.shardHistory('wide', id);
+      expect(history.map((h) => h.run)).toEqual(id === chosen ? [second.id, first.id] : [first.id]);
+      if (id !== chosen) expect(store.latestShardResults('wide').find((r) => r.shardId === id)).toMatchObject({ run: first.id, sha256: prev.sha256 });
+    }
+    const row = rows[0]!;
+    expect(row).toMatchObject({ run: second.id, previousRunSeq: first.seq });
+    expect(createHash('sha256').update(readFileSync(join(paths.region('wide'), row.path))).digest('hex')).toBe(row.sha256);
+    // The change, against that shard's previous result, equals GDAL's.
+    const prevChm = join(paths.region('wide'), currentBefore.get(chosen)!.path);
+    const newChm = join(paths.region('wide'), row.path);
+    const oracle = JSON.parse(execFileSync(GDAL_PYTHON, [CHANGE_ORACLE, 'oracle', prevChm, newChm, '2', '500'], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!) as { polygons: { pixels: number }[] };
+    const changes = store.changes(second.seq);
+    expect(changes.length).toBeGreaterThan(0);
+    expect(changes.map((ch) => ch.pixels).sort((x, y) => y - x)).toEqual(oracle.polygons.map((p) => p.pixels).sort((x, y) => y - x));
+    expect(row.changes).toBe(changes.length);
+    const fc = JSON.parse(readFileSync(join(second.dir, 'change.geojson'), 'utf8')) as { features: { properties: Record<string, unknown> }[] };
+    expect(fc.features).toHaveLength(changes.length);
+    for (const f of fc.features) expect(f.properties).toMatchObject({ shard: chosen, run: second.id, previous_run: first.id });
+    const stats = JSON.parse(readFileSync(join(second.dir, 'stats.json'), 'utf8')) as { shards: { recomputed: number; planned: number } };
+    expect(stats.shards).toMatchObject({ recomputed: 1, planned: currentBefore.size });
+    // The current map points at the new result for that shard and the first run's for the others.
+    const index = JSON.parse(readFileSync(join(paths.region('wide'), 'shards.geojson'), 'utf8')) as { features: { properties: { id: string; location: string } }[] };
+    expect(index.features).toHaveLength(currentBefore.size);
+    for (const f of index.features) expect(f.properties.location).toBe(f.properties.id === chosen ? row.path : currentBefore.get(f.properties.id)!.path);
+  }, 900_000);
+
+  it('the current map equals an independent full run over all the imagery, pixel for pixel', async () => {
+    const out = join(root, 'full');
+    const full = await runChm({ aoi, imagery: [catalog], model: 'demo', shardSize: SHARD, out, webTiles: false, threads: 1, env: env() });
+    const zone = (full.run['shards'] as { zones: { zone: string; vrt: string }[] }).zones[0]!;
+    const d = rasterDiff(join(paths.region('wide'), `chm-${zone.zone}.vrt`), join(out, zone.vrt));
+    expect(d.size[2]).toBe(2);
+    expect(d).toMatchObject({ differing: 0, gt: true });
+  }, 900_000);
+
+  it('with no newer imagery the next run is skipped and nothing is recomputed', async () => {
+    clock.set('2025-06-16T03:00:00Z');
+    const third = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    expect(third.status).toBe('skipped');
+    expect(store.shardResults(third.seq)).toEqual([]);
+  }, 300_000);
+});
