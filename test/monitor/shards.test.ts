@@ -114,10 +114,12 @@ describe('monitoring a region shard by shard', () => {
     const [gx, , , gy] = z.transform as [number, number, number, number, number, number];
     const aoiBox = [ORIGIN[0] + INSET, ORIGIN[1] - SIZE * GSD + INSET, ORIGIN[0] + SIZE * GSD - INSET, ORIGIN[1] - INSET];
     let core: [number, number, number, number] | null = null;
-    for (let i = 1; !core && i * stride + T <= z.height; i++) {
-      for (let j = 1; !core && j * stride + T <= z.width; j++) {
+    for (let i = 0; !core && i * stride + T <= z.height; i++) {
+      for (let j = 0; !core && j * stride + T <= z.width; j++) {
         const box = [gx + j * stride * GSD, gy - (i * stride + T) * GSD, gx + (j * stride + T) * GSD, gy - i * stride * GSD];
-        const inAoi = box[0]! >= aoiBox[0]! && box[1]! >= aoiBox[1]! && box[2]! <= aoiBox[2]! && box[3]! <= aoiBox[3]!;
+        // The tile's core (the part no other tile overlaps) inside the AOI, the tile inside a shard.
+        const k = (T - stride) * GSD;
+        const inAoi = box[0]! + k >= aoiBox[0]! && box[1]! + k >= aoiBox[1]! && box[2]! - k <= aoiBox[2]! && box[3]! - k <= aoiBox[3]!;
         const shard = rows.find((r) => box[0]! >= r.bounds[0] && box[1]! >= r.bounds[1] && box[2]! <= r.bounds[2] && box[3]! <= r.bounds[3]);
         if (inAoi && shard) {
           chosen = shard.shardId;
@@ -133,7 +135,7 @@ describe('monitoring a region shard by shard', () => {
         }
       }
     }
-    expect(core, 'a tile inside one shard and the AOI').not.toBeNull();
+    expect(core, `a tile inside one shard and the AOI (grid ${JSON.stringify(z)}, shards ${JSON.stringify(rows.map((r) => r.bounds))})`).not.toBeNull();
     const [a, b, c, e] = core!;
     const cx = (a + c) / 2;
     const cy = (b + e) / 2;
