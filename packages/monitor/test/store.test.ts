@@ -25,7 +25,7 @@ describe('migrations', () => {
     const path = join(dir, 's.sqlite');
     const s = MonitorStore.open(path);
     expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
-    expect(tables(s.db)).toEqual(['alerts', 'changes', 'daemon', 'regions', 'run_landcover', 'run_landcover_classes', 'run_stats', 'run_tiles', 'runs', 'schema_migrations']);
+    expect(tables(s.db)).toEqual(['alerts', 'changes', 'daemon', 'regions', 'run_landcover', 'run_landcover_classes', 'run_stats', 'run_tiles', 'runs', 'schema_migrations', 'shard_results']);
     expect((s.db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
     s.close();
     const db = new Database(path);
@@ -147,6 +147,46 @@ describe('records', () => {
     s.setLandcoverStats(run.seq, lc);
     s.removeRegion('forest');
     expect((s.db.prepare('SELECT COUNT(*) AS n FROM run_landcover_classes').get() as { n: number }).n).toBe(0);
+    s.close();
+  });
+
+  it('per-shard history (a v4 store upgraded): the latest succeeded result of each shard, replaced on resume, gone with the region', () => {
+    const path = join(dir, 'v4.sqlite');
+    const db = new Database(path);
+    migrate(db, MIGRATIONS.filter((m) => m.version <= 4));
+    db.close();
+    const s = MonitorStore.open(path);
+    expect(schemaVersion(s.db)).toBe(SCHEMA_VERSION);
+    const now = new Date('2025-01-01T00:00:00Z');
+    s.addRegion(regionInput('wide', '@daily', { shardSize: 1024 }), now);
+    s.addRegion(regionInput('old', '@daily'), now);
+    expect(s.region('wide').shardSize).toBe(1024);
+    expect(s.region('old').shardSize).toBeNull();
+    const meta = { footprint: [[0, 0], [1, 0], [1, 1], [0, 0]] as [number, number][], bands: ['height', 'uncertainty'], window: { width: 1024, height: 1024 }, stats: null };
+    const row = (shardId: string, runId: string, previousRunSeq: number | null = null) => ({
+      region: 'wide', shardId, zone: '36N', path: `runs/${runId}/shards/${shardId}/chm.tif`, sha256: shardId + runId, crs: 'EPSG:32636', bounds: [0, 0, 614.4, 614.4] as [number, number, number, number],
+      gsd: 0.6, validPixels: 10, status: 'computed', previousRunSeq, changes: null, lossAreaM2: null, changedAreaM2: null, meta, createdAt: now.toISOString(),
+    });
+    const run = (status: 'succeeded' | 'failed') => {
+      const r = s.createRun({ region: 'wide', trigger: 'manual', slot: null, dir: (id) => `/r/${id}` }, now)!;
+      s.updateRun(r.seq, { status });
+      return r;
+    };
+    const a = run('succeeded');
+    s.setShardResults(a.seq, [row('A', a.id), row('B', a.id)]);
+    const b = run('succeeded');
+    s.setShardResults(b.seq, [row('B', 'wrong')]);
+    s.setShardResults(b.seq, [row('B', b.id, a.seq)]); // a resumed run records its shards again
+    const c = run('failed');
+    s.setShardResults(c.seq, [row('A', c.id, a.seq)]);
+    expect(s.shardResults(b.seq).map((r) => r.path)).toEqual([`runs/${b.id}/shards/B/chm.tif`]);
+    // A failed run's results are not current; the latest succeeded one per shard is.
+    expect(s.latestShardResults('wide').map((r) => [r.shardId, r.run])).toEqual([['A', a.id], ['B', b.id]]);
+    expect(s.latestShardResults('wide', b.seq).map((r) => [r.shardId, r.run])).toEqual([['A', a.id], ['B', a.id]]);
+    expect(s.shardHistory('wide', 'A').map((r) => r.run)).toEqual([c.id, a.id]);
+    expect(s.shardResults(b.seq)[0]).toMatchObject({ previousRunSeq: a.seq, meta, bounds: [0, 0, 614.4, 614.4] });
+    s.removeRegion('wide');
+    expect((s.db.prepare('SELECT COUNT(*) AS n FROM shard_results').get() as { n: number }).n).toBe(0);
     s.close();
   });
 
