@@ -10,6 +10,8 @@
  *   gdal.Polygonize) on the two results of that shard;
  * - the region's current map (zone VRT over each shard's latest result) equals, pixel for pixel
  *   (GDAL), an independent full `geo-dino chm` run over all the imagery with the same shard size;
+ * - a new scene near a shard border recomputes every shard of the tiles over it (computed here),
+ *   and the current map still equals a full run;
  * - with no newer imagery the next run is skipped.
  */
 import { execFileSync } from 'node:child_process';
@@ -191,8 +193,47 @@ describe('monitoring a region shard by shard', () => {
     expect(d).toMatchObject({ differing: 0, gt: true });
   }, 900_000);
 
+  it('a new scene near a shard border: every shard of the tiles over it is recomputed, and the map still equals a full run', async () => {
+    const run = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8')) as RunJson;
+    const z = run.zones[0]!;
+    const { tileSize: T, stride } = run.tiling;
+    const [gx, , , gy] = z.transform as [number, number, number, number, number, number];
+    const rows = store.latestShardResults('wide');
+    // A shard with an east neighbour; the new scene is a strip inside it, 10 m from that border.
+    const a = rows.find((r) => rows.some((n) => Math.abs(n.bounds[0] - r.bounds[2]) < 1e-6 && Math.abs(n.bounds[3] - r.bounds[3]) < 1e-6))!;
+    expect(a).toBeDefined();
+    const midY = (a.bounds[1] + a.bounds[3]) / 2;
+    // Metres from the scenes' top-left corner (x right, y down), on whole pixels.
+    const snap = (v: number): number => Math.round(v / GSD) * GSD;
+    const extent: [number, number, number, number] = [snap(a.bounds[2] - 70 - ORIGIN[0]), snap(ORIGIN[1] - (midY + 30)), snap(a.bounds[2] - 10 - ORIGIN[0]), snap(ORIGIN[1] - (midY - 30))];
+    // Independently: the tiles over the scene, and the shards those tiles overlap.
+    const px0 = Math.floor((ORIGIN[0] + extent[0] - gx) / GSD);
+    const px1 = Math.ceil((ORIGIN[0] + extent[2] - gx) / GSD);
+    const py0 = Math.floor((gy - (ORIGIN[1] - extent[1])) / GSD);
+    const py1 = Math.ceil((gy - (ORIGIN[1] - extent[3])) / GSD);
+    const expected = new Set<string>();
+    for (let i = 0; i * stride < z.height; i++) {
+      for (let j = 0; j * stride < z.width; j++) {
+        const [tx0, ty0, tx1, ty1] = [j * stride, i * stride, j * stride + T, i * stride + T];
+        if (tx1 <= px0 || tx0 >= px1 || ty1 <= py0 || ty0 >= py1) continue;
+        const box = [gx + tx0 * GSD, gy - ty1 * GSD, gx + tx1 * GSD, gy - ty0 * GSD];
+        for (const r of rows) if (box[0]! < r.bounds[2] && box[2]! > r.bounds[0] && box[1]! < r.bounds[3] && box[3]! > r.bounds[1]) expected.add(r.shardId);
+      }
+    }
+    expect(expected.size).toBeGreaterThanOrEqual(2);
+    makeScenes(join(root, 'imagery'), [S2024, S2025, { id: 's2026', datetime: '2026-05-01T08:00:00Z', extent }], [SIZE, SIZE]);
+    clock.set('2026-05-11T03:00:00Z');
+    const third = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    expect(third, third.errorMessage ?? '').toMatchObject({ status: 'succeeded', sceneCount: 1 });
+    expect(store.shardResults(third.seq).map((r) => r.shardId)).toEqual([...expected].sort());
+    const out = join(root, 'full-2026');
+    const full = await runChm({ aoi, imagery: [catalog], model: 'demo', shardSize: SHARD, out, webTiles: false, threads: 1, env: env() });
+    const zone = (full.run['shards'] as { zones: { zone: string; vrt: string }[] }).zones[0]!;
+    expect(rasterDiff(join(paths.region('wide'), `chm-${zone.zone}.vrt`), join(out, zone.vrt))).toMatchObject({ differing: 0, gt: true });
+  }, 900_000);
+
   it('with no newer imagery the next run is skipped and nothing is recomputed', async () => {
-    clock.set('2025-06-16T03:00:00Z');
+    clock.set('2026-05-18T03:00:00Z');
     const third = await runRegionNow('wide', { store, paths, execute: executor(), clock });
     expect(third.status).toBe('skipped');
     expect(store.shardResults(third.seq)).toEqual([]);
