@@ -239,3 +239,32 @@ describe('monitoring a region shard by shard', () => {
     expect(store.shardResults(third.seq)).toEqual([]);
   }, 300_000);
 });
+
+describe('a region across two UTM zones', () => {
+  // A 420 m scene (EPSG:32636) straddling 36°E, the border of zones 36 and 37 (≈ 214 m from its west edge).
+  const ACROSS: [number, number] = [833_760, 32_400];
+  it('is planned and monitored per zone: shards of both zones, one VRT each; new imagery east of the border recomputes 37N shards only', async () => {
+    const dir = join(root, 'across');
+    const s1: SceneSpec = { id: 'a2024', datetime: '2024-06-01T08:00:00Z' };
+    const { catalog, aoi } = makeScenes(dir, [s1], [700, 700], 5, ACROSS);
+    await addRegion(store, paths, { name: 'across', aoi, schedule: '0 3 * * 1', imagery: catalog, model: 'demo', shardSize: 512 }, { env: env(), clock });
+    clock.set('2026-06-01T03:00:00Z');
+    const first = await runRegionNow('across', { store, paths, execute: executor(), clock });
+    expect(first, first.errorMessage ?? '').toMatchObject({ status: 'succeeded' });
+    const rows = store.shardResults(first.seq);
+    expect([...new Set(rows.map((r) => r.zone))].sort()).toEqual(['36N', '37N']);
+    expect(rows.find((r) => r.zone === '37N')!.crs).toBe('EPSG:32637');
+    for (const zone of ['36N', '37N']) {
+      expect(rasterDiff(join(paths.region('across'), `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`))).toMatchObject({ differing: 0, gt: true });
+    }
+    // New imagery 90–180 m east of the border: zone 37N's shards only.
+    makeScenes(dir, [s1, { id: 'a2025', datetime: '2025-06-01T08:00:00Z', extent: [300, 150, 390, 270] }], [700, 700], 5, ACROSS);
+    clock.set('2026-06-08T03:00:00Z');
+    const second = await runRegionNow('across', { store, paths, execute: executor(), clock });
+    expect(second, second.errorMessage ?? '').toMatchObject({ status: 'succeeded', sceneCount: 1 });
+    const again = store.shardResults(second.seq);
+    expect(again.length).toBeGreaterThan(0);
+    expect(again.every((r) => r.zone === '37N')).toBe(true);
+    for (const r of store.latestShardResults('across')) expect(r.run).toBe(r.zone === '36N' || !again.some((x) => x.shardId === r.shardId) ? first.id : second.id);
+  }, 900_000);
+});

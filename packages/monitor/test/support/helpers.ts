@@ -24,9 +24,9 @@ export interface SceneSpec {
 export const ORIGIN: [number, number] = [698_400, 32_400];
 
 /** Write scenes + catalog.json + aoi.geojson into `dir` (the catalog lists exactly `scenes`). */
-export function makeScenes(dir: string, scenes: SceneSpec[], size: [number, number] = [700, 700], seed = 3): { catalog: string; aoi: string } {
+export function makeScenes(dir: string, scenes: SceneSpec[], size: [number, number] = [700, 700], seed = 3, origin: [number, number] = ORIGIN): { catalog: string; aoi: string } {
   requireGdal();
-  const spec = { epsg: 32636, origin: ORIGIN, gsd: 0.6, size, seed, scenes, aoi_inset_m: 30 };
+  const spec = { epsg: 32636, origin, gsd: 0.6, size, seed, scenes, aoi_inset_m: 30 };
   const out = execFileSync(GDAL_PYTHON, [MAKE, dir, JSON.stringify(spec)], { encoding: 'utf8', timeout: 300_000 });
   return JSON.parse(out.trim().split('\n').pop()!) as { catalog: string; aoi: string };
 }
