@@ -15,11 +15,13 @@ import { statsLatencyBench } from './stats-latency.js';
 import { stripBench } from './strip.js';
 import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
+import { monitorShardsBench } from './monitor-shards.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
   http: httpBench,
   model: modelBench,
+  'monitor-shards': monitorShardsBench,
   pmtiles: pmtilesBench,
   polygonize: polygonizeBench,
   s3: s3Bench,
