@@ -46,6 +46,7 @@ describe('geo-dino monitor (CLI)', () => {
       [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '*/5 * * * *', '--imagery', catalog, '--model', 'demo'], /--schedule "\*\/5 \* \* \* \*": fires more than once an hour/],
       [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://0xa9fea9fe/latest'], /points to 169\.254\.169\.254, a link-local \(cloud metadata\) address.*--allow-private-webhook/],
       [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--webhook', 'http://[::ffff:10.0.0.1]/h'], /a private address/],
+      [['monitor', 'add', 'x', '--aoi', aoi, '--schedule', '@daily', '--imagery', catalog, '--model', 'demo', '--shard-size', '1000'], /--shard-size: must be a multiple of the 512-pixel block size/],
       [['monitor', 'run', 'nope'], /unknown region "nope"/],
       [['monitor', 'history', 'nope'], /unknown region "nope"/],
       [['monitor', 'run', 'nope', '--queue', 'http://localhost:6379'], /--queue: "http:\/\/localhost:6379" must be a redis/],

@@ -22,7 +22,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChm } from '@geo-dino/chm';
-import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, runRegionNow, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
+import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, regionHistory, runRegionNow, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/support/helpers.js';
 import { rasterDiff } from './support.js';
@@ -176,6 +176,7 @@ describe('monitoring a region shard by shard', () => {
     const fc = JSON.parse(readFileSync(join(second.dir, 'change.geojson'), 'utf8')) as { features: { properties: Record<string, unknown> }[] };
     expect(fc.features).toHaveLength(changes.length);
     for (const f of fc.features) expect(f.properties).toMatchObject({ shard: chosen, run: second.id, previous_run: first.id });
+    expect(regionHistory(store, 'wide').runs[0]!.shards).toEqual([expect.objectContaining({ id: chosen, previousRun: first.id, changes: changes.length })]);
     const stats = JSON.parse(readFileSync(join(second.dir, 'stats.json'), 'utf8')) as { shards: { recomputed: number; planned: number } };
     expect(stats.shards).toMatchObject({ recomputed: 1, planned: currentBefore.size });
     // The current map points at the new result for that shard and the first run's for the others.

@@ -167,6 +167,8 @@ export interface RegionSummary {
   lossThresholdM: number;
   minAreaM2: number;
   webhook: string | null;
+  /** Shard edge (pixels) of a region monitored shard by shard (`--shard-size`), else null. */
+  shardSize: number | null;
   aoiAreaKm2: number;
   /** The next slot (may be in the past: due). */
   nextRun: string | null;
@@ -201,6 +203,7 @@ export function describeRegions(store: MonitorStore, now: Date): RegionSummary[]
       lossThresholdM: r.lossThresholdM,
       minAreaM2: r.minAreaM2,
       webhook: r.webhookUrl === null ? null : redactUrl(r.webhookUrl),
+      shardSize: r.shardSize,
       aoiAreaKm2: r.aoiAreaM2 / 1e6,
       nextRun: next ? next.toISOString() : null,
       due: next !== null && next.getTime() <= now.getTime(),
@@ -220,6 +223,8 @@ export interface HistoryEntry {
   changes: ChangeRecord[];
   changedAreaM2: number;
   alerts: Omit<AlertRecord, 'payload' | 'runSeq'>[];
+  /** Regions on the shard grid: the shards this run recomputed, each with its comparison. */
+  shards: { id: string; zone: string; path: string; sha256: string; previousRun: string | null; changes: number | null; changedAreaM2: number | null }[];
 }
 
 /** A region's runs, newest first, with what each found. */
@@ -241,6 +246,15 @@ export function regionHistory(store: MonitorStore, name: string, options: { limi
         void _s;
         return a;
       }),
+      shards: store.shardResults(seq).map((r) => ({
+        id: r.shardId,
+        zone: r.zone,
+        path: r.path,
+        sha256: r.sha256,
+        previousRun: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null,
+        changes: r.changes,
+        changedAreaM2: r.changedAreaM2,
+      })),
     };
   });
   return { region, runs };

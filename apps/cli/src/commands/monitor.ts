@@ -153,10 +153,11 @@ function historyHuman(name: string, runs: HistoryEntry[]): string {
     fmtNum(h.statistics?.cover5mPercent, 1, ' %'),
     landcoverLine(h.landcover, 3),
     h.run.previousRun ? `${h.changes.length} (${fmtNum(h.changedAreaM2, 0, ' m²')})` : h.run.status === 'succeeded' ? 'baseline' : '–',
+    h.shards.length ? String(h.shards.length) : '–',
     h.alerts.map((a) => a.status).join(', ') || '–',
     h.run.errorMessage ?? '',
   ]);
-  return table(['run', 'trigger', 'status', 'imagery', 'mean height', 'cover >2 m', 'cover >5 m', 'land cover', 'changes', 'alert', 'note'], rows);
+  return table(['run', 'trigger', 'status', 'imagery', 'mean height', 'cover >2 m', 'cover >5 m', 'land cover', 'changes', 'shards', 'alert', 'note'], rows);
 }
 
 async function withStore<T>(ctx: CommandContext, fn: (store: MonitorStore, paths: ReturnType<typeof monitorPaths>) => Promise<T>): Promise<T> {
