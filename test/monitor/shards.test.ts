@@ -9,14 +9,15 @@
  * - its change is computed against its previous result only, and equals GDAL's (numpy loss mask,
  *   gdal.Polygonize) on the two results of that shard;
  * - the region's current map (zone VRT over each shard's latest result) equals, pixel for pixel
- *   (GDAL), an independent full `geo-dino chm` run over all the imagery with the same shard size;
+ *   (GDAL), an independent full `geo-dino chm` run over all the imagery with the same shard size,
+ *   and the run's statistics (combined from the shards') equal GDAL/numpy's over that map;
  * - a new scene near a shard border recomputes every shard of the tiles over it (computed here),
  *   and the current map still equals a full run;
  * - with no newer imagery the next run is skipped.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,7 @@ import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/
 import { rasterDiff } from './support.js';
 
 const CHANGE_ORACLE = fileURLToPath(new URL('../../packages/monitor/test/support/change_oracle.py', import.meta.url));
+const STATS_ORACLE = fileURLToPath(new URL('../support/gdal-oracle.py', import.meta.url));
 const SIZE = 1500;
 const GSD = 0.6;
 const SHARD = 1024;
@@ -183,6 +185,19 @@ describe('monitoring a region shard by shard', () => {
     const index = JSON.parse(readFileSync(join(paths.region('wide'), 'shards.geojson'), 'utf8')) as { features: { properties: { id: string; location: string } }[] };
     expect(index.features).toHaveLength(currentBefore.size);
     for (const f of index.features) expect(f.properties.location).toBe(f.properties.id === chosen ? row.path : currentBefore.get(f.properties.id)!.path);
+    // The run's statistics are those of the current map (from the shards' own): against GDAL/numpy
+    // over the current map's zone VRT, the AOI rasterised by GDAL.
+    const geomPath = join(root, 'aoi-geometry.json');
+    writeFileSync(geomPath, JSON.stringify((JSON.parse(readFileSync(paths.aoi('wide'), 'utf8')) as { features: { geometry: unknown }[] }).features[0]!.geometry));
+    const zone = rows[0]!.zone;
+    const o = JSON.parse(execFileSync(GDAL_PYTHON, [STATS_ORACLE, 'stats', join(paths.region('wide'), `chm-${zone}.vrt`), geomPath], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!) as { inside: number; valid: number; mean: number; max: number; gt2m: number; gt5m: number };
+    const st = store.stats(second.seq)!;
+    expect(Math.abs(st.pixelsInside - o.inside)).toBeLessThanOrEqual(Math.ceil(o.inside * 1e-4));
+    expect(Math.abs(st.pixelsValid - o.valid)).toBeLessThanOrEqual(Math.ceil(o.valid * 1e-4));
+    expect(st.meanHeightM!).toBeCloseTo(o.mean, 2);
+    expect(st.maxHeightM!).toBeCloseTo(o.max, 4);
+    expect(st.cover2mPercent!).toBeCloseTo(100 * o.gt2m, 1);
+    expect(st.cover5mPercent!).toBeCloseTo(100 * o.gt5m, 1);
   }, 900_000);
 
   it('the current map equals an independent full run over all the imagery, pixel for pixel', async () => {
