@@ -17,12 +17,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChm } from '@geo-dino/chm';
+import { silentLogger } from '@geo-dino/core';
+import { discoverRuns } from '@geo-dino/server';
 import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, regionHistory, runRegionNow, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/support/helpers.js';
@@ -108,7 +110,7 @@ describe('monitoring a region shard by shard', () => {
     }
     // The region's current map is this run's mosaic (GDAL reads both VRTs).
     const zone = run.zones[0]!.zone;
-    const d = rasterDiff(join(paths.region('wide'), `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`));
+    const d = rasterDiff(join(paths.region('wide'), 'current', `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`));
     expect(d).toMatchObject({ differing: 0, gt: true });
 
     // A tile that lies inside one shard and inside the AOI: the new scene covers its core only
@@ -178,19 +180,29 @@ describe('monitoring a region shard by shard', () => {
     const fc = JSON.parse(readFileSync(join(second.dir, 'change.geojson'), 'utf8')) as { features: { properties: Record<string, unknown> }[] };
     expect(fc.features).toHaveLength(changes.length);
     for (const f of fc.features) expect(f.properties).toMatchObject({ shard: chosen, run: second.id, previous_run: first.id });
+    // The alert summarises the change per shard.
+    const alerts = store.alerts({ runSeq: second.seq });
+    expect(alerts).toHaveLength(1);
+    const payload = JSON.parse(alerts[0]!.payload) as { changes: unknown[]; shards: { id: string; previous_run: string; changes: number; loss_raster: string }[]; files: { loss_raster: string } };
+    expect(payload.changes).toHaveLength(changes.length);
+    expect(payload.shards).toEqual([expect.objectContaining({ id: chosen, previous_run: first.id, changes: changes.length, loss_raster: join(second.dir, 'shards', chosen, 'loss.tif') })]);
+    expect(existsSync(payload.shards[0]!.loss_raster)).toBe(true);
+    expect(payload.files.loss_raster).toMatch(/loss-36N\.vrt$/);
     expect(regionHistory(store, 'wide').runs[0]!.shards).toEqual([expect.objectContaining({ id: chosen, previousRun: first.id, changes: changes.length })]);
     const stats = JSON.parse(readFileSync(join(second.dir, 'stats.json'), 'utf8')) as { shards: { recomputed: number; planned: number } };
     expect(stats.shards).toMatchObject({ recomputed: 1, planned: currentBefore.size });
     // The current map points at the new result for that shard and the first run's for the others.
-    const index = JSON.parse(readFileSync(join(paths.region('wide'), 'shards.geojson'), 'utf8')) as { features: { properties: { id: string; location: string } }[] };
+    const index = JSON.parse(readFileSync(join(paths.region('wide'), 'current', 'shards.geojson'), 'utf8')) as { features: { properties: { id: string; location: string } }[] };
     expect(index.features).toHaveLength(currentBefore.size);
-    for (const f of index.features) expect(f.properties.location).toBe(f.properties.id === chosen ? row.path : currentBefore.get(f.properties.id)!.path);
+    for (const f of index.features) expect(f.properties.location).toBe(`../${f.properties.id === chosen ? row.path : currentBefore.get(f.properties.id)!.path}`);
+    const currentRun = JSON.parse(readFileSync(join(paths.region('wide'), 'current', 'run.json'), 'utf8')) as Record<string, unknown>;
+    expect(currentRun).toMatchObject({ region: 'wide', current: true, layout: 'sharded', runs: [first.id, second.id].sort() });
     // The run's statistics are those of the current map (from the shards' own): against GDAL/numpy
     // over the current map's zone VRT, the AOI rasterised by GDAL.
     const geomPath = join(root, 'aoi-geometry.json');
     writeFileSync(geomPath, JSON.stringify((JSON.parse(readFileSync(paths.aoi('wide'), 'utf8')) as { features: { geometry: unknown }[] }).features[0]!.geometry));
     const zone = rows[0]!.zone;
-    const o = JSON.parse(execFileSync(GDAL_PYTHON, [STATS_ORACLE, 'stats', join(paths.region('wide'), `chm-${zone}.vrt`), geomPath], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!) as { inside: number; valid: number; mean: number; max: number; gt2m: number; gt5m: number };
+    const o = JSON.parse(execFileSync(GDAL_PYTHON, [STATS_ORACLE, 'stats', join(paths.region('wide'), 'current', `chm-${zone}.vrt`), geomPath], { encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!) as { inside: number; valid: number; mean: number; max: number; gt2m: number; gt5m: number };
     const st = store.stats(second.seq)!;
     expect(Math.abs(st.pixelsInside - o.inside)).toBeLessThanOrEqual(Math.ceil(o.inside * 1e-4));
     expect(Math.abs(st.pixelsValid - o.valid)).toBeLessThanOrEqual(Math.ceil(o.valid * 1e-4));
@@ -204,7 +216,7 @@ describe('monitoring a region shard by shard', () => {
     const out = join(root, 'full');
     const full = await runChm({ aoi, imagery: [catalog], model: 'demo', shardSize: SHARD, out, webTiles: false, threads: 1, env: env() });
     const zone = (full.run['shards'] as { zones: { zone: string; vrt: string }[] }).zones[0]!;
-    const d = rasterDiff(join(paths.region('wide'), `chm-${zone.zone}.vrt`), join(out, zone.vrt));
+    const d = rasterDiff(join(paths.region('wide'), 'current', `chm-${zone.zone}.vrt`), join(out, zone.vrt));
     expect(d.size[2]).toBe(2);
     expect(d).toMatchObject({ differing: 0, gt: true });
   }, 900_000);
@@ -245,7 +257,7 @@ describe('monitoring a region shard by shard', () => {
     const out = join(root, 'full-2026');
     const full = await runChm({ aoi, imagery: [catalog], model: 'demo', shardSize: SHARD, out, webTiles: false, threads: 1, env: env() });
     const zone = (full.run['shards'] as { zones: { zone: string; vrt: string }[] }).zones[0]!;
-    expect(rasterDiff(join(paths.region('wide'), `chm-${zone.zone}.vrt`), join(out, zone.vrt))).toMatchObject({ differing: 0, gt: true });
+    expect(rasterDiff(join(paths.region('wide'), 'current', `chm-${zone.zone}.vrt`), join(out, zone.vrt))).toMatchObject({ differing: 0, gt: true });
   }, 900_000);
 
   it('with no newer imagery the next run is skipped and nothing is recomputed', async () => {
@@ -265,18 +277,25 @@ describe('a region across two UTM zones', () => {
     const { catalog, aoi } = makeScenes(dir, [s1], [700, 700], 5, ACROSS);
     await addRegion(store, paths, { name: 'across', aoi, schedule: '0 3 * * 1', imagery: catalog, model: 'demo', shardSize: 512 }, { env: env(), clock });
     clock.set('2026-06-01T03:00:00Z');
-    const first = await runRegionNow('across', { store, paths, execute: executor(), clock });
+    const webExecutor = createExecutor({ store, paths, clock, env: env(), threads: 1 });
+    const first = await runRegionNow('across', { store, paths, execute: webExecutor, clock });
     expect(first, first.errorMessage ?? '').toMatchObject({ status: 'succeeded' });
     const rows = store.shardResults(first.seq);
     expect([...new Set(rows.map((r) => r.zone))].sort()).toEqual(['36N', '37N']);
     expect(rows.find((r) => r.zone === '37N')!.crs).toBe('EPSG:32637');
     for (const zone of ['36N', '37N']) {
-      expect(rasterDiff(join(paths.region('across'), `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`))).toMatchObject({ differing: 0, gt: true });
+      expect(rasterDiff(join(paths.region('across'), 'current', `chm-${zone}.vrt`), join(first.dir, `chm-${zone}.vrt`))).toMatchObject({ differing: 0, gt: true });
     }
+    // The current map has one height pyramid over both zones, and `geo-dino serve` lists it with the region's runs.
+    expect(existsSync(join(paths.region('across'), 'current', 'chm.pmtiles'))).toBe(true);
+    const served = await discoverRuns(paths.region('across'), silentLogger());
+    const cur = served.find((r) => r.id === 'current')!;
+    expect(cur).toMatchObject({ area: 'across', chmRasters: ['chm-36N.vrt', 'chm-37N.vrt'] });
+    expect(cur.layers.map((l) => l.file)).toContain('chm.pmtiles');
     // New imagery 90–180 m east of the border: zone 37N's shards only.
     makeScenes(dir, [s1, { id: 'a2025', datetime: '2025-06-01T08:00:00Z', extent: [300, 150, 390, 270] }], [700, 700], 5, ACROSS);
     clock.set('2026-06-08T03:00:00Z');
-    const second = await runRegionNow('across', { store, paths, execute: executor(), clock });
+    const second = await runRegionNow('across', { store, paths, execute: webExecutor, clock });
     expect(second, second.errorMessage ?? '').toMatchObject({ status: 'succeeded', sceneCount: 1 });
     const again = store.shardResults(second.seq);
     expect(again.length).toBeGreaterThan(0);

@@ -19,14 +19,15 @@
  *    combined from the per-shard statistics kept in the store);
  * 5. the run directory is moved into place, each recomputed shard recorded in the store's
  *    per-shard history (`shard_results`: run, path, sha256, bounds, change figures), and the
- *    region's current map rewritten: `regions/<name>/shards.geojson` (tile index, `location` of
- *    each shard's latest chm.tif) and `regions/<name>/chm-<zone>.vrt` (one raster per zone).
+ *    region's current map rewritten: `regions/<name>/current/` (`writeCurrentMap`: tile index,
+ *    one VRT per zone and web layers over each shard's latest result, run.json).
  *
  * Shards not recomputed are not touched: their files stay in the run that wrote them.
  */
-import { rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, silentProgress, writeJsonAtomic } from '@geo-dino/core';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, silentProgress, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
+import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { loadAoi } from '@geo-dino/geometry';
 import { SHARD_DIR, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
@@ -203,7 +204,7 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
     throw new GeoDinoError('E_WRITE', `${runDir}: cannot move the finished run into place: ${(err as Error).message}`, { cause: err });
   }
   store.setShardResults(run.seq, rows);
-  await writeCurrentMap(regionDir, current);
+  await writeCurrentMap(regionDir, current, { demo: plan.demo, ...(o.webTiles !== undefined ? { webTiles: o.webTiles } : {}), log, progress, ...(signal ? { signal } : {}) });
   log.info({ region: region.name, run: run.id, recomputed: rows.length, shards: current.length, compared }, 'shards recorded; current map updated');
 }
 
@@ -214,38 +215,101 @@ function currentMap(before: ReadonlyMap<string, ShardResult>, rows: readonly New
   return [...m.values()].sort((a, b) => (a.shardId < b.shardId ? -1 : a.shardId > b.shardId ? 1 : 0));
 }
 
+/** The region's current map: `regions/<name>/current/` (see {@link writeCurrentMap}). */
+export const CURRENT_DIR = 'current';
+
+export interface CurrentMapOptions {
+  demo: boolean;
+  /** Also the web layers (PMTiles over every shard's latest result; default true). */
+  webTiles?: boolean;
+  log?: Logger;
+  progress?: Progress;
+  signal?: AbortSignal;
+}
+
 /**
- * The region's current map: `shards.geojson` (tile index: each shard's latest chm.tif as
- * `location`, relative to the region directory, with the run that wrote it) and one
- * `chm-<zone>.vrt` per zone over those files.
+ * The region's current map, `regions/<name>/current/`, a sharded run directory over each shard's
+ * latest result (files stay in the runs that wrote them, referenced as `../runs/<run>/shards/<id>/`):
+ * `shards.geojson` (tile index: `location`, the run that wrote it, its sha256), one
+ * `chm-<zone>.vrt` per zone, the web layers (PMTiles, unless `webTiles` is false) and run.json
+ * (`"region"`, `"current": true`), so `geo-dino serve`, GDAL/QGIS and the viewer open it like a
+ * run. Built beside it and swapped into place.
  */
-export async function writeCurrentMap(regionDir: string, current: readonly ShardResult[]): Promise<void> {
-  await writeTileIndex(
-    join(regionDir, 'shards.geojson'),
-    current.map((r) => ({
-      properties: { location: r.path, id: r.shardId, zone: r.zone, crs: r.crs, run: r.run, sha256: r.sha256, valid_pixels: r.validPixels, updated: r.createdAt },
-      ring: r.meta.footprint,
-    })),
-  );
-  const zones = new Map<string, ShardResult[]>();
-  for (const r of current) zones.set(r.zone, [...(zones.get(r.zone) ?? []), r]);
-  for (const [zone, rs] of zones) {
-    const gsd = rs[0]!.gsd;
-    const minX = Math.min(...rs.map((r) => r.bounds[0]));
-    const maxY = Math.max(...rs.map((r) => r.bounds[3]));
-    const maxX = Math.max(...rs.map((r) => r.bounds[2]));
-    const minY = Math.min(...rs.map((r) => r.bounds[1]));
-    await writeZoneVrt(
-      join(regionDir, `chm-${zone}.vrt`),
-      { width: Math.round((maxX - minX) / gsd), height: Math.round((maxY - minY) / gsd), transform: [minX, gsd, 0, maxY, 0, -gsd], srs: rs[0]!.crs, bands: rs[0]!.meta.bands },
-      rs.map((r) => ({ location: r.path, window: { x: Math.round((r.bounds[0] - minX) / gsd), y: Math.round((maxY - r.bounds[3]) / gsd), width: r.meta.window.width, height: r.meta.window.height } })),
+export async function writeCurrentMap(regionDir: string, current: readonly ShardResult[], o: CurrentMapOptions): Promise<string> {
+  const log = o.log ?? silentLogger();
+  const final = join(regionDir, CURRENT_DIR);
+  const tmp = join(regionDir, `.${CURRENT_DIR}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const loc = (r: ShardResult): string => `../${r.path}`;
+  try {
+    await ensureDir(tmp);
+    await writeTileIndex(
+      join(tmp, 'shards.geojson'),
+      current.map((r) => ({
+        properties: { location: loc(r), id: r.shardId, zone: r.zone, crs: r.crs, run: r.run, sha256: r.sha256, valid_pixels: r.validPixels, updated: r.createdAt },
+        ring: r.meta.footprint,
+      })),
     );
+    const zones = new Map<string, ShardResult[]>();
+    for (const r of current) zones.set(r.zone, [...(zones.get(r.zone) ?? []), r]);
+    const vrts: { zone: string; vrt: string; shards: number }[] = [];
+    for (const [zone, rs] of zones) {
+      const gsd = rs[0]!.gsd;
+      const minX = Math.min(...rs.map((r) => r.bounds[0]));
+      const maxY = Math.max(...rs.map((r) => r.bounds[3]));
+      const maxX = Math.max(...rs.map((r) => r.bounds[2]));
+      const minY = Math.min(...rs.map((r) => r.bounds[1]));
+      const vrt = `chm-${zone}.vrt`;
+      await writeZoneVrt(
+        join(tmp, vrt),
+        { width: Math.round((maxX - minX) / gsd), height: Math.round((maxY - minY) / gsd), transform: [minX, gsd, 0, maxY, 0, -gsd], srs: rs[0]!.crs, bands: rs[0]!.meta.bands },
+        rs.map((r) => ({ location: loc(r), window: { x: Math.round((r.bounds[0] - minX) / gsd), y: Math.round((maxY - r.bounds[3]) / gsd), width: r.meta.window.width, height: r.meta.window.height } })),
+      );
+      vrts.push({ zone, vrt, shards: rs.length });
+    }
+    let webTiles: string[] = [];
+    if (o.webTiles !== false && current.length) {
+      const web = await writeShardedRunTiles(tmp, current.map((r) => `../${dirname(r.path)}`), {
+        demo: o.demo,
+        imagery: true,
+        log,
+        ...(o.progress ? { progress: o.progress } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      webTiles = Object.values(web).filter((w) => w).map((w) => basename(w!.path));
+    }
+    const regionName = basename(regionDir);
+    const run = {
+      format: 'geo-dino-run',
+      formatVersion: 1,
+      kind: 'chm',
+      status: 'complete',
+      layout: 'sharded',
+      region: regionName,
+      current: true,
+      created: new Date().toISOString(),
+      demo: o.demo,
+      ...(o.demo ? { warning: 'DEMO: random-weight model; heights are not real canopy heights' } : {}),
+      shards: { count: current.length, index: 'shards.geojson', zones: vrts },
+      runs: [...new Set(current.map((r) => r.run))].sort(),
+      webTiles,
+      outputs: ['shards.geojson', ...vrts.map((v) => v.vrt), ...webTiles, 'run.json'],
+    };
+    await writeJsonAtomic(join(tmp, 'run.json'), run);
+    const old = `${final}.${process.pid}.old`;
+    const had = await fileExists(final);
+    if (had) await rename(final, old);
+    await rename(tmp, final);
+    if (had) await rm(old, { recursive: true, force: true });
+    return final;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
   }
 }
 
 /** The region's current map from the store (every shard's latest succeeded result). */
-export async function rewriteCurrentMap(store: MonitorStore, regionDir: string, region: string): Promise<number> {
+export async function rewriteCurrentMap(store: MonitorStore, regionDir: string, region: string, o: CurrentMapOptions): Promise<number> {
   const current = store.latestShardResults(region);
-  if (current.length) await writeCurrentMap(regionDir, current);
+  if (current.length) await writeCurrentMap(regionDir, current, o);
   return current.length;
 }
