@@ -85,6 +85,7 @@ describe('monitoring a region shard by shard', () => {
   let catalog: string;
   let aoi: string;
   let first: RunRecord;
+  let secondRun: RunRecord;
   let chosen: string;
   const S2024: SceneSpec = { id: 's2024', datetime: '2024-06-01T08:00:00Z' };
   let S2025: SceneSpec;
@@ -154,7 +155,9 @@ describe('monitoring a region shard by shard', () => {
     const currentBefore = new Map(store.latestShardResults('wide').map((r) => [r.shardId, r]));
     makeScenes(join(root, 'imagery'), [S2024, S2025], [SIZE, SIZE]);
     clock.set('2025-06-09T03:00:00Z');
-    const second = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    // The work directory is kept (a resume from it is tested next).
+    const second = await runRegionNow('wide', { store, paths, execute: createExecutor({ store, paths, clock, env: env(), webTiles: false, threads: 1, keepWork: true }), clock });
+    secondRun = second;
     expect(second, second.errorMessage ?? '').toMatchObject({ status: 'succeeded', newerThan: '2024-06-01T08:00:00.000Z', acquiredEnd: '2025-06-01T08:00:00.000Z', sceneCount: 1, previousRun: first.id });
     // One shard recomputed, the others untouched.
     const rows = store.shardResults(second.seq);
@@ -211,6 +214,24 @@ describe('monitoring a region shard by shard', () => {
     expect(st.cover2mPercent!).toBeCloseTo(100 * o.gt2m, 1);
     expect(st.cover5mPercent!).toBeCloseTo(100 * o.gt5m, 1);
   }, 900_000);
+
+  it('a run interrupted after its directory went into place records its shards when resumed', async () => {
+    const rows = store.shardResults(secondRun.seq);
+    const current = readFileSync(join(paths.region('wide'), 'current', 'shards.geojson'), 'utf8');
+    // As if the process died right after the rename: no rows, no current map, the run not finished.
+    store.setShardResults(secondRun.seq, []);
+    rmSync(join(paths.region('wide'), 'current'), { recursive: true });
+    store.updateRun(secondRun.seq, { status: 'queued', owner: null, phase: 'publish' });
+    const resumed = await runRegionNow('wide', { store, paths, execute: executor(), clock });
+    expect(resumed).toMatchObject({ id: secondRun.id, status: 'succeeded' });
+    expect(store.shardResults(secondRun.seq).map((r) => ({ ...r, createdAt: null }))).toEqual(rows.map((r) => ({ ...r, createdAt: null })));
+    const again = JSON.parse(readFileSync(join(paths.region('wide'), 'current', 'shards.geojson'), 'utf8')) as { features: { properties: Record<string, unknown> }[] };
+    const strip = (fc: { features: { properties: Record<string, unknown> }[] }): unknown => fc.features.map((f) => ({ ...f, properties: { ...f.properties, updated: null } }));
+    expect(strip(again)).toEqual(strip(JSON.parse(current) as { features: { properties: Record<string, unknown> }[] }));
+    expect(existsSync(paths.work('wide', secondRun.id))).toBe(false);
+    // The alert was raised once.
+    expect(store.alerts({ runSeq: secondRun.seq })).toHaveLength(1);
+  }, 300_000);
 
   it('the current map equals an independent full run over all the imagery, pixel for pixel', async () => {
     const out = join(root, 'full');

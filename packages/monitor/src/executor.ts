@@ -40,7 +40,7 @@ import {
 } from '@geo-dino/core';
 import { loadAoi } from '@geo-dino/geometry';
 import { LANDCOVER_FILE, PLAN_FORMAT, RUN_PLAN_FORMAT, TileStore, assembleRun, batchFor, executionFor, extraHeadsOf, layoutOf, openPlanModel, plannedShards, shardsAffectedBy, planRun, planTileIds, predictTiles, resolveModel, type ChmPlan, type ChmRequest, type RunPlan } from '@geo-dino/chm';
-import { SELECTION_FILE, shardedPhases } from './sharded-run.js';
+import { SELECTION_FILE, recordShards, shardedPhases } from './sharded-run.js';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import type { Device } from '@geo-dino/runtime';
 import { EXTENSIONS, MEDIA_TYPES, addItemToCollection, fileChecksum, type JsonObject, type StacAsset, type StacItem } from '@geo-dino/stac';
@@ -252,6 +252,9 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
     throwIfAborted(signal);
     if (planned.kind === 'sharded') await shardedPhases(run, region, work, o, setPhase, planned.plan, planned.shards);
     else await singlePhases(run, region, work, o, setPhase, planned.plan);
+  } else {
+    // Resumed after the run directory went into place: a sharded run's shards may not be recorded yet.
+    await recordShards(run, region, work, o);
   }
 
   return finishRun(run, region, o, setPhase);

@@ -197,15 +197,34 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
   const runJson = (await readJsonFile(join(out, 'run.json'))) as Record<string, unknown>;
   runJson['outputs'] = [...(await listFiles(out)).map((f) => f.name).filter((n) => n !== 'run.json'), 'run.json'];
   await writeJsonAtomic(join(out, 'run.json'), runJson);
+  // The rows wait in the work directory: a run interrupted after the rename records them when resumed.
+  await writeJsonAtomic(join(work, SHARD_RESULTS_FILE), { demo: plan.demo, rows });
   await ensureDir(dirname(runDir));
   try {
     await rename(out, runDir);
   } catch (err) {
     throw new GeoDinoError('E_WRITE', `${runDir}: cannot move the finished run into place: ${(err as Error).message}`, { cause: err });
   }
-  store.setShardResults(run.seq, rows);
-  await writeCurrentMap(regionDir, current, { demo: plan.demo, ...(o.webTiles !== undefined ? { webTiles: o.webTiles } : {}), log, progress, ...(signal ? { signal } : {}) });
-  log.info({ region: region.name, run: run.id, recomputed: rows.length, shards: current.length, compared }, 'shards recorded; current map updated');
+  await recordShards(run, region, work, o);
+}
+
+/** The shard results of a sharded run, kept in its work directory until recorded. */
+export const SHARD_RESULTS_FILE = 'shard-results.json';
+
+/**
+ * Record a sharded run's shards (from its work directory) in the store's per-shard history and
+ * rewrite the region's current map. Repeatable: a run resumed after its directory went into place
+ * calls it again (no-op without the file: not a sharded run).
+ */
+export async function recordShards(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }): Promise<void> {
+  const path = join(work, SHARD_RESULTS_FILE);
+  if (!(await fileExists(path))) return;
+  const log = o.log ?? silentLogger();
+  const { demo, rows } = (await readJsonFile(path)) as { demo: boolean; rows: NewShardResult[] };
+  o.store.setShardResults(run.seq, rows);
+  const current = currentMap(new Map(o.store.latestShardResults(region.name, run.seq).map((r) => [r.shardId, r])), rows, run);
+  await writeCurrentMap(o.paths.region(region.name), current, { demo, ...(o.webTiles !== undefined ? { webTiles: o.webTiles } : {}), log, ...(o.progress ? { progress: o.progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  log.info({ region: region.name, run: run.id, recomputed: rows.length, shards: current.length }, 'shards recorded; current map updated');
 }
 
 /** Every shard's latest result: the earlier runs' overridden by this run's. Ordered by shard id. */
