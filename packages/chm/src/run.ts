@@ -605,7 +605,7 @@ async function finishSharded(plan: ChmPlan, ctx: ShardedContext, outDir: string,
   return { run, index };
 }
 
-export interface PlannedShardsOptions extends CommonOptions {
+export interface PlannedShardsOptions extends CommonOptions, Pick<ChmRunOptions, 'device' | 'deviceIds' | 'batch' | 'threads' | 'workers' | 'chunkWidth' | 'webTiles' | 'headers' | 'command'> {
   /** The model directory or `demo` the plan was made with. */
   model: string;
   /**
@@ -614,15 +614,6 @@ export interface PlannedShardsOptions extends CommonOptions {
    * directory keeps the shards already recorded (resume).
    */
   stateDir: string;
-  device?: Device;
-  deviceIds?: readonly number[];
-  batch?: number;
-  threads?: number;
-  workers?: number;
-  chunkWidth?: number;
-  webTiles?: boolean;
-  headers?: Record<string, string>;
-  command?: readonly string[];
   /** Fields added to run.json (monitoring: the region and run). */
   runInfo?: Record<string, unknown>;
 }

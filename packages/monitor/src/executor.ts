@@ -109,6 +109,31 @@ function datetimes(sources: RunPlan['sources']): { start: string | null; end: st
   return { start: new Date(Math.min(...ms)).toISOString(), end: new Date(Math.max(...ms)).toISOString() };
 }
 
+/** What every phase function takes from the executor options (defaults filled in). */
+export function phaseContext(o: ExecutorOptions & { signal?: AbortSignal }) {
+  const log = o.log ?? silentLogger();
+  const env = o.env ?? process.env;
+  const signal = o.signal;
+  return { clock: o.clock ?? systemClock, log, progress: o.progress ?? silentProgress, store: o.store, signal, env, common: { log, env, ...(signal ? { signal } : {}) } };
+}
+
+/** stats.json of a run (the run's record as it is now, its statistics and change summary). */
+export function runSummary(region: Region, run: RunRecord, statistics: RunStats, landcover: LandcoverStats | null, change: Pick<ChangeResult, 'comparedAreaM2' | 'lossAreaM2' | 'changedAreaM2'> & { count: number } | null, shards?: RunSummaryFile['shards']): RunSummaryFile {
+  return {
+    format: 'geo-dino-monitor-run',
+    region: region.name,
+    run: run.id,
+    previous_run: run.previousRun,
+    acquired: { start: run.acquiredStart, end: run.acquiredEnd, scenes: run.sceneCount ?? 0 },
+    statistics,
+    landcover,
+    ...(shards ? { shards } : {}),
+    change: change
+      ? { threshold_m: region.lossThresholdM, min_area_m2: region.minAreaM2, compared_area_m2: change.comparedAreaM2, loss_area_m2: change.lossAreaM2, changed_area_m2: change.changedAreaM2, changes: change.count }
+      : null,
+  };
+}
+
 /** Batches of consecutive tile ids (row-major, so a batch is spatially compact). */
 export function batchesOf(ids: readonly number[], size: number): number[][] {
   const out: number[][] = [];
@@ -176,13 +201,7 @@ export async function executeRun(run: RunRecord, o: ExecutorOptions & { signal?:
 }
 
 async function phases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void): Promise<'done' | 'skipped'> {
-  const clock = o.clock ?? systemClock;
-  const log = o.log ?? silentLogger();
-  const progress = o.progress ?? silentProgress;
-  const store = o.store;
-  const signal = o.signal;
-  const env = o.env ?? process.env;
-  const common = { log, env, ...(signal ? { signal } : {}) };
+  const { clock, log, progress, store, signal, env, common } = phaseContext(o);
   const runDir = run.dir;
   const out = join(work, 'out');
   const planPath = join(work, 'plan.json');
@@ -262,13 +281,7 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
 
 /** Steps 2–6 of a region whose plan is one shard (module comment). */
 async function singlePhases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void, plan: RunPlan): Promise<void> {
-  const clock = o.clock ?? systemClock;
-  const log = o.log ?? silentLogger();
-  const progress = o.progress ?? silentProgress;
-  const store = o.store;
-  const signal = o.signal;
-  const env = o.env ?? process.env;
-  const common = { log, env, ...(signal ? { signal } : {}) };
+  const { clock, log, progress, store, signal, env, common } = phaseContext(o);
   const runDir = run.dir;
   const out = join(work, 'out');
   const planPath = join(work, 'plan.json');
@@ -394,25 +407,7 @@ async function singlePhases(run: RunRecord, region: Region, work: string, o: Exe
     }
     store.updateRun(run.seq, { previousRun: change && previous ? previous.id : null });
     const fresh = store.runBySeq(run.seq);
-    const summary: RunSummaryFile = {
-      format: 'geo-dino-monitor-run',
-      region: region.name,
-      run: run.id,
-      previous_run: fresh.previousRun,
-      acquired: { start: fresh.acquiredStart, end: fresh.acquiredEnd, scenes: fresh.sceneCount ?? 0 },
-      statistics: stats,
-      landcover,
-      change: change
-        ? {
-            threshold_m: region.lossThresholdM,
-            min_area_m2: region.minAreaM2,
-            compared_area_m2: change.comparedAreaM2,
-            loss_area_m2: change.lossAreaM2,
-            changed_area_m2: change.changedAreaM2,
-            changes: change.changes.length,
-          }
-        : null,
-    };
+    const summary = runSummary(region, fresh, stats, landcover, change ? { ...change, count: change.changes.length } : null);
     await writeJsonAtomic(join(out, 'stats.json'), summary);
 
     // 6. run.json lists the monitoring files; the STAC item gets them as assets; then the run

@@ -26,13 +26,12 @@
  */
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, silentProgress, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
+import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { loadAoi } from '@geo-dino/geometry';
 import { SHARD_DIR, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
-import type { ExecutorOptions, RunSummaryFile } from './executor.js';
-import { systemClock } from './schedule.js';
+import { phaseContext, runSummary, type ExecutorOptions } from './executor.js';
 import { combineZonalStats, zonalStats } from './stats.js';
 import type { ChangeRecord, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
 
@@ -53,12 +52,7 @@ function boundsOf(zone: RunPlan, w: ShardRecord['window']): [number, number, num
 
 /** Steps 2–6 of a sharded region's run (module comment). */
 export async function shardedPhases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void, plan: ChmPlan, selected: readonly string[]): Promise<void> {
-  const clock = o.clock ?? systemClock;
-  const log = o.log ?? silentLogger();
-  const progress = o.progress ?? silentProgress;
-  const store = o.store;
-  const signal = o.signal;
-  const env = o.env ?? process.env;
+  const { clock, log, progress, store, signal, env } = phaseContext(o);
   const runDir = run.dir;
   if (o.queue) {
     throw new GeoDinoError('E_ARGUMENT', `region ${region.name}: a region monitored shard by shard runs in the monitoring process; --queue distributes the tiles of one-shard regions only`, { details: { region: region.name } });
@@ -172,23 +166,11 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
   store.setLandcoverStats(run.seq, null);
   store.updateRun(run.seq, { previousRun: withChange && previous ? previous.id : null });
   const fresh = store.runBySeq(run.seq);
-  const summary: RunSummaryFile = {
-    format: 'geo-dino-monitor-run',
-    region: region.name,
-    run: run.id,
-    previous_run: fresh.previousRun,
-    acquired: { start: fresh.acquiredStart, end: fresh.acquiredEnd, scenes: fresh.sceneCount ?? 0 },
-    statistics: stats,
-    landcover: null,
-    shards: {
-      planned: plan.shards,
-      recomputed: rows.length,
-      results: rows.map((r) => ({ id: r.shardId, previous_run: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null, changes: r.changes, loss_area_m2: r.lossAreaM2, changed_area_m2: r.changedAreaM2 })),
-    },
-    change: withChange
-      ? { threshold_m: region.lossThresholdM, min_area_m2: region.minAreaM2, compared_area_m2: sums.compared, loss_area_m2: sums.loss, changed_area_m2: sums.changed, changes: changes.length }
-      : null,
-  };
+  const summary = runSummary(region, fresh, stats, null, withChange ? { comparedAreaM2: sums.compared, lossAreaM2: sums.loss, changedAreaM2: sums.changed, count: changes.length } : null, {
+    planned: plan.shards,
+    recomputed: rows.length,
+    results: rows.map((r) => ({ id: r.shardId, previous_run: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null, changes: r.changes, loss_area_m2: r.lossAreaM2, changed_area_m2: r.changedAreaM2 })),
+  });
   await writeJsonAtomic(join(out, 'stats.json'), summary);
 
   // 5. run.json lists the monitoring files; the run directory goes into place; the shards are

@@ -96,19 +96,38 @@ export async function zonalStats(chmPath: string, aoi: Aoi, options: StatsOption
       }
     }
   });
+  return statsOf({ aoiAreaM2: aoi.areaM2, pixelAreaM2: pixelArea, inside, valid, insideArea, validArea, sumH, maxH: valid > 0 ? maxH : null, area2, area5 });
+}
+
+/** The sums zonal statistics are made of (and add up over disjoint parts). */
+interface StatsSums {
+  aoiAreaM2: number;
+  pixelAreaM2: number;
+  inside: number;
+  valid: number;
+  insideArea: number;
+  validArea: number;
+  /** Σ height · pixel area over the valid pixels. */
+  sumH: number;
+  maxH: number | null;
+  area2: number;
+  area5: number;
+}
+
+function statsOf(t: StatsSums): RunStats {
   return {
-    aoiAreaM2: aoi.areaM2,
-    pixelAreaM2: pixelArea,
-    pixelsInside: inside,
-    pixelsValid: valid,
-    validAreaM2: validArea,
-    validPercent: insideArea > 0 ? (100 * validArea) / insideArea : 0,
-    meanHeightM: validArea > 0 ? sumH / validArea : null,
-    maxHeightM: valid > 0 ? maxH : null,
-    cover2mPercent: validArea > 0 ? (100 * area2) / validArea : null,
-    cover5mPercent: validArea > 0 ? (100 * area5) / validArea : null,
-    canopy2mAreaM2: area2,
-    canopy5mAreaM2: area5,
+    aoiAreaM2: t.aoiAreaM2,
+    pixelAreaM2: t.pixelAreaM2,
+    pixelsInside: t.inside,
+    pixelsValid: t.valid,
+    validAreaM2: t.validArea,
+    validPercent: t.insideArea > 0 ? (100 * t.validArea) / t.insideArea : 0,
+    meanHeightM: t.validArea > 0 ? t.sumH / t.validArea : null,
+    maxHeightM: t.valid > 0 ? t.maxH : null,
+    cover2mPercent: t.validArea > 0 ? (100 * t.area2) / t.validArea : null,
+    cover5mPercent: t.validArea > 0 ? (100 * t.area5) / t.validArea : null,
+    canopy2mAreaM2: t.area2,
+    canopy5mAreaM2: t.area5,
   };
 }
 
@@ -166,36 +185,16 @@ export async function landcoverStats(landcoverPath: string, aoi: Aoi, head: Land
  * The parts' grids are projected (constant pixel area), as shard grids are.
  */
 export function combineZonalStats(parts: readonly RunStats[], aoiAreaM2: number): RunStats {
-  let inside = 0;
-  let valid = 0;
-  let insideArea = 0;
-  let validArea = 0;
-  let sumH = 0;
-  let maxH: number | null = null;
-  let area2 = 0;
-  let area5 = 0;
+  const t: StatsSums = { aoiAreaM2, pixelAreaM2: parts[0]?.pixelAreaM2 ?? 0, inside: 0, valid: 0, insideArea: 0, validArea: 0, sumH: 0, maxH: null, area2: 0, area5: 0 };
   for (const p of parts) {
-    inside += p.pixelsInside;
-    valid += p.pixelsValid;
-    insideArea += p.pixelsInside * p.pixelAreaM2;
-    validArea += p.validAreaM2;
-    if (p.meanHeightM !== null) sumH += p.meanHeightM * p.validAreaM2;
-    if (p.maxHeightM !== null) maxH = maxH === null ? p.maxHeightM : Math.max(maxH, p.maxHeightM);
-    area2 += p.canopy2mAreaM2;
-    area5 += p.canopy5mAreaM2;
+    t.inside += p.pixelsInside;
+    t.valid += p.pixelsValid;
+    t.insideArea += p.pixelsInside * p.pixelAreaM2;
+    t.validArea += p.validAreaM2;
+    if (p.meanHeightM !== null) t.sumH += p.meanHeightM * p.validAreaM2;
+    if (p.maxHeightM !== null) t.maxH = t.maxH === null ? p.maxHeightM : Math.max(t.maxH, p.maxHeightM);
+    t.area2 += p.canopy2mAreaM2;
+    t.area5 += p.canopy5mAreaM2;
   }
-  return {
-    aoiAreaM2,
-    pixelAreaM2: parts[0]?.pixelAreaM2 ?? 0,
-    pixelsInside: inside,
-    pixelsValid: valid,
-    validAreaM2: validArea,
-    validPercent: insideArea > 0 ? (100 * validArea) / insideArea : 0,
-    meanHeightM: validArea > 0 ? sumH / validArea : null,
-    maxHeightM: valid > 0 ? maxH : null,
-    cover2mPercent: validArea > 0 ? (100 * area2) / validArea : null,
-    cover5mPercent: validArea > 0 ? (100 * area5) / validArea : null,
-    canopy2mAreaM2: area2,
-    canopy5mAreaM2: area5,
-  };
+  return statsOf(t);
 }
