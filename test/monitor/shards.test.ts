@@ -13,6 +13,8 @@
  *   and the run's statistics (combined from the shards') equal GDAL/numpy's over that map;
  * - a new scene near a shard border recomputes every shard of the tiles over it (computed here),
  *   and the current map still equals a full run;
+ * - on a queue (real redis-server), a sharded region's shards are worker jobs, and its current map
+ *   equals the full run;
  * - with no newer imagery the next run is skipped.
  */
 import { execFileSync } from 'node:child_process';
@@ -25,9 +27,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChm } from '@geo-dino/chm';
 import { silentLogger } from '@geo-dino/core';
 import { discoverRuns } from '@geo-dino/server';
-import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, regionHistory, runRegionNow, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
+import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, regionHistory, runRegionNow, runTileWorker, type MonitorPaths, type RunRecord } from '@geo-dino/monitor';
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/support/helpers.js';
+import { startRedis } from '../../packages/monitor/test/support/redis.js';
 import { rasterDiff } from './support.js';
 
 const CHANGE_ORACLE = fileURLToPath(new URL('../../packages/monitor/test/support/change_oracle.py', import.meta.url));
@@ -279,6 +282,31 @@ describe('monitoring a region shard by shard', () => {
     const full = await runChm({ aoi, imagery: [catalog], model: 'demo', shardSize: SHARD, out, webTiles: false, threads: 1, env: env() });
     const zone = (full.run['shards'] as { zones: { zone: string; vrt: string }[] }).zones[0]!;
     expect(rasterDiff(join(paths.region('wide'), 'current', `chm-${zone.zone}.vrt`), join(out, zone.vrt))).toMatchObject({ differing: 0, gt: true });
+  }, 900_000);
+
+  it('on a queue (real redis-server, an in-process worker): every shard is a job, and the current map equals the full run', async () => {
+    const redis = await startRedis();
+    const ac = new AbortController();
+    const name = `monitor-shards-${process.pid}`;
+    const worker = runTileWorker({ url: redis.url, name, threads: 1, env: env(), signal: ac.signal });
+    let jobs = -1;
+    try {
+      await addRegion(store, paths, { name: 'queued', aoi, schedule: '0 3 * * 1', imagery: catalog, model: 'demo', shardSize: SHARD }, { env: env(), clock });
+      const execute = createExecutor({ store, paths, clock, env: env(), webTiles: false, threads: 1, queue: { url: redis.url, name, pollMs: 200 } });
+      const run = await runRegionNow('queued', { store, paths, execute, clock });
+      expect(run, run.errorMessage ?? '').toMatchObject({ status: 'succeeded', queue: redis.url });
+      const full = JSON.parse(readFileSync(join(root, 'full-2026', 'run.json'), 'utf8')) as { shards: { count: number; zones: { zone: string; vrt: string }[] } };
+      expect(store.shardResults(run.seq)).toHaveLength(full.shards.count);
+      const zone = full.shards.zones[0]!;
+      expect(rasterDiff(join(paths.region('queued'), 'current', `chm-${zone.zone}.vrt`), join(root, 'full-2026', zone.vrt))).toMatchObject({ differing: 0, gt: true });
+      ac.abort();
+      jobs = (await worker).jobs;
+      expect(jobs).toBe(full.shards.count);
+    } finally {
+      ac.abort();
+      await worker.catch(() => undefined);
+      await redis.stop();
+    }
   }, 900_000);
 
   it('with no newer imagery the next run is skipped and nothing is recomputed', async () => {

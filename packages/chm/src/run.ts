@@ -605,7 +605,7 @@ async function finishSharded(plan: ChmPlan, ctx: ShardedContext, outDir: string,
   return { run, index };
 }
 
-export interface PlannedShardsOptions extends CommonOptions, Pick<ChmRunOptions, 'device' | 'deviceIds' | 'batch' | 'threads' | 'workers' | 'chunkWidth' | 'webTiles' | 'headers' | 'command'> {
+export interface PlannedShardsOptions extends CommonOptions, Pick<ChmRunOptions, 'device' | 'deviceIds' | 'batch' | 'threads' | 'workers' | 'chunkWidth' | 'webTiles' | 'headers' | 'command' | 'distribute'> {
   /** The model directory or `demo` the plan was made with. */
   model: string;
   /**

@@ -27,6 +27,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
+import { distributeShards, redactRedisUrl } from './queue.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { loadAoi } from '@geo-dino/geometry';
 import { SHARD_DIR, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
@@ -54,15 +55,34 @@ function boundsOf(zone: RunPlan, w: ShardRecord['window']): [number, number, num
 export async function shardedPhases(run: RunRecord, region: Region, work: string, o: ExecutorOptions & { signal?: AbortSignal }, setPhase: (p: string) => void, plan: ChmPlan, selected: readonly string[]): Promise<void> {
   const { clock, log, progress, store, signal, env } = phaseContext(o);
   const runDir = run.dir;
-  if (o.queue) {
-    throw new GeoDinoError('E_ARGUMENT', `region ${region.name}: a region monitored shard by shard runs in the monitoring process; --queue distributes the tiles of one-shard regions only`, { details: { region: region.name } });
-  }
   const previous = store.previousSucceeded(region.name, run.seq);
 
   // 2. Predict and write the selected shards.
   setPhase('predict');
+  const model = region.model ?? 'demo';
+  const queue = o.queue;
+  if (queue) store.updateRun(run.seq, { queue: redactRedisUrl(queue.url) });
   const res = await runPlannedShards(plan, selected, {
-    model: region.model ?? 'demo',
+    model,
+    // Distributed: one job per shard (`geo-dino worker`), written by the workers into the work directory.
+    ...(queue
+      ? {
+          distribute: (j) =>
+            distributeShards(queue, {
+              run: `${region.name}-${run.id}`,
+              planPath: j.planPath,
+              stateDir: j.stateDir,
+              model,
+              shards: j.shards,
+              log: j.log,
+              progress: j.progress,
+              ...(queue.attempts !== undefined ? { attempts: queue.attempts } : {}),
+              ...(queue.pollMs !== undefined ? { pollMs: queue.pollMs } : {}),
+              ...(queue.redisOutageMs !== undefined ? { redisOutageMs: queue.redisOutageMs } : {}),
+              ...(j.signal ? { signal: j.signal } : {}),
+            }),
+        }
+      : {}),
     stateDir: work,
     ...(o.device ? { device: o.device } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
