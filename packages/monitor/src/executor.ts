@@ -266,7 +266,7 @@ async function phases(run: RunRecord, region: Region, work: string, o: ExecutorO
         planned = { kind: 'sharded', plan: full, shards };
       }
       await writeJsonAtomic(planPath, planned.plan);
-      store.updateRun(run.seq, { newerThan, acquiredStart: t.start, acquiredEnd: t.end, sceneCount: fresh.zones[0]!.sources.length });
+      store.updateRun(run.seq, { newerThan, acquiredStart: t.start, acquiredEnd: t.end, sceneCount: new Set(fresh.zones.flatMap((z) => z.sources.map((src) => src.id))).size });
     }
     throwIfAborted(signal);
     if (planned.kind === 'sharded') await shardedPhases(run, region, work, o, setPhase, planned.plan, planned.shards);
