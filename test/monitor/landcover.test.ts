@@ -273,4 +273,28 @@ print(json.dumps({'agree': float((A[m] == B[m]).mean()), 'pixels': int(m.sum())}
       expect(v.ok, v.output).toBe(true);
     }
   }, 400_000);
+
+  it('a region on the shard grid with the head: each shard maps land cover, and the per-class pixels add up to the one-shard region\'s', async () => {
+    const r = await add('lc-shards', ['--model', models.split, '--landcover', headDir, '--shard-size', '512']);
+    expect(r.code, r.stderr).toBe(0);
+    const run = await cli(['monitor', 'run', 'lc-shards', '--threads', '1', '--no-web-tiles'], home);
+    expect(run.code, run.stderr).toBe(0);
+    const store = MonitorStore.open(monitorPaths(home).store);
+    try {
+      const sharded = onlyRun(store, 'lc-shards');
+      const shards = store.shardResults(sharded.seq);
+      expect(shards.length).toBeGreaterThan(1);
+      for (const sh of shards) expect(existsSync(join(sharded.dir, 'shards', sh.shardId, 'landcover.tif')), sh.shardId).toBe(true);
+      // A sharded run equals the one-shard run pixel for pixel (issue 13), so the classes inside the
+      // AOI, summed over the shards, equal those the local region counted (checked against GDAL above).
+      const whole = store.landcoverStats(onlyRun(store, 'lc-local').seq)!;
+      const lc = store.landcoverStats(sharded.seq)!;
+      expect(lc.classes.map((c) => [c.value, c.pixels])).toEqual(whole.classes.map((c) => [c.value, c.pixels]));
+      expect(lc.pixelsClassified).toBe(whole.pixelsClassified);
+      for (const [i, c] of lc.classes.entries()) expect(c.percent).toBeCloseTo(whole.classes[i]!.percent, 9);
+      expect(readJson<{ landcover: LandcoverStats }>(join(sharded.dir, 'stats.json')).landcover).toEqual(lc);
+    } finally {
+      store.close();
+    }
+  }, 400_000);
 });

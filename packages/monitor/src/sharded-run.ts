@@ -30,11 +30,11 @@ import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, writeJ
 import { distributeShards, redactRedisUrl } from './queue.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { loadAoi } from '@geo-dino/geometry';
-import { SHARD_DIR, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
+import { LANDCOVER_FILE, SHARD_DIR, extraHeadsOf, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
 import { phaseContext, runSummary, type ExecutorOptions } from './executor.js';
-import { combineZonalStats, zonalStats } from './stats.js';
-import type { ChangeRecord, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
+import { combineLandcoverStats, combineZonalStats, landcoverStats, zonalStats } from './stats.js';
+import type { ChangeRecord, LandcoverStats, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
 
 /** The shards a sharded run recomputes (in its work directory, written before plan.json). */
 export const SELECTION_FILE = 'selection.json';
@@ -117,6 +117,8 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
     const dir = join(out, SHARD_DIR, rec.id);
     const chmPath = join(dir, 'chm.tif');
     const stats = await zonalStats(chmPath, aoi, { ...(signal ? { signal } : {}) });
+    const lcHead = extraHeadsOf(zone).find((h) => h.kind === 'land-cover');
+    const landcover = lcHead ? await landcoverStats(join(dir, LANDCOVER_FILE), aoi, lcHead.spec, { ...(signal ? { signal } : {}) }) : null;
     const prev = before.get(rec.id) ?? null;
     const prevPath = prev ? join(regionDir, prev.path) : null;
     let change: Awaited<ReturnType<typeof detectChange>> | null = null;
@@ -158,7 +160,7 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
       changes: change ? change.changes.length : null,
       lossAreaM2: change ? change.lossAreaM2 : null,
       changedAreaM2: change ? change.changedAreaM2 : null,
-      meta: { footprint: windowFootprint(zone, rec.window), bands: zone.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty'), window: { width: rec.window.width, height: rec.window.height }, stats },
+      meta: { footprint: windowFootprint(zone, rec.window), bands: zone.heads[0]!.planes.filter((p) => p === 'height' || p === 'uncertainty'), window: { width: rec.window.width, height: rec.window.height }, stats, landcover },
       createdAt: clock.now().toISOString(),
     });
   }
@@ -183,10 +185,12 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
     aoi.areaM2,
   );
   store.setStats(run.seq, stats);
-  store.setLandcoverStats(run.seq, null);
+  // Land cover of the current map, from the shards that have it (a region with a land-cover head).
+  const landcover = combineLandcoverStats(current.map((r) => r.meta.landcover ?? null).filter((x): x is LandcoverStats => x !== null));
+  store.setLandcoverStats(run.seq, landcover);
   store.updateRun(run.seq, { previousRun: withChange && previous ? previous.id : null });
   const fresh = store.runBySeq(run.seq);
-  const summary = runSummary(region, fresh, stats, null, withChange ? { comparedAreaM2: sums.compared, lossAreaM2: sums.loss, changedAreaM2: sums.changed, count: changes.length } : null, {
+  const summary = runSummary(region, fresh, stats, landcover, withChange ? { comparedAreaM2: sums.compared, lossAreaM2: sums.loss, changedAreaM2: sums.changed, count: changes.length } : null, {
     planned: plan.shards,
     recomputed: rows.length,
     results: rows.map((r) => ({ id: r.shardId, previous_run: r.previousRunSeq !== null ? store.runBySeq(r.previousRunSeq).id : null, changes: r.changes, loss_area_m2: r.lossAreaM2, changed_area_m2: r.changedAreaM2 })),

@@ -198,3 +198,24 @@ export function combineZonalStats(parts: readonly RunStats[], aoiAreaM2: number)
   }
   return statsOf(t);
 }
+
+/** The land cover of a map made of disjoint parts (a sharded region's shards) from each part's: pixels and areas per class add up. */
+export function combineLandcoverStats(parts: readonly LandcoverStats[]): LandcoverStats | null {
+  const first = parts[0];
+  if (!first) return null;
+  const classes = first.classes.map((c) => ({ ...c, pixels: 0, areaM2: 0, percent: 0 }));
+  let pixels = 0;
+  let area = 0;
+  for (const p of parts) {
+    for (const c of p.classes) {
+      const k = classes.findIndex((x) => x.value === c.value);
+      if (k < 0) throw new GeoDinoError('E_INTERNAL', `land-cover class ${c.value} (${c.name}) of ${p.head} is not in the class table of ${first.head}`);
+      classes[k]!.pixels += c.pixels;
+      classes[k]!.areaM2 += c.areaM2;
+    }
+    pixels += p.pixelsClassified;
+    area += p.classifiedAreaM2;
+  }
+  for (const c of classes) c.percent = area > 0 ? (100 * c.areaM2) / area : 0;
+  return { head: first.head, headSha256: first.headSha256, nodata: first.nodata, pixelsClassified: pixels, classifiedAreaM2: area, classes };
+}

@@ -402,8 +402,8 @@ export interface ShardResult {
   changes: number | null;
   lossAreaM2: number | null;
   changedAreaM2: number | null;
-  /** The shard's lon/lat outline (tile index), its band names, its zonal statistics inside the AOI. */
-  meta: { footprint: [number, number][]; bands: string[]; window: { width: number; height: number }; stats: RunStats | null };
+  /** The shard's lon/lat outline (tile index), its band names, its zonal statistics (and land cover) inside the AOI. */
+  meta: { footprint: [number, number][]; bands: string[]; window: { width: number; height: number }; stats: RunStats | null; landcover?: LandcoverStats | null };
   createdAt: string;
 }
 
