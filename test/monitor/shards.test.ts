@@ -31,6 +31,7 @@ import { ManualClock, MonitorStore, addRegion, createExecutor, monitorPaths, reg
 import { GDAL_PYTHON, requireGdal } from '../support/tools.js';
 import { ORIGIN, makeScenes, type SceneSpec } from '../../packages/monitor/test/support/helpers.js';
 import { startRedis } from '../../packages/monitor/test/support/redis.js';
+import { validateStac } from '../support/stac-validator.js';
 import { rasterDiff } from './support.js';
 
 const CHANGE_ORACLE = fileURLToPath(new URL('../../packages/monitor/test/support/change_oracle.py', import.meta.url));
@@ -166,7 +167,11 @@ describe('monitoring a region shard by shard', () => {
     const rows = store.shardResults(second.seq);
     expect(rows.map((r) => r.shardId)).toEqual([chosen]);
     expect(readdirSync(join(second.dir, 'shards'))).toEqual([chosen]);
-    expect(snapshot(first.dir)).toEqual(before);
+    // Every file of the first run is as it was (its item.json is rewritten in place by the region's
+    // collection, with the same content).
+    const after = snapshot(first.dir);
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [f, b] of before) expect(after.get(f), f).toEqual(f === 'item.json' ? { ...b, mtimeMs: after.get(f)!.mtimeMs } : b);
     for (const [id, prev] of currentBefore) {
       const history = store.shardHistory('wide', id);
       expect(history.map((h) => h.run)).toEqual(id === chosen ? [second.id, first.id] : [first.id]);
@@ -194,6 +199,14 @@ describe('monitoring a region shard by shard', () => {
     expect(payload.shards).toEqual([expect.objectContaining({ id: chosen, previous_run: first.id, changes: changes.length, loss_raster: join(second.dir, 'shards', chosen, 'loss.tif') })]);
     expect(existsSync(payload.shards[0]!.loss_raster)).toBe(true);
     expect(payload.files.loss_raster).toMatch(/loss-36N\.vrt$/);
+    // Both runs are Items of the region's STAC Collection (valid STAC), the second's footprint that one shard's.
+    const col = JSON.parse(readFileSync(paths.collection('wide'), 'utf8')) as { links: { rel: string; title: string }[] };
+    expect(col.links.filter((l) => l.rel === 'item').map((l) => l.title)).toEqual([`wide-${first.id}`, `wide-${second.id}`]);
+    const item = JSON.parse(readFileSync(join(second.dir, 'item.json'), 'utf8')) as { properties: Record<string, unknown>; assets: Record<string, unknown> };
+    expect(item.properties).toMatchObject({ 'geo-dino:shards_recomputed': [chosen], 'geo-dino:previous_run': first.id });
+    expect(Object.keys(item.assets).sort()).toEqual(['change', 'collection', 'shards', 'stats']);
+    const v = validateStac([paths.collection('wide'), join(first.dir, 'item.json'), join(second.dir, 'item.json')]);
+    expect(v.ok, v.output).toBe(true);
     expect(regionHistory(store, 'wide').runs[0]!.shards).toEqual([expect.objectContaining({ id: chosen, previousRun: first.id, changes: changes.length })]);
     const stats = JSON.parse(readFileSync(join(second.dir, 'stats.json'), 'utf8')) as { shards: { recomputed: number; planned: number } };
     expect(stats.shards).toMatchObject({ recomputed: 1, planned: currentBefore.size });

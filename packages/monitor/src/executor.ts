@@ -466,8 +466,6 @@ async function finishRun(run: RunRecord, region: Region, o: ExecutorOptions & { 
 
   // 8. The region's collection.
   setPhase('catalog');
-  // A sharded run has no run-level item: its shards' Items are in its own collection.json.
-  if (!(await fileExists(join(runDir, 'item.json')))) return 'done';
   await addItemToCollection(o.paths.collection(region.name), join(runDir, 'item.json'), {
     id: region.name,
     title: `geo-dino monitoring: ${region.name}`,

@@ -29,7 +29,8 @@ import { basename, dirname, join } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, writeJsonAtomic, type Logger, type Progress } from '@geo-dino/core';
 import { distributeShards, redactRedisUrl } from './queue.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
-import { loadAoi } from '@geo-dino/geometry';
+import { bboxOf, loadAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
+import { EXTENSIONS, MEDIA_TYPES, STAC_VERSION, fileChecksum, type StacAsset, type StacItem } from '@geo-dino/stac';
 import { LANDCOVER_FILE, SHARD_DIR, extraHeadsOf, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
 import { phaseContext, runSummary, type ExecutorOptions } from './executor.js';
@@ -197,9 +198,10 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
   });
   await writeJsonAtomic(join(out, 'stats.json'), summary);
 
-  // 5. run.json lists the monitoring files; the run directory goes into place; the shards are
-  // recorded; the region's current map points at each shard's latest result.
+  // 5. The run's STAC Item (for the region's collection), run.json lists the monitoring files; the
+  // run directory goes into place; the shards are recorded; the current map is rewritten.
   setPhase('publish');
+  await writeRunItem(out, region, fresh, stats, rows, withChange, plan.demo);
   const runJson = (await readJsonFile(join(out, 'run.json'))) as Record<string, unknown>;
   runJson['outputs'] = [...(await listFiles(out)).map((f) => f.name).filter((n) => n !== 'run.json'), 'run.json'];
   await writeJsonAtomic(join(out, 'run.json'), runJson);
@@ -212,6 +214,49 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
     throw new GeoDinoError('E_WRITE', `${runDir}: cannot move the finished run into place: ${(err as Error).message}`, { cause: err });
   }
   await recordShards(run, region, work, o);
+}
+
+/**
+ * The STAC Item of a sharded run (`item.json`, listed in the region's collection): its footprint is
+ * the union of the shards it recomputed, its assets the run's tile index, shard collection,
+ * statistics and (from the second run of a shard on) changes.
+ */
+async function writeRunItem(out: string, region: Region, run: RunRecord, stats: RunStats, rows: readonly NewShardResult[], withChange: boolean, demo: boolean): Promise<void> {
+  const geometry = union(...rows.map((r) => [[r.meta.footprint]] as MultiPolygonCoords));
+  const asset = async (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => {
+    const { checksum, size } = await fileChecksum(join(out, file));
+    return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
+  };
+  const item: StacItem = {
+    type: 'Feature',
+    stac_version: STAC_VERSION,
+    stac_extensions: [EXTENSIONS.file],
+    id: `${region.name}-${run.id}`,
+    geometry: { type: 'MultiPolygon', coordinates: geometry },
+    bbox: bboxOf(geometry),
+    properties: {
+      datetime: run.acquiredEnd ?? new Date().toISOString(),
+      ...(run.acquiredStart && run.acquiredEnd && run.acquiredStart !== run.acquiredEnd ? { start_datetime: run.acquiredStart, end_datetime: run.acquiredEnd } : {}),
+      title: `${demo ? 'DEMO canopy height' : 'Canopy height'}, region ${region.name}, run ${run.id}: ${rows.length} shard(s) recomputed`,
+      'geo-dino:region': region.name,
+      'geo-dino:run': run.id,
+      'geo-dino:previous_run': run.previousRun,
+      'geo-dino:shards_recomputed': rows.map((r) => r.shardId),
+      'geo-dino:demo': demo,
+      'geo-dino:mean_height_m': stats.meanHeightM,
+      'geo-dino:canopy_cover_2m_percent': stats.cover2mPercent,
+      'geo-dino:canopy_cover_5m_percent': stats.cover5mPercent,
+      'geo-dino:valid_percent': stats.validPercent,
+    },
+    links: [],
+    assets: {
+      shards: await asset('shards.geojson', MEDIA_TYPES.geojson, ['metadata'], 'Tile index of the shards this run recomputed'),
+      collection: await asset('collection.json', MEDIA_TYPES.json, ['metadata'], 'STAC Collection of the shards this run recomputed'),
+      stats: await asset('stats.json', MEDIA_TYPES.json, ['metadata'], 'Statistics of the current map and per-shard change summary'),
+      ...(withChange ? { change: await asset('change.geojson', MEDIA_TYPES.geojson, ['data'], `Canopy loss of at least ${region.lossThresholdM} m over at least ${region.minAreaM2} m², per shard against its previous result`) } : {}),
+    },
+  };
+  await writeJsonAtomic(join(out, 'item.json'), item);
 }
 
 /** The shard results of a sharded run, kept in its work directory until recorded. */
