@@ -476,14 +476,17 @@ async function finishRun(run: RunRecord, region: Region, o: ExecutorOptions & { 
   return 'done';
 }
 
+/** A STAC asset for `dir/file` (relative href) with its size and checksum (file extension). */
+export async function checksummedAsset(dir: string, file: string, type: string, roles: string[], title: string): Promise<StacAsset> {
+  const { checksum, size } = await fileChecksum(join(dir, file));
+  return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
+}
+
 /** Add the monitoring files and figures to the run's STAC item. */
 async function amendItem(itemPath: string, region: Region, run: RunRecord, stats: RunStats, withChange: boolean): Promise<void> {
   const item = (await readJsonFile(itemPath)) as StacItem;
   const dir = dirname(itemPath);
-  const asset = async (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => {
-    const { checksum, size } = await fileChecksum(join(dir, file));
-    return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
-  };
+  const asset = (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => checksummedAsset(dir, file, type, roles, title);
   // run.json was rewritten (its outputs list): refresh its checksum.
   const runAsset = item.assets['run'];
   if (runAsset) {

@@ -30,10 +30,10 @@ import { GeoDinoError, ensureDir, fileExists, readJsonFile, silentLogger, writeJ
 import { distributeShards, redactRedisUrl } from './queue.js';
 import { writeShardedRunTiles } from '@geo-dino/pmtiles';
 import { bboxOf, loadAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
-import { EXTENSIONS, MEDIA_TYPES, STAC_VERSION, fileChecksum, type StacAsset, type StacItem } from '@geo-dino/stac';
+import { EXTENSIONS, MEDIA_TYPES, STAC_VERSION, type StacAsset, type StacItem } from '@geo-dino/stac';
 import { LANDCOVER_FILE, SHARD_DIR, extraHeadsOf, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
-import { phaseContext, runSummary, type ExecutorOptions } from './executor.js';
+import { checksummedAsset, phaseContext, runSummary, type ExecutorOptions } from './executor.js';
 import { combineLandcoverStats, combineZonalStats, landcoverStats, zonalStats } from './stats.js';
 import type { ChangeRecord, LandcoverStats, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
 
@@ -223,10 +223,7 @@ export async function shardedPhases(run: RunRecord, region: Region, work: string
  */
 async function writeRunItem(out: string, region: Region, run: RunRecord, stats: RunStats, rows: readonly NewShardResult[], withChange: boolean, demo: boolean): Promise<void> {
   const geometry = union(...rows.map((r) => [[r.meta.footprint]] as MultiPolygonCoords));
-  const asset = async (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => {
-    const { checksum, size } = await fileChecksum(join(out, file));
-    return { href: `./${file}`, type, roles, title, 'file:checksum': checksum, 'file:size': size };
-  };
+  const asset = (file: string, type: string, roles: string[], title: string): Promise<StacAsset> => checksummedAsset(out, file, type, roles, title);
   const item: StacItem = {
     type: 'Feature',
     stac_version: STAC_VERSION,
