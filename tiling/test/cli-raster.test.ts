@@ -178,8 +178,11 @@ describe('geo-dino raster warp', () => {
     gdal('mkdir', ['-p', join(dir, 'sub')]);
     const src = sharedData('rasterio', 'RGB.byte.tif');
     const cases: [string[], RegExp][] = [
-      [['--resampling', 'cubic'], /--resampling: "cubic" is a GDAL resampling method geo-dino's warper does not implement; use near \(nearest\), bilinear or average, or warp with gdalwarp -r cubic first/],
-      [['--resampling', 'sinc'], /--resampling: unknown resampling method "sinc"; use near \(nearest\), bilinear or average/],
+      ...['lanczos', 'cubicspline', 'rms', 'max', 'min', 'med', 'q1', 'q3', 'sum'].map((m): [string[], RegExp] => [
+        ['--resampling', m],
+        new RegExp(`--resampling: "${m}" is a GDAL resampling method geo-dino's warper does not implement; use near \\(nearest\\), bilinear, cubic, average or mode, or warp with gdalwarp -r ${m} first`),
+      ]),
+      [['--resampling', 'sinc'], /--resampling: unknown resampling method "sinc"; use near \(nearest\), bilinear, cubic, average or mode/],
       [['--gsd', '-3'], /--gsd: must be > 0/],
       [['--bbox', '1,2,3'], /--bbox: must be four numbers: minlon,minlat,maxlon,maxlat/],
       [['--bbox', '37,-1,36,0'], /--bbox: minlon 37 is greater than maxlon 36 \(a box crossing the antimeridian.*did you swap the corners\?\)/],
