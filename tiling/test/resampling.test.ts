@@ -80,6 +80,15 @@ describe('cubic vs gdalwarp -r cubic', () => {
     expect(r.naive.within1).toBeLessThan(0.9);
   });
 
+  it('downsampling 1.5× in the source CRS (a ratio that is not snapped to an integer)', async () => {
+    const grid = gridOf('EPSG:32618', 101985, 2826915, 450.056890012642214, 527, 478);
+    const r = await score(RGB, grid, 'EPSG:32618', 'cubic', 'cubic', 'bilinear', 'cubic-down15.tif');
+    expect(r.ours.bothValid).toBeGreaterThan(150_000);
+    expect(r.ours.validityAgree).toBeGreaterThan(0.995);
+    expect(r.ours.within1).toBeGreaterThan(0.99);
+    expect(r.naive.within1).toBeLessThan(0.9);
+  });
+
   it('reprojection UTM 18N → 17N at 250 m', async () => {
     const grid = gridOf('EPSG:32617', 720000, 2840000, 250, 1040, 920);
     const r = await score(RGB, grid, 'EPSG:32617', 'cubic', 'cubic', 'bilinear', 'cubic-reproj.tif');

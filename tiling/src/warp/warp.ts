@@ -653,6 +653,8 @@ function cubicKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight
  * if the box meets it, at least the one under the box when it is thinner than a pixel). Ties go
  * to the value that reached the count first, row by row (ModeCounter). Bands are independent.
  */
+const EDGE_EPS = 1e-6;
+
 function modeKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
   const W = win.width;
   const H = win.height;
@@ -666,11 +668,12 @@ function modeKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray[],
     const x = sx[i]! - win.x;
     const y = sy[i]! - win.y;
     if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    // gdalwarp: floor/ceil of the footprint edges with a 1e-10 tolerance, at least one pixel.
-    const xa = Math.max(0, Math.floor(x - hx + 1e-10));
-    let xb = Math.min(W, Math.ceil(x + hx - 1e-10));
-    const ya = Math.max(0, Math.floor(y - hy + 1e-10));
-    let yb = Math.min(H, Math.ceil(y + hy - 1e-10));
+    // gdalwarp: floor/ceil of the footprint edges with a small tolerance (GDAL's 1e-10 is below
+    // the rounding of a transform through projected metres), at least one pixel.
+    const xa = Math.max(0, Math.floor(x - hx + EDGE_EPS));
+    let xb = Math.min(W, Math.ceil(x + hx - EDGE_EPS));
+    const ya = Math.max(0, Math.floor(y - hy + EDGE_EPS));
+    let yb = Math.min(H, Math.ceil(y + hy - EDGE_EPS));
     if (xa === xb && xb < W) xb++;
     if (ya === yb && yb < H) yb++;
     if (xa >= xb || ya >= yb) continue;
