@@ -11,7 +11,7 @@ import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDevice } from '@geo-dino/runtime';
-import { parseDatetimeRange } from '@geo-dino/stac';
+import { parseBaseUrl, parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE, RESAMPLING_NAMES, parseResampling } from '@geo-dino/tiling';
 import { isS3Url } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
@@ -200,6 +200,7 @@ export const chmCommand: CommandModule = {
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
       .option('--resampling <method>', `imagery onto the output grid, GDAL's names: ${RESAMPLING_NAMES} (default bilinear; palette imagery always nearest)`)
+      .option('--stac-base-url <url>', "where the run directory will be published (https://… or s3://…): STAC Items and the Collection get absolute self links (default: the --out URL for s3://, else none: every href relative)")
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
@@ -216,6 +217,7 @@ export const chmCommand: CommandModule = {
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
         const dev = parseDevice(o.device);
         const resampling = o.resampling ? parseResampling(o.resampling) : undefined;
+        const stacBaseUrl = o.stacBaseUrl ? parseBaseUrl(o.stacBaseUrl, '--stac-base-url') : undefined;
         const tileService = tileServiceParams(raw);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
@@ -285,6 +287,7 @@ export const chmCommand: CommandModule = {
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
           webTiles: o.webTiles,
           keepState: o.keepState,
+          ...(stacBaseUrl ? { stacBaseUrl } : {}),
           command: recordedCommand(process.argv.slice(2)),
           log: ctx.log,
           progress: ctx.progress,
