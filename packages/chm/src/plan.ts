@@ -103,6 +103,8 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     tileSize: request.tileSize ?? null,
     overlap: request.overlap ?? null,
     blend: request.blend ?? 'raised-cosine',
+    // Only when not the default, so runs planned before the option keep their hash.
+    ...(request.resampling && request.resampling !== 'bilinear' ? { resampling: request.resampling } : {}),
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     shardSize: request.shardSize ?? DEFAULT_SHARD_SIZE,
     ...(extraHeadsIdentity(request) ? { extraHeads: extraHeadsIdentity(request) } : {}),
@@ -358,7 +360,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
       tiles: 0,
       blockSize: BLOCK_SIZE,
       window: request.blend ?? 'raised-cosine',
-      resampling: 'bilinear',
+      resampling: request.resampling ?? 'bilinear',
     },
     model: {
       name: md.meta.name,

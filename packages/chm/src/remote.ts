@@ -67,7 +67,8 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
 
   const local = stagingDirFor(out, env);
   log.info({ out, staging: local }, 'computing the run in a local staging directory, then publishing it');
-  const result = await runLocal({ ...options, out: local });
+  // The STAC documents' `self` links: where the run is published (unless --stac-base-url says otherwise).
+  const result = await runLocal({ ...options, out: local, stacBaseUrl: options.stacBaseUrl ?? out.replace(/\/+$/, '') });
   const published = await publishDirectory(local, out, {
     ...storeOpts,
     ...(options.progress ? { progress: options.progress } : {}),

@@ -61,6 +61,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** The command line, for run.json. */
   command?: readonly string[];
   /**
+   * Where the run directory is published (absolute URL, `--stac-base-url`; with an s3:// `out`,
+   * that URL by default): the STAC Item(s) and Collection then get absolute `self` links.
+   * Without it they have none (self-contained: every href relative).
+   */
+  stacBaseUrl?: string;
+  /**
    * Hand the shards of a sharded run to workers instead of writing them in this process
    * (`--queue`: the monitor package's BullMQ queue). Resolves when every given shard is recorded in
    * the ledger; the coordinator then writes the index files, the web layers and run.json.
@@ -309,6 +315,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
       signal: inner.signal,
       ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
       ...(options.webTiles !== undefined ? { webTiles: options.webTiles } : {}),
+      ...(options.stacBaseUrl ? { stacBaseUrl: options.stacBaseUrl } : {}),
       runInfo: () => ({
         command: options.command ?? null,
         execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch, modelRuns },
@@ -506,7 +513,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     if (r) await r.close();
   }
 
-  const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}) });
+  const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}), ...(options.stacBaseUrl ? { stacBaseUrl: options.stacBaseUrl } : {}) });
   if (index.validPixels === 0) {
     throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
   }

@@ -205,7 +205,7 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
     demo: zone.demo,
     ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
     title: `${zone.demo ? 'DEMO canopy height' : 'Canopy height'}, shard ${shard.id}`,
-    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
+    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:resampling': zone.tiling.resampling, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
   });
   const files: ShardRecord['files'] = [];
   for (const name of (await readdir(dir)).sort()) {
@@ -311,7 +311,7 @@ export interface ShardedOutputs {
 }
 
 /** Write the run-level files of a sharded run into `outDir` (see the module comment). */
-export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: ShardLedger, options: { log?: Logger; progress?: Progress; signal?: AbortSignal } = {}): Promise<ShardedOutputs> {
+export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: ShardLedger, options: { log?: Logger; progress?: Progress; signal?: AbortSignal; stacBaseUrl?: string } = {}): Promise<ShardedOutputs> {
   const log = options.log ?? silentLogger();
   const records: { zone: RunPlan; r: ShardRecord }[] = [];
   for (const zone of plan.zones) {
@@ -402,6 +402,7 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
       },
     },
     records.map((x) => join(outDir, SHARD_DIR, x.r.id, 'item.json')),
+    options.stacBaseUrl ? { baseUrl: options.stacBaseUrl } : {},
   );
   log.info({ shards: records.length, zones: zones.map((z) => z.zone) }, 'run index written');
   return { shardDirs: records.map((x) => `${SHARD_DIR}/${x.r.id}`), files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };

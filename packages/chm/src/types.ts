@@ -7,7 +7,7 @@
  */
 import type { Logger, Progress } from '@geo-dino/core';
 import type { Aoi, MultiPolygonCoords } from '@geo-dino/geometry';
-import type { Crs, TileServiceInfo, TileServiceParams } from '@geo-dino/tiling';
+import type { Crs, Resampling, TileServiceInfo, TileServiceParams } from '@geo-dino/tiling';
 
 export const PLAN_FORMAT = 'geo-dino-chm-plan';
 export const PLAN_FORMAT_VERSION = 2;
@@ -118,7 +118,8 @@ export interface RunPlan {
     tiles: number;
     blockSize: number;
     window: BlendWindow;
-    resampling: 'bilinear' | 'nearest';
+    /** How imagery is resampled onto the grid (GDAL's methods; bilinear by default). */
+    resampling: Resampling;
   };
   model: { name: string; weightsSha256: string; demo: boolean; family: string; layout: string; dtype: string; gsd: number };
   heads: PlannedHead[];
@@ -178,6 +179,8 @@ export interface ChmRequest {
   tileSize?: number;
   overlap?: number;
   blend?: BlendWindow;
+  /** Resampling of the imagery onto the output grid (default bilinear; palette imagery is always nearest). */
+  resampling?: Resampling;
   provenanceCell?: number;
   /** Heads to run beside canopy height on the same backbone pass (needs a split model). */
   extraHeads?: readonly ExtraHeadSpec[];

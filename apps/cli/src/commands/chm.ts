@@ -11,8 +11,8 @@ import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDevice } from '@geo-dino/runtime';
-import { parseDatetimeRange } from '@geo-dino/stac';
-import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
+import { parseBaseUrl, parseDatetimeRange } from '@geo-dino/stac';
+import { DEFAULT_SHARD_SIZE, RESAMPLING_NAMES, parseResampling } from '@geo-dino/tiling';
 import { isS3Url } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
@@ -52,6 +52,8 @@ const optionsSchema = z.object({
   queue: z.string().min(1).optional(),
   queueName: z.string().min(1).optional(),
   rate: cliValues.positiveNumber.optional(),
+  resampling: z.string().min(1).optional(),
+  stacBaseUrl: z.string().min(1).optional(),
 });
 
 type Options = z.output<typeof optionsSchema>;
@@ -197,6 +199,8 @@ export const chmCommand: CommandModule = {
       .option('--prefer-https', "read a STAC asset's https alternate (alternate-assets extension) instead of its s3:// href")
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('--resampling <method>', `imagery onto the output grid, GDAL's names: ${RESAMPLING_NAMES} (default bilinear; palette imagery always nearest)`)
+      .option('--stac-base-url <url>', "where the run directory will be published (https://… or s3://…): STAC Items and the Collection get absolute self links (default: the --out URL for s3://, else none: every href relative)")
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
@@ -212,6 +216,8 @@ export const chmCommand: CommandModule = {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
         const dev = parseDevice(o.device);
+        const resampling = o.resampling ? parseResampling(o.resampling) : undefined;
+        const stacBaseUrl = o.stacBaseUrl ? parseBaseUrl(o.stacBaseUrl, '--stac-base-url') : undefined;
         const tileService = tileServiceParams(raw);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
@@ -236,6 +242,7 @@ export const chmCommand: CommandModule = {
           sign: o.sign,
           ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
+          ...(resampling ? { resampling } : {}),
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
@@ -280,6 +287,7 @@ export const chmCommand: CommandModule = {
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
           webTiles: o.webTiles,
           keepState: o.keepState,
+          ...(stacBaseUrl ? { stacBaseUrl } : {}),
           command: recordedCommand(process.argv.slice(2)),
           log: ctx.log,
           progress: ctx.progress,
