@@ -3,6 +3,9 @@
  * `@geo-dino/server/api-types`.
  */
 import type { GeoDinoTilesetInfo, LayerName } from '@geo-dino/pmtiles/encoding';
+import type { HeightStats, SceneRef } from '@geo-dino/zonal';
+
+export type { HeightStats, SceneRef };
 
 export interface LayerInfo {
   /** height | uncertainty | imagery | landcover, or the file's stem for other archives. */
@@ -51,13 +54,6 @@ export interface ConfigResponse {
   basemap: string | null;
 }
 
-export interface SceneRef {
-  scene_id: string | null;
-  datetime: string | null;
-  href: string | null;
-  collection: string | null;
-}
-
 export interface PointResponse {
   run: string;
   lon: number;
@@ -73,17 +69,10 @@ export interface PointResponse {
   scene: SceneRef | null;
 }
 
-export interface StatsResponse {
+export type StatsResponse = {
   run: string;
   polygon: { areaM2: number; vertices: number; bbox: [number, number, number, number] };
-  pixels: { inside: number; valid: number; nodata: number };
-  pixelAreaM2: number;
-  validAreaM2: number;
-  height: { mean: number; median: number; std: number; min: number; max: number; p10: number; p90: number } | null;
-  uncertainty: { mean: number } | null;
-  canopyCover: { gt2m: number; gt5m: number; gt2mAreaM2: number; gt5mAreaM2: number } | null;
-  histogram: { binWidthM: number; edges: number[]; counts: number[] };
-}
+} & HeightStats;
 
 export interface ErrorResponse {
   error: string;

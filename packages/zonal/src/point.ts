@@ -1,0 +1,36 @@
+import { affineCrsToPixel } from '@geo-dino/geometry/browser';
+import type { WindowRaster } from './raster.js';
+
+export interface PointValue {
+  inside: boolean;
+  col: number | null;
+  row: number | null;
+  /** Band values (null where the pixel is nodata or outside). */
+  values: (number | null)[];
+}
+
+/** The pixel containing (lon, lat) and its values in `bands` (0-based). */
+export async function valueAt(raster: WindowRaster, lon: number, lat: number, bands: number[]): Promise<PointValue> {
+  const [x, y] = raster.projection.forward(lon, lat);
+  const [c, r] = affineCrsToPixel(raster.geoTransform, x, y);
+  const col = Math.floor(c);
+  const row = Math.floor(r);
+  const { width, height } = raster;
+  const usable = bands.filter((b) => b < raster.bandCount);
+  if (!Number.isFinite(c) || !Number.isFinite(r) || col < 0 || row < 0 || col >= width || row >= height) {
+    return { inside: false, col: null, row: null, values: bands.map(() => null) };
+  }
+  const data = await raster.read({ x: col, y: row, width: 1, height: 1 }, { bands: usable });
+  const valid = data.valid[0] === 1;
+  return {
+    inside: true,
+    col,
+    row,
+    values: bands.map((b) => {
+      const i = usable.indexOf(b);
+      if (i < 0 || !valid) return null;
+      const v = Number(data.bands[i]![0]);
+      return Number.isFinite(v) ? v : null;
+    }),
+  };
+}
