@@ -42,6 +42,44 @@ export interface RunInfo {
    */
   chmRasters?: string[];
   model: string | null;
+  /** In a published static site (`geo-dino publish`): where the browser reads values from. */
+  static?: StaticRunFiles;
+}
+
+/** A raster of a published run, as the browser reads it (geotiff.js over HTTP Range). */
+export interface StaticRaster {
+  /** chm.tif, chm-<zone>.vrt (a sharded run's zone: its shard COGs as `parts`) or landcover.tif. */
+  name: string;
+  width: number;
+  height: number;
+  bandCount: number;
+  /** GDAL geotransform of the (mosaic) grid. */
+  geoTransform: number[];
+  crs: { label: string; definition: string; geographic: boolean; metresPerUnit: number };
+  /** The COGs: their URLs relative to the site, and their windows in the grid. */
+  parts: { href: string; x: number; y: number; width: number; height: number }[];
+}
+
+export interface StaticRunFiles {
+  /** The height rasters (one, or one per UTM zone of a sharded run, west to east). */
+  heights: StaticRaster[];
+  landcover: StaticRaster | null;
+  /** provenance.geojson's URL relative to the site, or null. */
+  provenance: string | null;
+}
+
+/**
+ * `/site.json`: which mode the viewer runs in. `geo-dino serve` answers `{ mode: 'server' }`; a
+ * site written by `geo-dino publish` holds `mode: 'static'` and its index (`runs.json`).
+ */
+export interface SiteConfig {
+  mode: 'server' | 'static';
+  version: string;
+  basemap: string | null;
+  /** Static sites: the runs index, relative to the site. */
+  runs?: string;
+  /** Static sites: the PROJ definition of longitude/latitude the rasters' CRSs are transformed from. */
+  lonLat?: string;
 }
 
 export interface RunsResponse {
