@@ -6,20 +6,13 @@ import { stat } from 'node:fs/promises';
 import { GeoDinoError } from '@geo-dino/core';
 import { isS3Url } from '@geo-dino/storage';
 import type { Aoi } from '@geo-dino/geometry';
-import { openRaster, transformBetween, utmCrsFor, WGS84, zoneLabel, type OpenRasterOptions, type RasterSource } from '@geo-dino/tiling';
-import { polygonStats as zonalPolygonStats, valueAt as zonalValueAt, type HeightStats, type PointValue, type StatsLimits, type WindowRaster } from '@geo-dino/zonal';
+import { openRaster, transformBetween, WGS84, type OpenRasterOptions, type RasterSource } from '@geo-dino/tiling';
+import { heightRasterNameFor, polygonStats as zonalPolygonStats, valueAt as zonalValueAt, type HeightStats, type PointValue, type StatsLimits, type WindowRaster } from '@geo-dino/zonal';
 export type { HeightStats, PointValue, StatsLimits } from '@geo-dino/zonal';
 import type { RunInfo } from './runs.js';
 
-/**
- * The raster of a run's heights for a place, among the run's `names` (run.chmRasters): chm.tif, or
- * for a sharded run the VRT of the UTM zone (and hemisphere) of that place, else the first zone's.
- */
-export function chmRasterNameFor(names: readonly string[], [lon, lat]: [number, number]): string {
-  if (names.length <= 1) return names[0] ?? 'chm.tif';
-  const zone = zoneLabel(utmCrsFor(lon, lat));
-  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
-}
+/** The raster of a run's heights for a place (zonal's `heightRasterNameFor`). */
+export const chmRasterNameFor = heightRasterNameFor;
 
 /** {@link chmRasterNameFor} of a run. */
 export function chmRasterFor(run: Pick<RunInfo, 'chmRasters'>, place: [number, number]): string {

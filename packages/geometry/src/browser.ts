@@ -10,3 +10,4 @@ export * from './polygonize.js';
 export * from './polygon-raster.js';
 export * from './footprint.js';
 export * from './affine.js';
+export * from './utm.js';

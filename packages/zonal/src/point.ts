@@ -1,4 +1,4 @@
-import { affineCrsToPixel } from '@geo-dino/geometry/browser';
+import { affineCrsToPixel, utmZoneOf } from '@geo-dino/geometry/browser';
 import type { WindowRaster } from './raster.js';
 
 export interface PointValue {
@@ -33,4 +33,14 @@ export async function valueAt(raster: WindowRaster, lon: number, lat: number, ba
       return Number.isFinite(v) ? v : null;
     }),
   };
+}
+
+/**
+ * The raster of a run's heights for a place, among `names`: chm.tif, or for a sharded run the VRT
+ * of the UTM zone (and hemisphere) of that place (`chm-37S.vrt`), else the first zone's.
+ */
+export function heightRasterNameFor(names: readonly string[], [lon, lat]: readonly [number, number]): string {
+  if (names.length <= 1) return names[0] ?? 'chm.tif';
+  const zone = utmZoneOf(lon, lat).label;
+  return names.find((n) => n === `chm-${zone}.vrt`) ?? names[0]!;
 }
