@@ -51,15 +51,16 @@ async function measure(browser: Browser, url: string, centre: [number, number], 
     const page = await context.newPage();
     await page.route('**/*', (route) => route.continue({ headers: { ...route.request().headers(), 'cache-control': 'no-cache' } }));
     await page.goto(url);
-    // Page functions as strings: this package is compiled without the DOM library.
-    await page.waitForFunction("document.body.dataset['ready'] === '1'", null, { timeout: 120_000 });
-    const xy = (await page.evaluate(`(() => {
-      const m = window.geoDino.map;
-      m.jumpTo({ center: [${centre[0]}, ${centre[1]}], zoom: 17 });
-      const q = m.project([${centre[0]}, ${centre[1]}]);
+    // (This package is compiled without the DOM library: the page's globals are typed here.)
+    await page.waitForSelector('body[data-ready="1"]', { state: 'attached', timeout: 120_000 });
+    type PageMap = { jumpTo(o: { center: [number, number]; zoom: number }): void; project(p: [number, number]): { x: number; y: number }; getCanvas(): { getBoundingClientRect(): { left: number; top: number } } };
+    const xy = await page.evaluate(([lon, lat]) => {
+      const m = (globalThis as unknown as { geoDino: { map: PageMap } }).geoDino.map;
+      m.jumpTo({ center: [lon!, lat!], zoom: 17 });
+      const q = m.project([lon!, lat!]);
       const r = m.getCanvas().getBoundingClientRect();
       return { x: r.left + q.x, y: r.top + q.y };
-    })()`)) as { x: number; y: number };
+    }, centre);
     const t0 = performance.now();
     await page.mouse.click(xy.x, xy.y);
     await page.waitForSelector('.point-popup .value, .point-popup .muted', { timeout: 120_000 });
