@@ -8,11 +8,13 @@
  *   exactly (full resolution), and a polygon over the pixel cap is computed on an overview the
  *   panel names with its pixel size;
  * - the date picker switches runs;
+ * - a sharded run: values and statistics from the shard COGs (found through the tile index) equal
+ *   the server's from the zone VRT;
  * - without Range support, a missing file, or a COG layout the browser reader cannot handle
  *   (a stripped GeoTIFF): a clear message in the page naming the problem, no hang.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,8 @@ import { startServer, type RunInfo, type RunningServer, type StatsResponse } fro
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
 import { CHROMIUM, GDAL_PYTHON, requireGdal, requireTool } from '../../../test/support/tools.js';
 import { runCli } from '../../../test/support/cli.js';
+import { chm as chmCli, writeJson } from '../../../test/chm/helpers.js';
+import { rectangleAoi, writeSyntheticScene } from '@geo-dino/chm';
 
 const VIEWER = fileURLToPath(new URL('..', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -322,4 +326,56 @@ describe('published static site', () => {
     expect(await p.$('.point-popup .value')).toBeNull();
     await p.close();
   });
+
+  it("reads a sharded run from its shard COGs: statistics and values equal the server's", async () => {
+    const work = join(base, 'national');
+    const scene = join(work, 'scene.tif');
+    mkdirSync(work, { recursive: true });
+    const sc = await writeSyntheticScene(scene, { size: 1100, seed: 5 });
+    const aoi = rectangleAoi(sc.epsg, sc.transform, 1100, 1100, 0.05, 'scene');
+    const aoiPath = writeJson(join(work, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
+    const runDir = join(work, 'runs', 'sharded');
+    const made = await chmCli(['--model', 'demo', '--aoi', aoiPath, '--imagery', scene, '--tile-size', '256', '--overlap', '32', '--out', runDir, '--shard-size', '512'], join(work, 'home'), { timeoutMs: 400_000 });
+    expect(made.code, made.stderr).toBe(0);
+    const pub = await runCli(['publish', runDir, '--out', join(base, 'sites', 'sharded')]);
+    expect(pub.code, pub.stderr).toBe(0);
+    const { runs } = JSON.parse(readFileSync(join(base, 'sites', 'sharded', 'runs.json'), 'utf8')) as { runs: RunInfo[] };
+    expect(runs[0]!.static!.heights[0]!.parts.length).toBeGreaterThan(1);
+    const srv = await startServer({ root: join(work, 'runs'), port: 0 });
+    const p = await openPage(`${staticUrl}sharded/`);
+    try {
+      await p.waitForFunction(() => document.body.dataset['ready'] === '1', null, { timeout: 90_000 });
+      const [w, so, e, n] = aoi.bbox;
+      const at = (fx: number, fy: number): [number, number] => [w + (e - w) * fx, so + (n - so) * fy];
+      const polygon = { type: 'Polygon', coordinates: [[at(0.2, 0.15), at(0.85, 0.25), at(0.7, 0.9), at(0.1, 0.7), at(0.2, 0.15)]] };
+      await p.setInputFiles('#upload-input', { name: 'shards.geojson', mimeType: 'application/geo+json', buffer: Buffer.from(JSON.stringify(polygon)) });
+      await p.waitForSelector('#stats-panel:not([hidden])', { timeout: 120_000 });
+      const browser = await p.evaluate(() => (window as unknown as { geoDino: { state: { stats: unknown } } }).geoDino.state.stats);
+      const server = (await (await fetch(`${srv.url}api/stats?run=sharded`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(polygon) })).json()) as StatsResponse;
+      expect(server.pixels.valid).toBeGreaterThan(10_000);
+      const { resolution, run: _r, ...got } = browser as StatsResponse & { resolution: { fullResolution: boolean } };
+      const { run: _s, ...want } = server;
+      expect(resolution.fullResolution).toBe(true);
+      expect(got).toEqual(want);
+      // A click in another shard than the polygon's centre.
+      const [lon, lat] = at(0.8, 0.75);
+      const xy = await p.evaluate(([lon, lat]) => {
+        const m = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino.map;
+        m.jumpTo({ center: [lon!, lat!], zoom: 19 });
+        const q = m.project([lon!, lat!]);
+        const r = m.getCanvas().getBoundingClientRect();
+        return { x: r.left + q.x, y: r.top + q.y };
+      }, [lon, lat]);
+      await p.mouse.click(xy.x, xy.y);
+      await p.waitForSelector('.point-popup');
+      const clicked = await p.evaluate(() => (window as unknown as { geoDino: { state: { point: { lon: number; lat: number; height_m: number | null; uncertainty_m: number | null } } } }).geoDino.state.point);
+      const sp = (await (await fetch(`${srv.url}api/point?run=sharded&lon=${clicked.lon}&lat=${clicked.lat}`)).json()) as { height_m: number | null; uncertainty_m: number | null };
+      expect(sp.height_m).not.toBeNull();
+      expect([clicked.height_m, clicked.uncertainty_m]).toEqual([sp.height_m, sp.uncertainty_m]);
+      expect(consoleErrors).toEqual([]);
+    } finally {
+      await p.close();
+      await srv.close();
+    }
+  }, 600_000);
 });
