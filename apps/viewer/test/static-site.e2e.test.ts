@@ -255,7 +255,7 @@ describe('published static site', () => {
     expect(consoleErrors).toEqual([]);
   });
 
-  it('switches runs with the date picker', async () => {
+  it('switches runs with the date picker and compares them', async () => {
     const [a] = fx.runs;
     const blockA = oracle<Pt[]>('points', join(a!.fixture.dir, 'chm.tif'), '489,69')[0]!;
     await page.selectOption('#run-select', '2024-05-01');
@@ -267,6 +267,16 @@ describe('published static site', () => {
     expect(Number(await page.$eval('.point-popup .value', (e) => (e as HTMLElement).dataset['height']))).toBe(blockA.values![0]);
     expect(await page.$eval('.point-popup .scene', (e) => e.textContent)).toContain('FIXTURE_a_EAST');
     await page.click('.maplibregl-popup-close-button');
+    // Swipe compare with the other date: the second map shows the 2025 run's height layer.
+    await page.check('#compare-toggle');
+    await page.waitForSelector('#map-compare:not([hidden])');
+    await page.selectOption('#compare-select', '2025-06-11');
+    await page.waitForFunction(() => {
+      const g = (window as unknown as { geoDino: { compareMap: import('maplibre-gl').Map | null } }).geoDino;
+      return !!g.compareMap && !!g.compareMap.getLayer('b-height') && g.compareMap.loaded();
+    });
+    expect(await page.textContent('#label-right')).toContain('2025-06-11');
+    await page.uncheck('#compare-toggle');
     expect(consoleErrors).toEqual([]);
   });
 
