@@ -16,7 +16,7 @@
  */
 import { copyFile, lstat, mkdir, readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { ensureDir, GEO_DINO_VERSION, GeoDinoError, silentLogger, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { ensureDir, fsError, GEO_DINO_VERSION, GeoDinoError, isGeoDinoError, silentLogger, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { writeCatalog } from '@geo-dino/stac';
 import { crsLabel, openRaster, sameCrs, WGS84, type RasterSource } from '@geo-dino/tiling';
 import type { RunInfo, SiteConfig, StaticRaster, StaticRunFiles } from './api-types.js';
@@ -271,7 +271,8 @@ export async function publishSite(options: PublishOptions): Promise<PublishResul
     if (old) await rm(old, { recursive: true, force: true });
   } catch (err) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    throw err;
+    // A copy or rename that failed (disk full, permissions) is a write error naming the site.
+    throw isGeoDinoError(err) ? err : fsError(err, options.out, 'write');
   }
   log.info({ out, runs: runs.length, files: counts.files }, 'published');
   return {
