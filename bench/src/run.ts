@@ -15,12 +15,14 @@ import { statsLatencyBench } from './stats-latency.js';
 import { stripBench } from './strip.js';
 import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
+import { publishBench } from './publish.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
   http: httpBench,
   model: modelBench,
   pmtiles: pmtilesBench,
+  publish: publishBench,
   polygonize: polygonizeBench,
   s3: s3Bench,
   serve: serveBench,
