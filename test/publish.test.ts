@@ -19,6 +19,7 @@ import { rectangleAoi, writeSyntheticScene } from '@geo-dino/chm';
 import { startServer, windowRaster, type RunInfo, type SiteConfig, type StatsResponse } from '@geo-dino/server';
 import { MosaicRaster, polygonStats, valueAt } from '@geo-dino/zonal';
 import { makeFixtureRoot, type FixtureRoot } from './support/fixture-runs.js';
+import { validateStac } from './support/stac-validator.js';
 import { runCli } from './support/cli.js';
 import { chm, tempDir, writeJson } from './chm/helpers.js';
 
@@ -61,6 +62,9 @@ describe('geo-dino publish', () => {
     const catalog = JSON.parse(readFileSync(join(out, 'catalog.json'), 'utf8')) as { type: string; links: { rel: string; href: string }[] };
     expect(catalog.type).toBe('Catalog');
     expect(catalog.links.filter((l) => l.rel === 'item').map((l) => l.href)).toEqual(runs.map((x) => `./data/${x.id}/item.json`));
+    // The catalog and the Items it links are valid STAC (stac-node-validator, offline schemas).
+    const v = validateStac([join(out, 'catalog.json'), ...runs.map((x) => join(out, 'data', x.id, 'item.json'))]);
+    expect(v.ok, v.output).toBe(true);
     // Published again over itself: replaced.
     const again = await runCli(['publish', runDirOf(1), '--out', out]);
     expect(again.code, again.stderr).toBe(0);
