@@ -16,6 +16,7 @@ import { NO_SOURCE, createCogWriter, type CogWriter } from '@geo-dino/tiling';
 import { ClassMapLayer, extraHeadsOf } from './extra-heads.js';
 import { tileWindowOverlap } from './imagery.js';
 import { ProvenanceBuilder, type ProvenanceCollection } from './provenance.js';
+import { tileVariants } from './scene-feather.js';
 import type { TileRecord } from './tile-store.js';
 import { NODATA, type RunPlan } from './types.js';
 
@@ -132,14 +133,18 @@ export class HeightLayer implements WindowLayer<HeightResult> {
   }
 
   add(rec: TileRecord, x0: number, y0: number): void {
-    this.stitcher!.add({
-      x: rec.spec.x - x0,
-      y: rec.spec.y - y0,
-      width: rec.spec.width,
-      height: rec.spec.height,
-      bands: this.bandNames.map((n) => rec.planes[n] as Float32Array),
-      valid: rec.planes['valid'] as Uint8Array,
-    });
+    // A feathered tile holds one prediction per scene, each with its share (scene-feather.ts).
+    for (const v of tileVariants(rec)) {
+      this.stitcher!.add({
+        x: rec.spec.x - x0,
+        y: rec.spec.y - y0,
+        width: rec.spec.width,
+        height: rec.spec.height,
+        bands: this.bandNames.map((n) => rec.planes[`${n}${v.suffix}`] as Float32Array),
+        valid: rec.planes['valid'] as Uint8Array,
+        ...(v.weight ? { weight: v.weight } : {}),
+      });
+    }
   }
 
   async end(blockRow: number, x0: number): Promise<void> {

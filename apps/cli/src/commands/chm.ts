@@ -6,7 +6,7 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, DEFAULT_SCENE_FEATHER_M, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
@@ -42,6 +42,7 @@ const optionsSchema = z.object({
   sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
   header: z.array(z.string()).default([]),
   blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
+  sceneFeather: z.coerce.number({ error: 'must be a width in metres' }).refine((v) => Number.isFinite(v), 'must be a width in metres').refine((v) => v >= 0, 'must be ≥ 0 (0 turns feathering off)').optional(),
   chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
@@ -198,6 +199,7 @@ export const chmCommand: CommandModule = {
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
+      .option('--scene-feather <metres>', `width of the transition zone across seamlines between overlapping scenes, where tiles are predicted once per scene and blended (default ${DEFAULT_SCENE_FEATHER_M} m, at most the tile stride; 0: off, the plain priority mosaic)`)
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
@@ -236,6 +238,7 @@ export const chmCommand: CommandModule = {
           sign: o.sign,
           ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
+          ...(o.sceneFeather !== undefined ? { sceneFeather: o.sceneFeather } : {}),
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
