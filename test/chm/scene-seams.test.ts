@@ -1,15 +1,22 @@
 /**
  * Seams between source scenes (issue 20): two scenes cut by GDAL from the same real imagery
- * (../shared/data/rasterio/cogeo.tif warped to a 0.6 m UTM grid), the second one as a different
- * acquisition would be — another gamma and colour balance, and shifted by 1.2 m east, 0.6 m
- * south — overlapping over 128 columns. `geo-dino chm` runs on both (the first has priority)
- * with the default scene feathering and with `--scene-feather 0` (the plain priority mosaic).
+ * (../shared/data/rasterio/cogeo.tif warped to a 0.6 m UTM grid), the second as a different
+ * acquisition would be — gamma 0.6, a warmer colour balance, shifted 1.2 m east and 0.6 m south —
+ * overlapping over ~126 columns. `geo-dino chm` runs on both (the first has priority) with the
+ * default scene feathering and with `--scene-feather 0`, and on each scene alone (padded with
+ * nodata to the same grid, so its tiles are exactly that scene's pixels alone).
  *
- * The step statistic, read from chm.tif by GDAL: per row, |mean height of the 3 columns right of
- * the seamline − mean of the 3 columns left of it|, averaged over rows; the background is the
- * same statistic at every column away from any seam (inside one scene only). Without feathering
- * the seamline is the first scene's footprint edge and the step is clearly above the background;
- * with feathering (seamline as run.json reports it) it is at the background's level.
+ * 1. Oracle: inside the transition zone chm.tif must equal w·(scene A alone) + (1 − w)·(scene B
+ *    alone), w the raised-cosine weight written here from its formula at the seamline run.json
+ *    reports (every tile there is predicted once per scene; the tile windows cancel). Without
+ *    feathering this fails: the zone holds the mosaic's prediction instead.
+ * 2. The step statistic (heights read by GDAL): per 32-row segment, |mean(3 columns right of the
+ *    line) − mean(3 columns left)|, averaged; the background is the same statistic on every column
+ *    inside one scene only. A hard switch between the two scenes' own predictions at the seamline
+ *    steps clearly above the background; the feathered map stays within it. The plain mosaic's
+ *    step at scene A's edge is printed too: the demo model's random heights depend on the whole
+ *    tile's content more than on local radiometry, so with it the mosaic shows little step there
+ *    (a trained model reads local radiometry; the hard switch is that case).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
@@ -28,36 +35,41 @@ const A_END = 320;
 const B_START = 192;
 const SHIFT_X = 2;
 const SHIFT_Y = 1;
-const BAND = 3;
 
 const MAKE_SCENES = String.raw`
 import sys, json
 import numpy as np
 from osgeo import gdal
 gdal.UseExceptions()
-src, tmp, a_path, b_path = sys.argv[1:5]
-a_end, b_start, sx, sy = (int(v) for v in sys.argv[5:9])
+src, tmp, out = sys.argv[1:4]
+a_end, b_start, sx, sy = (int(v) for v in sys.argv[4:8])
 gdal.Warp(tmp, src, dstSRS='EPSG:32652', xRes=0.6, yRes=0.6, targetAlignedPixels=True, resampleAlg='bilinear')
 full = gdal.Translate('/vsimem/full.tif', tmp, srcWin=[100, 100, 512, 512], bandList=[1, 2, 3], maskBand=None)
 gt = full.GetGeoTransform()
-rgb = full.ReadAsArray().astype('float64')
+# 0 is the padded scenes' nodata: real pixels are 1-255 in every scene.
+rgb = np.clip(full.ReadAsArray().astype('float64'), 1, 255)
 drv = gdal.GetDriverByName('GTiff')
+def write(path, data, x0, y0, nodata=None):
+    ds = drv.Create(path, data.shape[2], data.shape[1], 3, gdal.GDT_Byte, ['TILED=YES', 'COMPRESS=DEFLATE'])
+    ds.SetProjection(full.GetProjection())
+    ds.SetGeoTransform((gt[0] + x0 * gt[1], gt[1], 0, gt[3] + y0 * gt[5], 0, gt[5]))
+    for b in range(3):
+        if nodata is not None: ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
+    ds.WriteRaster(0, 0, data.shape[2], data.shape[1], data.astype('uint8').tobytes())
+    ds = None
 # Scene A: the imagery as it is, columns [0, a_end).
-a = drv.Create(a_path, a_end, 512, 3, gdal.GDT_Byte, ['TILED=YES', 'COMPRESS=DEFLATE'])
-a.SetProjection(full.GetProjection())
-a.SetGeoTransform(gt)
-a.WriteRaster(0, 0, a_end, 512, rgb[:, :, :a_end].astype('uint8').tobytes())
-a = None
-# Scene B: another acquisition: gamma 0.6, warmer colour balance, shifted (sx, sy) pixels east/south.
-x = rgb[:, :, b_start:] / 255.0
-x = x ** 0.6
-x = x * np.array([1.15, 1.0, 0.8])[:, None, None]
-b_rgb = np.clip(np.round(x * 255.0), 0, 255).astype('uint8')
-b = drv.Create(b_path, 512 - b_start, 512, 3, gdal.GDT_Byte, ['TILED=YES', 'COMPRESS=DEFLATE'])
-b.SetProjection(full.GetProjection())
-b.SetGeoTransform((gt[0] + (b_start + sx) * gt[1], gt[1], 0, gt[3] + sy * gt[5], 0, gt[5]))
-b.WriteRaster(0, 0, 512 - b_start, 512, b_rgb.tobytes())
-b = None
+a = rgb[:, :, :a_end]
+write(out + '/scene-a.tif', a, 0, 0)
+# Scene B: another acquisition: gamma 0.6, a warmer colour balance, shifted (sx, sy) pixels east/south.
+x = (rgb[:, :, b_start:] / 255.0) ** 0.6 * np.array([1.15, 1.0, 0.8])[:, None, None]
+b = np.clip(np.round(x * 255.0), 1, 255)
+write(out + '/scene-b.tif', b, b_start + sx, sy)
+# The same scenes padded with nodata to the whole region (on their own lattices), for the
+# single-scene runs: their tiles are exactly the scenes' pixels alone on the two-scene run's grid.
+pa = np.zeros((3, 512, 512)); pa[:, :, :a_end] = a
+write(out + '/alone-a.tif', pa, 0, 0, 0)
+pb = np.zeros((3, 512, 512)); pb[:, :, b_start:] = b
+write(out + '/alone-b.tif', pb, sx, sy, 0)
 print(json.dumps({'transform': gt}))
 `;
 
@@ -70,30 +82,54 @@ interface SceneFeatherInfo {
   lines: { scenes: string[]; featherPx: number; points: [number, number][] }[];
 }
 
-/** Step statistic at a seam (column per row) and away from it (every column of the given ranges). */
-function stepAt(h: Float64Array, width: number, height: number, seamCol: (row: number) => number | null): number {
+interface Run {
+  h: Float64Array;
+  width: number;
+  height: number;
+  transform: number[];
+  info: SceneFeatherInfo;
+}
+
+const NODATA = -9999;
+/** Thin bands: 3 columns either side; rows averaged in segments of 32 (the scenes' offset is systematic, the model's texture is not). */
+const BAND = 3;
+const SEGMENT = 32;
+
+/**
+ * The step statistic: per segment of 32 rows, |mean over its rows of (mean of the BAND columns
+ * right of the line − mean of the BAND columns left of it)|, averaged over segments.
+ */
+function stepAt(h: Float64Array, width: number, height: number, lineCol: (row: number) => number | null): number {
   let s = 0;
   let n = 0;
-  for (let y = 0; y < height; y++) {
-    const c = seamCol(y);
-    if (c === null || c - BAND < 0 || c + BAND > width) continue;
-    let l = 0;
-    let r = 0;
-    let ok = true;
-    for (let k = 0; k < BAND; k++) {
-      const vl = h[y * width + c - 1 - k]!;
-      const vr = h[y * width + c + k]!;
-      if (vl === -9999 || vr === -9999) ok = false;
-      l += vl;
-      r += vr;
+  for (let y0 = 0; y0 + SEGMENT <= height; y0 += SEGMENT) {
+    let d = 0;
+    let m = 0;
+    for (let y = y0; y < y0 + SEGMENT; y++) {
+      const c = lineCol(y);
+      if (c === null || c - BAND < 0 || c + BAND > width) continue;
+      let l = 0;
+      let r = 0;
+      let ok = true;
+      for (let k = 0; k < BAND; k++) {
+        const vl = h[y * width + c - 1 - k]!;
+        const vr = h[y * width + c + k]!;
+        if (vl === NODATA || vr === NODATA) ok = false;
+        l += vl;
+        r += vr;
+      }
+      if (!ok) continue;
+      d += (r - l) / BAND;
+      m++;
     }
-    if (!ok) continue;
-    s += Math.abs(r - l) / BAND;
+    if (m < SEGMENT / 2) continue;
+    s += Math.abs(d / m);
     n++;
   }
   return n ? s / n : NaN;
 }
 
+/** The same statistic on every column of the given ranges (no seam there), averaged. */
 function background(h: Float64Array, width: number, height: number, ranges: [number, number][]): number {
   let s = 0;
   let n = 0;
@@ -109,6 +145,13 @@ function background(h: Float64Array, width: number, height: number, ranges: [num
   return s / n;
 }
 
+/** Weight of scene A at signed distance d (px, positive on A's side) across a zone of F px: raised cosine, from its formula. */
+function weightA(d: number, F: number): number {
+  if (d >= F / 2) return 1;
+  if (d <= -F / 2) return 0;
+  return Math.sin((Math.PI / 2) * ((d + F / 2) / F)) ** 2;
+}
+
 let dir: string;
 let home: string;
 beforeAll(() => {
@@ -119,55 +162,117 @@ beforeAll(() => {
 afterAll(() => (process.env['KEEP'] ? console.log('kept', dir) : rmSync(dir, { recursive: true, force: true })));
 
 describe('seams between source scenes', () => {
-  it('feathering across the seamline brings the height step down to the background; the priority mosaic steps', async () => {
-    const aPath = join(dir, 'scene-a.tif');
-    const bPath = join(dir, 'scene-b.tif');
-    const fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), aPath, bPath, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
+  it('blends the two scenes’ own predictions across the seamline with raised-cosine weights, and the step falls to the background', async () => {
+    const fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), dir, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
     const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
     const aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
-
-    const runs: Record<string, { h: Float64Array; width: number; height: number; x0: number; info: SceneFeatherInfo }> = {};
-    for (const [name, extra] of [
-      ['feathered', []],
-      ['off', ['--scene-feather', '0']],
+    const runs: Record<string, Run> = {};
+    for (const [name, imagery, extra] of [
+      ['feathered', ['scene-a.tif', 'scene-b.tif'], []],
+      ['off', ['scene-a.tif', 'scene-b.tif'], ['--scene-feather', '0']],
+      ['alone-a', ['alone-a.tif'], []],
+      ['alone-b', ['alone-b.tif'], []],
     ] as const) {
       const out = join(dir, `run-${name}`);
-      const r = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', aPath, '--imagery', bPath, '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
+      const r = await chm(['--model', 'demo', '--aoi', aoiPath, ...imagery.flatMap((i) => ['--imagery', join(dir, i)]), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
       expect(r.code, r.stderr).toBe(0);
       const run = readJson<{ grid: { transform: number[] }; sceneFeather: SceneFeatherInfo }>(join(out, 'run.json'));
       const band = gdalBand(join(out, 'chm.tif'), 1);
-      // Column of the fixture's column 0 in the run's grid (both on the 0.6 m lattice).
-      const x0 = Math.round((fx.transform[0]! - run.grid.transform[0]!) / 0.6);
-      runs[name] = { h: band.values, width: band.width, height: band.height, x0, info: run.sceneFeather };
+      runs[name] = { h: band.values, width: band.width, height: band.height, transform: run.grid.transform, info: run.sceneFeather };
     }
-
     const f = runs['feathered']!;
     const o = runs['off']!;
+    const ra = runs['alone-a']!;
+    const rb = runs['alone-b']!;
+    // One grid for all four runs.
+    for (const r of [o, ra, rb]) {
+      expect(r.transform).toEqual(f.transform);
+      expect([r.width, r.height]).toEqual([f.width, f.height]);
+    }
+    const { width: W, height: H } = f;
     expect(f.info.seams).toBe(1);
     expect(f.info.lines[0]!.scenes).toEqual(['scene-a', 'scene-b']);
+    expect(f.info.px).toBe(40); // the default 24 m at 0.6 m
     expect(f.info.featheredTiles).toBeGreaterThan(0);
+    // Two scenes: one extra model input per feathered tile.
     expect(f.info.extraTileInferences).toBe(f.info.featheredTiles);
     expect(o.info.seams).toBe(0);
     expect(o.info.extraTileInferences).toBe(0);
 
-    // The seamline of the feathered run (run.json, grid px), per row; the plain mosaic's: A's footprint edge.
-    const pts = f.info.lines[0]!.points;
-    const seamF = (y: number): number | null => {
-      let best: [number, number] | null = null;
-      for (const p of pts) if (!best || Math.abs(p[1] - (y + 0.5)) < Math.abs(best[1] - (y + 0.5))) best = p;
-      return best && Math.abs(best[1] - (y + 0.5)) <= 2 ? Math.round(best[0]) : null;
+    // The seamline (run.json, grid px) per row, and the fixture's columns in the grid.
+    const line = f.info.lines[0]!;
+    const F = line.featherPx;
+    const pts = line.points;
+    const seamX = (y: number): number => {
+      const yc = y + 0.5;
+      if (yc <= pts[0]![1]) return pts[0]![0];
+      for (let k = 1; k < pts.length; k++) {
+        if (yc <= pts[k]![1]) {
+          const t = (yc - pts[k - 1]![1]) / (pts[k]![1] - pts[k - 1]![1]);
+          return pts[k - 1]![0] * (1 - t) + pts[k]![0] * t;
+        }
+      }
+      return pts[pts.length - 1]![0];
     };
-    const seamO = (): number => o.x0 + A_END;
-    // Background: columns inside one scene only, away from the overlap and the AOI's edges.
-    const bgF = background(f.h, f.width, f.height, [[f.x0 + 24, f.x0 + B_START - 24], [f.x0 + A_END + 24, f.x0 + N - 24]]);
-    const bgO = background(o.h, o.width, o.height, [[o.x0 + 24, o.x0 + B_START - 24], [o.x0 + A_END + 24, o.x0 + N - 24]]);
-    const stepF = stepAt(f.h, f.width, f.height, seamF);
-    const stepO = stepAt(o.h, o.width, o.height, seamO);
-    console.log(JSON.stringify({ feathered: { step: stepF, background: bgF, info: { ...f.info, lines: undefined } }, off: { step: stepO, background: bgO } }));
-    // Without feathering the scenes' radiometric edge is a height step well above the background.
-    expect(stepO).toBeGreaterThan(3 * bgO);
-    // With feathering the step is at the background's level.
-    expect(stepF).toBeLessThan(1.5 * bgF);
+    const x0 = Math.round((fx.transform[0]! - f.transform[0]!) / 0.6);
+    // The seamline runs inside the overlap, half a zone away from its sides.
+    const overlapLo = x0 + B_START + SHIFT_X;
+    const overlapHi = x0 + A_END;
+    for (const [x] of pts) {
+      expect(x).toBeGreaterThanOrEqual(overlapLo + F / 2 - 1);
+      expect(x).toBeLessThanOrEqual(overlapHi - F / 2 + 1);
+    }
+
+    // Oracle: inside the zone every tile is predicted from each scene alone, exactly as the
+    // single-scene runs predict it, so chm.tif = w·(scene A's run) + (1 − w)·(scene B's run).
+    let zone = 0;
+    let worst = 0;
+    let outside = 0;
+    for (let y = 0; y < H; y++) {
+      const sx = seamX(y);
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        const a = ra.h[i]!;
+        const b = rb.h[i]!;
+        if (a === NODATA || b === NODATA || f.h[i] === NODATA) continue;
+        const d = sx - (x + 0.5); // scene A keeps the west side
+        const w = weightA(d, F);
+        if (w <= 1e-6 || w >= 1 - 1e-6) {
+          if (Math.abs(d) > F / 2 + 2) outside++;
+          continue;
+        }
+        zone++;
+        worst = Math.max(worst, Math.abs(f.h[i]! - (w * a + (1 - w) * b)));
+      }
+    }
+    expect(zone).toBeGreaterThan(0.8 * F * H);
+    expect(worst).toBeLessThan(0.01);
+    expect(outside).toBeGreaterThan(0);
+
+    // The step statistic: the feathered map across its seamline, and — for contrast — a hard
+    // switch at the same line between the two scenes' own predictions, and the plain mosaic at
+    // scene A's footprint edge; the background on columns inside one scene only.
+    const hard = new Float64Array(W * H);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) hard[y * W + x] = x + 0.5 < seamX(y) ? ra.h[y * W + x]! : rb.h[y * W + x]!;
+    const seamCol = (y: number): number => Math.round(seamX(y));
+    const away: [number, number][] = [
+      [x0 + 24, overlapLo - 24],
+      [overlapHi + 24, x0 + N - 24],
+    ];
+    const report = {
+      feathered: { step: stepAt(f.h, W, H, seamCol), background: background(f.h, W, H, away) },
+      hardSwitch: { step: stepAt(hard, W, H, seamCol), background: background(hard, W, H, away) },
+      plainMosaic: { step: stepAt(o.h, W, H, () => overlapHi), background: background(o.h, W, H, away) },
+      featheredTiles: f.info.featheredTiles,
+      extraTileInferences: f.info.extraTileInferences,
+      zonePixels: zone,
+      worstOracleError: worst,
+    };
+    console.log(JSON.stringify(report));
+    // Switching hard between the scenes' predictions steps clearly above the background (the
+    // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
+    expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
+    expect(report.feathered.step).toBeLessThan(report.feathered.background);
   });
 
   it('refuses a negative --scene-feather or one wider than the tile stride: one line, exit 2', async () => {
