@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rectangleAoi } from '@geo-dino/chm';
+import { blendAt } from '@geo-dino/server';
 import { sharedData } from '../support/shared-data.js';
 import { gdalJson } from '../support/fixture-run.js';
 import { requireGdal } from '../support/tools.js';
@@ -91,6 +92,17 @@ interface Run {
 }
 
 const NODATA = -9999;
+
+/** GDAL/OSR: grid pixel positions → lon/lat (EPSG:32652 → EPSG:4326). */
+const TO_LONLAT = String.raw`
+import sys, json
+from osgeo import osr
+t = json.loads(sys.argv[1]); pts = json.loads(sys.argv[2])
+a = osr.SpatialReference(); a.ImportFromEPSG(32652)
+b = osr.SpatialReference(); b.ImportFromEPSG(4326); b.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+ct = osr.CoordinateTransformation(a, b)
+print(json.dumps([list(ct.TransformPoint(t[0] + x * t[1], t[3] + y * t[5])[:2]) for x, y in pts]))
+`;
 /** Thin bands: 3 columns either side; rows averaged in segments of 32 (the scenes' offset is systematic, the model's texture is not). */
 const BAND = 3;
 const SEGMENT = 32;
@@ -269,6 +281,22 @@ describe('seams between source scenes', () => {
       worstOracleError: worst,
     };
     console.log(JSON.stringify(report));
+
+    // Provenance: the transition zone (both scenes, the weights' extent), and the point lookup
+    // the viewer's popup uses ("blend of scenes A and B") inside it and not outside.
+    const prov = readJson<{ transition_zones?: { properties: { scene_ids: string[]; width_m: number; pixels: number } }[] }>(join(dir, 'run-feathered', 'provenance.geojson'));
+    expect(prov.transition_zones?.length).toBe(1);
+    const tz = prov.transition_zones![0]!.properties;
+    expect(tz.scene_ids).toEqual(['scene-a', 'scene-b']);
+    expect(tz.width_m).toBeCloseTo(24, 6);
+    expect(Math.abs(tz.pixels - zone) / zone).toBeLessThan(0.02);
+    const yMid = H / 2;
+    const [inZone, inA, inB] = gdalJson(TO_LONLAT, [JSON.stringify(f.transform), JSON.stringify([[seamX(yMid), yMid + 0.5], [x0 + 60, yMid], [x0 + N - 60, yMid]])]) as [number, number][];
+    const provPath = join(dir, 'run-feathered', 'provenance.geojson');
+    expect(await blendAt(provPath, inZone![0], inZone![1])).toEqual({ scene_ids: ['scene-a', 'scene-b'], width_m: 24 });
+    expect(await blendAt(provPath, inA![0], inA![1])).toBeNull();
+    expect(await blendAt(provPath, inB![0], inB![1])).toBeNull();
+    expect(readJson<{ transition_zones?: unknown }>(join(dir, 'run-off', 'provenance.geojson')).transition_zones).toBeUndefined();
     // Switching hard between the scenes' predictions steps clearly above the background (the
     // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
     expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
