@@ -15,6 +15,7 @@ import { statsLatencyBench } from './stats-latency.js';
 import { stripBench } from './strip.js';
 import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
+import { seamsBench } from './seams.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -23,6 +24,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   pmtiles: pmtilesBench,
   polygonize: polygonizeBench,
   s3: s3Bench,
+  seams: seamsBench,
   serve: serveBench,
   shards: shardsBench,
   'stats-latency': statsLatencyBench,
