@@ -19,7 +19,7 @@
  *    (a trained model reads local radiometry; the hard switch is that case).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rectangleAoi } from '@geo-dino/chm';
 import { blendAt } from '@geo-dino/server';
@@ -92,6 +92,21 @@ interface Run {
 }
 
 const NODATA = -9999;
+
+/** GDAL: largest |Δ| between two rasters' band 1 where both are valid (aligned by their geotransforms), and how many pixels. */
+const COMPARE = String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2])
+ga = a.GetGeoTransform(); gb = b.GetGeoTransform()
+dx = int(round((ga[0] - gb[0]) / ga[1])); dy = int(round((ga[3] - gb[3]) / ga[5]))
+A = a.GetRasterBand(1).ReadAsArray().astype('f8')
+B = b.GetRasterBand(1).ReadAsArray(dx, dy, a.RasterXSize, a.RasterYSize).astype('f8')
+m = (A != -9999) & (B != -9999)
+print(json.dumps({'max': float(np.abs(A[m] - B[m]).max()), 'n': int(m.sum()), 'onlyOne': int(((A != -9999) ^ (B != -9999)).sum())}))
+`;
 
 /** GDAL/OSR: grid pixel positions → lon/lat (EPSG:32652 → EPSG:4326). */
 const TO_LONLAT = String.raw`
@@ -297,6 +312,20 @@ describe('seams between source scenes', () => {
     expect(await blendAt(provPath, inA![0], inA![1])).toBeNull();
     expect(await blendAt(provPath, inB![0], inB![1])).toBeNull();
     expect(readJson<{ transition_zones?: unknown }>(join(dir, 'run-off', 'provenance.geojson')).transition_zones).toBeUndefined();
+
+    // A sharded run (512-px shards) gives the same map, and its provenance the same zone.
+    const sharded = join(dir, 'run-sharded');
+    const rs = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(readJson<{ layout: string }>(join(sharded, 'run.json')).layout).toBe('sharded');
+    const vrt = readdirSync(sharded).find((n) => /^chm-.*\.vrt$/.test(n))!;
+    const cmp = gdalJson(COMPARE, [join(dir, 'run-feathered', 'chm.tif'), join(sharded, vrt)]) as { max: number; n: number; onlyOne: number };
+    expect(cmp.n).toBe(W * H - f.h.filter((v) => v === NODATA).length);
+    expect(cmp.onlyOne).toBe(0);
+    expect(cmp.max).toBeLessThan(1e-4);
+    const sp = readJson<{ transition_zones?: { properties: { scene_ids: string[] } }[] }>(join(sharded, 'provenance.geojson'));
+    expect(sp.transition_zones?.length).toBeGreaterThan(0);
+    for (const z of sp.transition_zones!) expect(z.properties.scene_ids).toEqual(['scene-a', 'scene-b']);
     // Switching hard between the scenes' predictions steps clearly above the background (the
     // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
     expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
