@@ -181,18 +181,20 @@ function weightA(d: number, F: number): number {
 
 let dir: string;
 let home: string;
+let fx: { transform: number[] };
+let aoiPath: string;
 beforeAll(() => {
   requireGdal();
   dir = tempDir('scene-seams');
   home = join(dir, 'home');
+  fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), dir, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
+  const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
+  aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
 });
 afterAll(() => (process.env['KEEP'] ? console.log('kept', dir) : rmSync(dir, { recursive: true, force: true })));
 
 describe('seams between source scenes', () => {
   it('blends the two scenes’ own predictions across the seamline with raised-cosine weights, and the step falls to the background', async () => {
-    const fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), dir, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
-    const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
-    const aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
     const runs: Record<string, Run> = {};
     for (const [name, imagery, extra] of [
       ['feathered', ['scene-a.tif', 'scene-b.tif'], []],
@@ -330,6 +332,58 @@ describe('seams between source scenes', () => {
     // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
     expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
     expect(report.feathered.step).toBeLessThan(report.feathered.background);
+  });
+
+  it('--harmonise matches scene B to scene A by per-band moments fitted on their overlap, recorded in provenance', async () => {
+    const out = join(dir, 'run-harmonised');
+    const r = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--harmonise'], home);
+    expect(r.code, r.stderr).toBe(0);
+    // Oracle: numpy's moments of the two scenes on their overlap, at full resolution (GDAL reads).
+    const oracle = gdalJson(
+      String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2])
+ga = a.GetGeoTransform(); gb = b.GetGeoTransform()
+dx = int(round((gb[0] - ga[0]) / ga[1])); dy = int(round((gb[3] - ga[3]) / ga[5]))
+w = a.RasterXSize - dx; h = a.RasterYSize - dy
+A = a.ReadAsArray(dx, dy, w, h).astype('f8'); B = b.ReadAsArray(0, 0, w, h).astype('f8')
+gain = [float(A[c].std() / B[c].std()) for c in range(3)]
+print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].mean()) for c in range(3)]}))
+`,
+      [join(dir, 'scene-a.tif'), join(dir, 'scene-b.tif')],
+    ) as { gain: number[]; offset: number[] };
+    const prov = readJson<{ features: { properties: { scene_id: string; radiometry?: { to: string; gain: number[]; offset: number[] } } }[] }>(join(out, 'provenance.geojson'));
+    const a = prov.features.find((f) => f.properties.scene_id === 'scene-a')!;
+    const b = prov.features.find((f) => f.properties.scene_id === 'scene-b')!;
+    expect(a.properties.radiometry).toBeUndefined();
+    expect(b.properties.radiometry?.to).toBe('scene-a');
+    for (let c = 0; c < 3; c++) {
+      expect(Math.abs(b.properties.radiometry!.gain[c]! / oracle.gain[c]! - 1)).toBeLessThan(0.02);
+      expect(Math.abs(b.properties.radiometry!.offset[c]! - oracle.offset[c]!)).toBeLessThan(3);
+    }
+    const run = readJson<{ sceneFeather: { harmonised?: { scene: string; to: string }[] } }>(join(out, 'run.json'));
+    expect(run.sceneFeather.harmonised?.map((h) => [h.scene, h.to])).toEqual([['scene-b', 'scene-a']]);
+    // Applied to scene B's pixels only: west of the overlap (scene A alone) the heights are those
+    // of the run without --harmonise; east of it (scene B alone) they change.
+    const h = gdalBand(join(out, 'chm.tif'), 1);
+    const plain = gdalBand(join(dir, 'run-feathered', 'chm.tif'), 1);
+    const gridX0 = readJson<{ grid: { transform: number[] } }>(join(out, 'run.json')).grid.transform[0]!;
+    const x0 = Math.round((fx.transform[0]! - gridX0) / 0.6);
+    let west = 0;
+    let east = 0;
+    let ne = 0;
+    for (let y = 0; y < h.height; y++) {
+      for (let x = x0 + 8; x < x0 + 150; x++) west = Math.max(west, Math.abs(h.values[y * h.width + x]! - plain.values[y * h.width + x]!));
+      for (let x = x0 + A_END + 40; x < x0 + N - 8; x++) {
+        east += Math.abs(h.values[y * h.width + x]! - plain.values[y * h.width + x]!);
+        ne++;
+      }
+    }
+    expect(west).toBeLessThan(1e-6);
+    expect(east / ne).toBeGreaterThan(0.1);
+    console.log(JSON.stringify({ harmonise: { fitted: b.properties.radiometry, oracle, meanAbsChangeEast: east / ne } }));
   });
 
   it('refuses a negative --scene-feather or one wider than the tile stride: one line, exit 2', async () => {

@@ -107,6 +107,7 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     shardSize: request.shardSize ?? DEFAULT_SHARD_SIZE,
     ...(request.sceneFeather !== undefined ? { sceneFeather: request.sceneFeather } : {}),
+    ...(request.harmonise ? { harmonise: true } : {}),
     ...(extraHeadsIdentity(request) ? { extraHeads: extraHeadsIdentity(request) } : {}),
   });
 }
@@ -389,8 +390,8 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   if (sources.filter((s) => s.gridBbox).length > 1) {
     const feather = resolveSceneFeather(request.sceneFeather, tileSize, overlap, grid.gsd * grid.crs.metresPerUnit);
     if (feather.px > 0) {
-      const seams = await planSeams(plan, feather.px, ctx.opener, { log: ctx.log, signal: ctx.signal });
-      plan.sceneFeather = { metres: feather.metres, px: feather.px, seams };
+      const { seams, radiometry } = await planSeams(plan, feather.px, ctx.opener, { log: ctx.log, signal: ctx.signal, harmonise: request.harmonise === true });
+      plan.sceneFeather = { metres: feather.metres, px: feather.px, seams, ...(radiometry ? { radiometry } : {}) };
     }
   }
   plan.configHash = configHashOf(plan);

@@ -19,7 +19,7 @@ import { layoutOf, tileSpecOf } from './plan.js';
 import { extraHeadsOf, extraTilePlanes, runPlannedHeads } from './extra-heads.js';
 import { imageryPlanes } from './imagery.js';
 import { SourceOpener } from './sources.js';
-import { composeTile, SCENE_WEIGHT_PLANE, SCENE_ZONE_PLANE, seamsMeeting, variantSuffix } from './scene-feather.js';
+import { composeTile, harmoniseTile, SCENE_WEIGHT_PLANE, SCENE_ZONE_PLANE, seamsMeeting, variantSuffix } from './scene-feather.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { CommonOptions, RunPlan } from './types.js';
 
@@ -139,8 +139,14 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
     // seamline mosaic and, inside a transition zone, one model input per scene (scene-feather.ts).
     const renderJob = async (spec: TileSpec): Promise<Job> => {
       const seams = seamsMeeting(plan, spec);
-      if (!seams.length) return { tile: await renderTile(layout, prepared, spec, renderOptions), variants: null, zone: null };
+      const radiometry = plan.sceneFeather?.radiometry;
+      if (!seams.length) {
+        const tile = await renderTile(layout, prepared, spec, renderOptions);
+        harmoniseTile(tile, planIndex, radiometry);
+        return { tile, variants: null, zone: null };
+      }
       const renders = await Promise.all(prepared.map((p) => renderTile(layout, [p], spec, renderOptions)));
+      for (const r of renders) harmoniseTile(r, planIndex, radiometry);
       const renderSource = prepared.map((p) => p.index);
       const c = composeTile(spec, renders, renderSource, planIndex, seams, allSeams);
       if (c.zonePixels === 0) return { tile: c.tile, variants: null, zone: null };

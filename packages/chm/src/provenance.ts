@@ -43,6 +43,8 @@ export interface ProvenanceFeature {
     pixels: number;
     /** Geodesic area of the polygons, m². */
     area_m2: number;
+    /** Radiometric harmonisation applied to the scene (`harmonise`): matched to `to` on their overlap. */
+    radiometry?: { to: string; gain: number[]; offset: number[]; method: string };
   };
 }
 
@@ -230,6 +232,7 @@ export class ProvenanceBuilder {
           priority: l,
           pixels: this.pixels[l]!,
           area_m2: Math.round(geodesicArea(lonlat) * 100) / 100,
+          ...radiometryOf(plan, l),
         },
       });
     }
@@ -247,4 +250,11 @@ export class ProvenanceBuilder {
       features,
     };
   }
+}
+
+/** The `radiometry` property of a harmonised scene. */
+function radiometryOf(plan: RunPlan, l: number): { radiometry?: NonNullable<ProvenanceFeature['properties']['radiometry']> } {
+  const r = plan.sceneFeather?.radiometry?.[l];
+  if (!r) return {};
+  return { radiometry: { to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset, method: `per-band moment matching on the overlap (${r.cells} coarse cells): v' = gain · v + offset` } };
 }

@@ -365,6 +365,7 @@ function sceneFeatherInfo(plan: RunPlan, counts: { featheredTiles: number; extra
     seams,
     featheredTiles: counts.featheredTiles,
     extraTileInferences: counts.extraTileInferences,
+    ...(f?.radiometry ? { harmonised: f.radiometry.flatMap((r, i) => (r ? [{ scene: plan.sources[i]!.id, to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset }] : [])) } : {}),
     // The seamlines of the (first) zone in its grid pixels: where the transition zones are centred.
     lines: (f?.seams ?? []).map((s) => ({
       scenes: [plan.sources[s.a]!.id, plan.sources[s.b]!.id],

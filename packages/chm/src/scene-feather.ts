@@ -38,7 +38,7 @@
 import { GeoDinoError, throwIfAborted, type Logger } from '@geo-dino/core';
 import { NO_SOURCE, prepareTileSources, renderTile, TileLayout, type Grid, type Tile, type TileSpec } from '@geo-dino/tiling';
 import type { SourceOpener } from './sources.js';
-import type { PlannedSource, RunPlan, SceneSeam } from './types.js';
+import type { PlannedSource, RunPlan, SceneRadiometry, SceneSeam } from './types.js';
 
 /** Default width of the transition zone across a scene seamline (metres): 40 pixels at 0.6 m. */
 export const DEFAULT_SCENE_FEATHER_M = 24;
@@ -119,10 +119,11 @@ export function zoneBox(seam: SceneSeam): [number, number, number, number] {
 // ---------------------------------------------------------------------------------------------
 // Plan time: seamlines.
 
-/** Luminance, excess green (canopy proxy) and validity of one scene on a coarse grid. */
+/** Luminance, excess green (canopy proxy), the 8-bit bands and validity of one scene on a coarse grid. */
 interface CoarseScene {
   lum: Float32Array;
   exg: Float32Array;
+  rgb: Uint8Array;
   valid: Uint8Array;
 }
 
@@ -146,7 +147,7 @@ async function readCoarse(source: PlannedSource, grid: Grid, opener: SourceOpene
       exg[i] = Math.max(0, 2 * g - r - b);
       valid[i] = tile.source[i] !== NO_SOURCE ? 1 : 0;
     }
-    return { lum, exg, valid };
+    return { lum, exg, rgb: tile.rgb, valid };
   } finally {
     await raster.close();
   }
@@ -189,7 +190,7 @@ export function leastCostSeam(cost: Float32Array, rows: number, cols: number, lo
 }
 
 /** The seam of one pair of scenes (null when they do not overlap, or one contains the other). */
-async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSource, B: PlannedSource, featherPx: number, opener: SourceOpener, log: Logger, signal: AbortSignal | undefined): Promise<SceneSeam | null> {
+async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSource, B: PlannedSource, featherPx: number, opener: SourceOpener, log: Logger, signal: AbortSignal | undefined): Promise<{ seam: SceneSeam; radiometry: SceneRadiometry } | null> {
   const ba = A.gridBbox;
   const bb = B.gridBbox;
   if (!ba || !bb) return null;
@@ -245,21 +246,87 @@ async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSour
   const path = leastCostSeam(cost, rows, cols, margin, cols - 1 - margin);
   const positions = Array.from(path, (c) => acrossLo + (c + 0.5) * step);
   log.debug({ a: A.id, b: B.id, axis, cells: `${cols}×${rows}`, step, featherPx: F }, 'scene seamline planned');
-  return { a, b, axis, aSide, overlap: o, start: alongLo, step, positions, featherPx: F };
+  return { seam: { a, b, axis, aSide, overlap: o, start: alongLo, step, positions, featherPx: F }, radiometry: momentMatch(sa, sb, a, W * H) };
 }
 
-/** Seamlines between every pair of overlapping scenes of a zone (see the module comment). */
-export async function planSeams(plan: { grid: Grid; sources: readonly PlannedSource[] }, featherPx: number, opener: SourceOpener, options: { log: Logger; signal?: AbortSignal | undefined }): Promise<SceneSeam[]> {
+/** Per-band moment matching of scene b to scene a on the cells where both are valid (b' = gain · b + offset). */
+function momentMatch(sa: CoarseScene, sb: CoarseScene, reference: number, n: number): SceneRadiometry {
+  const gain: [number, number, number] = [1, 1, 1];
+  const offset: [number, number, number] = [0, 0, 0];
+  let cells = 0;
+  for (let c = 0; c < 3; c++) {
+    let m = 0;
+    let ma = 0;
+    let mb = 0;
+    let va = 0;
+    let vb = 0;
+    for (let i = 0; i < n; i++) {
+      if (!sa.valid[i] || !sb.valid[i]) continue;
+      const x = sa.rgb[c * n + i]!;
+      const y = sb.rgb[c * n + i]!;
+      m++;
+      ma += x;
+      mb += y;
+      va += x * x;
+      vb += y * y;
+    }
+    cells = m;
+    if (m < 2) continue;
+    ma /= m;
+    mb /= m;
+    const sda = Math.sqrt(Math.max(0, va / m - ma * ma));
+    const sdb = Math.sqrt(Math.max(0, vb / m - mb * mb));
+    const g = sdb > 1e-6 ? sda / sdb : 1;
+    gain[c] = g;
+    offset[c] = ma - g * mb;
+  }
+  const r = (v: number): number => Math.round(v * 1e6) / 1e6;
+  return { reference, gain: gain.map(r) as [number, number, number], offset: offset.map(r) as [number, number, number], cells };
+}
+
+/** Apply the scenes' harmonisation to a rendered tile in place (`planIndex[k]`: plan index of render source k). */
+export function harmoniseTile(tile: Tile, planIndex: readonly number[], radiometry: readonly (SceneRadiometry | null)[] | undefined): void {
+  if (!radiometry?.some((r) => r)) return;
+  const n = tile.source.length;
+  for (let i = 0; i < n; i++) {
+    const k = tile.source[i]!;
+    if (k === NO_SOURCE) continue;
+    const r = radiometry[planIndex[k]!];
+    if (!r) continue;
+    for (let c = 0; c < 3; c++) {
+      const v = r.gain[c]! * tile.rgb[c * n + i]! + r.offset[c]!;
+      tile.rgb[c * n + i] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+    }
+  }
+}
+
+/**
+ * Seamlines between every pair of overlapping scenes of a zone (see the module comment); with
+ * `harmonise`, also each lower-priority scene's moment matching to the first (highest-priority)
+ * scene it has a seamline with, fitted on their overlap (indexed by plan source; null: unchanged).
+ */
+export async function planSeams(
+  plan: { grid: Grid; sources: readonly PlannedSource[] },
+  featherPx: number,
+  opener: SourceOpener,
+  options: { log: Logger; signal?: AbortSignal | undefined; harmonise?: boolean },
+): Promise<{ seams: SceneSeam[]; radiometry: (SceneRadiometry | null)[] | null }> {
   const seams: SceneSeam[] = [];
-  if (featherPx <= 0) return seams;
   const S = plan.sources;
+  const radiometry: (SceneRadiometry | null)[] = S.map(() => null);
+  if (featherPx <= 0) return { seams, radiometry: null };
   for (let a = 0; a < S.length; a++) {
     for (let b = a + 1; b < S.length; b++) {
       const s = await seamOf(plan, a, b, S[a]!, S[b]!, featherPx, opener, options.log, options.signal);
-      if (s) seams.push(s);
+      if (!s) continue;
+      seams.push(s.seam);
+      if (options.harmonise && !radiometry[b] && s.radiometry.cells > 0) {
+        radiometry[b] = s.radiometry;
+        options.log.info({ scene: S[b]!.id, to: S[a]!.id, gain: s.radiometry.gain, offset: s.radiometry.offset }, 'scene radiometry matched to its neighbour on their overlap');
+      }
     }
   }
-  return seams;
+  return { seams, radiometry: options.harmonise ? radiometry : null };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,7 +131,20 @@ export interface RunPlan {
    * Feathering across scene seamlines (scene-feather.ts): the transition zone's width and the
    * seamlines between overlapping scenes. Absent (or `px` 0): the priority mosaic, no seams.
    */
-  sceneFeather?: { metres: number; px: number; seams: SceneSeam[] };
+  sceneFeather?: { metres: number; px: number; seams: SceneSeam[]; radiometry?: (SceneRadiometry | null)[] };
+}
+
+/**
+ * Radiometric harmonisation of a scene (`harmonise`): per-band moment matching of its 8-bit values
+ * to a higher-priority scene, fitted on their overlap only: v' = gain · v + offset.
+ */
+export interface SceneRadiometry {
+  /** Plan source index of the scene it was matched to. */
+  reference: number;
+  gain: [number, number, number];
+  offset: [number, number, number];
+  /** Coarse cells of the overlap the fit used. */
+  cells: number;
 }
 
 /**
@@ -212,6 +225,8 @@ export interface ChmRequest {
   shardSize?: number;
   /** Width of the transition zone across scene seamlines, metres (default `DEFAULT_SCENE_FEATHER_M`; 0: off). */
   sceneFeather?: number;
+  /** Match each lower-priority scene's radiometry to its seamline neighbour in their overlap (needs scene feathering). */
+  harmonise?: boolean;
   /** Processing band width in shards (default 16): bounds the state; never changes the output. */
   bandShards?: number;
 }

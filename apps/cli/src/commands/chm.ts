@@ -42,6 +42,7 @@ const optionsSchema = z.object({
   sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
   header: z.array(z.string()).default([]),
   blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
+  harmonise: z.boolean().default(false),
   sceneFeather: z.coerce.number({ error: 'must be a width in metres' }).refine((v) => Number.isFinite(v), 'must be a width in metres').refine((v) => v >= 0, 'must be ≥ 0 (0 turns feathering off)').optional(),
   chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
   webTiles: z.boolean().default(true),
@@ -200,6 +201,7 @@ export const chmCommand: CommandModule = {
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
       .option('--scene-feather <metres>', `width of the transition zone across seamlines between overlapping scenes, where tiles are predicted once per scene and blended (default ${DEFAULT_SCENE_FEATHER_M} m, at most the tile stride; 0: off, the plain priority mosaic)`)
+      .option('--harmonise', "match each lower-priority scene's colours to its seamline neighbour (per-band moment matching fitted on their overlap; recorded in provenance.geojson); off by default")
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
@@ -239,6 +241,7 @@ export const chmCommand: CommandModule = {
           ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
           ...(o.sceneFeather !== undefined ? { sceneFeather: o.sceneFeather } : {}),
+          ...(o.harmonise ? { harmonise: true } : {}),
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
