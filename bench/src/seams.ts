@@ -149,11 +149,20 @@ export const seamsBench: BenchModule = {
           }
         }
       }
+      log('with --harmonise…');
+      const th = performance.now();
+      const hres = await runChm({ ...common, imagery: [join(work, 'a.tif'), join(work, 'b.tif')], out: join(work, 'run-harmonised'), harmonise: true });
+      const harmoniseSeconds = (performance.now() - th) / 1000;
+      const fit = (hres.run['sceneFeather'] as { harmonised?: { gain: number[]; offset: number[] }[] }).harmonised?.[0];
+      if (!fit) throw new Error('the harmonised run recorded no fit');
+      // Scene B alone as the harmonised run saw it (the fitted gain and offset applied here).
+      await writeScene(join(work, 'alone-bh.tif'), S, S, base.epsg, at(sx, sy), (c, x, y) => (x >= bStart ? Math.max(0, Math.min(255, Math.round(Math.max(1, Math.min(255, Math.round(other(c, x, y)))) * fit.gain[c]! + fit.offset[c]!))) : null), true);
       log('each scene alone…');
-      for (const s of ['a', 'b']) await runChm({ ...common, imagery: [join(work, `alone-${s}.tif`)], out: join(work, `run-alone-${s}`) });
+      for (const s of ['a', 'b', 'bh']) await runChm({ ...common, imagery: [join(work, `alone-${s}.tif`)], out: join(work, `run-alone-${s}`) });
       const f = await readHeights(join(work, 'run-feathered', 'chm.tif'));
       const ha = await readHeights(join(work, 'run-alone-a', 'chm.tif'));
       const hb = await readHeights(join(work, 'run-alone-b', 'chm.tif'));
+      const hbh = await readHeights(join(work, 'run-alone-bh', 'chm.tif'));
       const { width: W, height: H } = f;
       const pts = info!.lines[0]!.points;
       const seamX = (y: number): number => {
@@ -165,7 +174,23 @@ export const seamsBench: BenchModule = {
         return p[0] * (1 - u) + q[0] * u;
       };
       const hard = new Float32Array(W * H);
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) hard[y * W + x] = x + 0.5 < seamX(y) ? ha.h[y * W + x]! : hb.h[y * W + x]!;
+      const hardH = new Float32Array(W * H);
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          hard[y * W + x] = x + 0.5 < seamX(y) ? ha.h[y * W + x]! : hb.h[y * W + x]!;
+          hardH[y * W + x] = x + 0.5 < seamX(y) ? ha.h[y * W + x]! : hbh.h[y * W + x]!;
+        }
+      }
+      // The scenes' own predictions on their overlap: mean |A − B|, without and with harmonisation.
+      let dAB = 0;
+      let dABh = 0;
+      let nAB = 0;
+      for (let i = 0; i < W * H; i++) {
+        if (ha.h[i] === NODATA || hb.h[i] === NODATA || hbh.h[i] === NODATA) continue;
+        dAB += Math.abs(ha.h[i]! - hb.h[i]!);
+        dABh += Math.abs(ha.h[i]! - hbh.h[i]!);
+        nAB++;
+      }
       // Grid column of the base scene's column 0.
       const x0 = Math.round((t[0] - gridX0) / t[1]);
       const away: [number, number][] = [
@@ -187,6 +212,7 @@ export const seamsBench: BenchModule = {
       const seamCol = (y: number): number => Math.round(seamX(y));
       const stepF = stepAt(f.h, W, H, seamCol);
       const stepHard = stepAt(hard, W, H, seamCol);
+      const stepHardH = stepAt(hardH, W, H, seamCol);
       const tf = median(times['feathered']!);
       const to = median(times['off']!);
       return {
@@ -197,6 +223,9 @@ export const seamsBench: BenchModule = {
           { metric: 'extra tiles inferred', value: tiles + info!.extraTileInferences, unit: 'model inputs', reference: { name: 'tiles of the run', value: tiles }, better: 'lower', note: `${info!.featheredTiles} tiles feathered, ${info!.extraTileInferences} extra inputs` },
           { metric: 'step across the seamline, feathered', value: stepF, unit: 'm', reference: { name: 'background (inside one scene)', value: bg }, better: 'lower', note: 'ratio ≥ 1: at or below the background' },
           { metric: "step of a hard switch between the scenes' own predictions", value: stepHard, unit: 'm', reference: { name: 'background (inside one scene)', value: bg }, better: 'lower', note: 'what feathering removes' },
+          { metric: 'the same with --harmonise', value: stepHardH, unit: 'm', reference: { name: 'without --harmonise', value: stepHard }, better: 'lower', note: `gain ${fit.gain.map((g) => g.toFixed(3)).join('/')}, offset ${fit.offset.map((o) => o.toFixed(1)).join('/')}` },
+          { metric: "mean |A − B| of the scenes' own predictions on the overlap, --harmonise", value: dABh / nAB, unit: 'm', reference: { name: 'without --harmonise', value: dAB / nAB }, better: 'lower', note: `${nAB} px` },
+          { metric: 'end to end, --harmonise', value: harmoniseSeconds, unit: 's', reference: { name: 'default --scene-feather (one run)', value: times['feathered']![times['feathered']!.length - 1]! }, better: 'lower' },
         ],
       };
     } finally {
