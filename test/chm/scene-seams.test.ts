@@ -208,6 +208,10 @@ describe('seams between source scenes', () => {
       const run = readJson<{ grid: { transform: number[] }; sceneFeather: SceneFeatherInfo }>(join(out, 'run.json'));
       const band = gdalBand(join(out, 'chm.tif'), 1);
       runs[name] = { h: band.values, width: band.width, height: band.height, transform: run.grid.transform, info: run.sceneFeather };
+      // The progress events count the extra tiles of feathering (and only when there are any).
+      const feathering = r.events.filter((e) => e['type'] === 'progress' && e['task'] === 'scene feathering');
+      if (name === 'feathered') expect(feathering.at(-1)?.['done'], r.stderr).toBe(run.sceneFeather.extraTileInferences);
+      else expect(feathering).toEqual([]);
     }
     const f = runs['feathered']!;
     const o = runs['off']!;
