@@ -113,6 +113,7 @@ export interface ChmReport {
   timings: unknown;
   configHash: unknown;
   landcover: unknown;
+  sceneFeather: unknown;
 }
 
 function report(r: ChmRunResult): ChmReport {
@@ -129,6 +130,7 @@ function report(r: ChmRunResult): ChmReport {
     timings: r.run['timings'] ?? null,
     configHash: r.run['configHash'] ?? null,
     landcover: r.run['landcover'] ?? null,
+    sceneFeather: r.run['sceneFeather'] ?? null,
   };
 }
 
@@ -145,6 +147,8 @@ function human(r: ChmReport): string {
   lines.push(
     `tiles      ${r.tiles.total} (${r.tiles.predicted} predicted, ${r.tiles.resumed} from an earlier attempt, ${r.tiles.empty} without imagery)${r.provider ? ` on ${r.provider}` : ''}${t?.tiles_per_s ? `, ${t.tiles_per_s.toFixed(2)} tiles/s` : ''}${t?.total_s !== undefined ? `, ${t.total_s.toFixed(1)} s in all` : ''}`,
   );
+  const sf = r.sceneFeather as { metres?: number; seams?: number; featheredTiles?: number; extraTileInferences?: number } | null;
+  if (sf?.seams) lines.push(`seamlines  ${sf.seams} between scenes, ${sf.metres} m transition zones: ${sf.featheredTiles} tiles feathered, ${sf.extraTileInferences} extra tiles inferred`);
   const lc = r.landcover as { classes?: { name: string; percentage: number }[] } | null;
   if (lc?.classes) lines.push(`land cover ${lc.classes.map((c) => `${c.name} ${c.percentage.toFixed(1)}%`).join(', ')}`);
   lines.push('');
