@@ -19,7 +19,7 @@
  *    (a trained model reads local radiometry; the hard switch is that case).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rectangleAoi } from '@geo-dino/chm';
 import { blendAt } from '@geo-dino/server';
@@ -405,6 +405,9 @@ print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].me
       expect(errors.length, r.stderr).toBeGreaterThan(0);
       expect(r.stderr).toMatch(pattern);
       expect(r.stderr.trim().split('\n').filter((l) => l.includes('--scene-feather')).length).toBe(1);
+      // Nothing written: no run directory, no state beside it.
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(join(dir, `.bad-${value}.geo-dino-state`))).toBe(false);
     }
   });
 });
