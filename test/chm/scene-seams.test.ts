@@ -191,7 +191,7 @@ beforeAll(() => {
   const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
   aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
 });
-afterAll(() => (process.env['KEEP'] ? console.log('kept', dir) : rmSync(dir, { recursive: true, force: true })));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('seams between source scenes', () => {
   it('blends the two scenes’ own predictions across the seamline with raised-cosine weights, and the step falls to the background', async () => {
