@@ -366,8 +366,9 @@ function sceneFeatherInfo(plan: RunPlan, counts: { featheredTiles: number; extra
     featheredTiles: counts.featheredTiles,
     extraTileInferences: counts.extraTileInferences,
     ...(f?.radiometry ? { harmonised: f.radiometry.flatMap((r, i) => (r ? [{ scene: plan.sources[i]!.id, to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset }] : [])) } : {}),
-    // The seamlines of the (first) zone in its grid pixels: where the transition zones are centred.
-    lines: (f?.seams ?? []).map((s) => ({
+    // The seamlines of the (first) zone in its grid pixels: where the transition zones are centred
+    // (the first 100; the plan holds them all, provenance.geojson the zones).
+    lines: (f?.seams ?? []).slice(0, 100).map((s) => ({
       scenes: [plan.sources[s.a]!.id, plan.sources[s.b]!.id],
       featherPx: s.featherPx,
       points: s.positions.map((p, k) => {
