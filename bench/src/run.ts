@@ -16,6 +16,7 @@ import { stripBench } from './strip.js';
 import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
 import { publishBench } from './publish.js';
+import { seamsBench } from './seams.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, BenchModule> = {
   publish: publishBench,
   polygonize: polygonizeBench,
   s3: s3Bench,
+  seams: seamsBench,
   serve: serveBench,
   shards: shardsBench,
   'stats-latency': statsLatencyBench,

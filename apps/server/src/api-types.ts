@@ -105,6 +105,8 @@ export interface PointResponse {
   landcover?: { value: number; name: string | null } | null;
   /** The scene this pixel came from (provenance.geojson). */
   scene: SceneRef | null;
+  /** Inside a transition zone across a scene seamline: the two scenes whose predictions are blended there. */
+  blend?: { scene_ids: [string, string]; width_m: number | null } | null;
 }
 
 export type StatsResponse = {

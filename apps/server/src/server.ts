@@ -41,7 +41,7 @@ import type { RasterSource } from '@geo-dino/tiling';
 import { RasterPool, valueAt } from './raster.js';
 export { chmRasterFor } from './raster.js';
 import { StatsPool } from './stats-pool.js';
-import { sceneAt } from './provenance.js';
+import { blendAt, sceneAt } from './provenance.js';
 import { parseTilesPath, serveTiles, TileArchives } from './xyz.js';
 
 export interface ServerOptions {
@@ -326,6 +326,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (run.files.provenance) {
       const f = fileOf(run, 'provenance.geojson');
       out.scene = await sceneAt(f.path, lon, lat, f.version);
+      out.blend = await blendAt(f.path, lon, lat, f.version);
     }
     sendJson(res, 200, out, head);
   };

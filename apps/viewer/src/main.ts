@@ -195,6 +195,10 @@ function popupContent(p: PointResponse): HTMLElement {
     lines.push(el('div', { text: `Acquired ${fmtDate(p.scene.datetime)}`, data: { datetime: p.scene.datetime ?? '' } }));
     lines.push(el('div', { text: `Scene ${p.scene.scene_id ?? 'unknown'}${p.scene.collection ? ` (${p.scene.collection})` : ''}`, className: 'scene', data: { scene: p.scene.scene_id ?? '' } }));
   } else if (p.inside) lines.push(el('div', { text: 'Source scene unknown (no provenance)', className: 'muted' }));
+  if (p.blend) {
+    const [a, b] = p.blend.scene_ids;
+    lines.push(el('div', { text: `Blend of scenes ${a} and ${b}${p.blend.width_m !== null ? ` (${Number(p.blend.width_m.toFixed(1))} m transition across their seamline)` : ''}`, className: 'blend', data: { blend: `${a}|${b}` } }));
+  }
   lines.push(el('div', { text: `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)}`, className: 'muted small' }));
   return el('div', { className: 'point-popup' }, lines);
 }

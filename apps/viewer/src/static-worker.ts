@@ -6,7 +6,7 @@
  */
 import proj4 from 'proj4';
 import { countVertices, parseAoi } from '@geo-dino/geometry/browser';
-import { heightRasterNameFor, MosaicRaster, polygonPixelCount, polygonStats, provenanceIndex, sceneIn, valueAt, type LonLatProjection, type ProvenanceIndex, type WindowRaster } from '@geo-dino/zonal';
+import { blendIn, heightRasterNameFor, MosaicRaster, polygonPixelCount, polygonStats, provenanceIndex, sceneIn, valueAt, type LonLatProjection, type ProvenanceIndex, type WindowRaster } from '@geo-dino/zonal';
 import type { StaticRaster } from '@geo-dino/server/api-types';
 import { Cog, cogLevelRaster, SiteFileError, type GridInfo } from './cog.js';
 import type { WorkerReply, WorkerRequest } from './static-protocol.js';
@@ -86,7 +86,7 @@ async function rasterAt(base: string, r: StaticRaster, lonLat: string, level: nu
   );
 }
 
-async function sceneOf(base: string, href: string, lon: number, lat: number): Promise<ReturnType<typeof sceneIn>> {
+async function provenanceOf(base: string, href: string): Promise<ProvenanceIndex> {
   const url = new URL(href, base).href;
   let idx = provenance.get(url);
   if (!idx) {
@@ -100,7 +100,7 @@ async function sceneOf(base: string, href: string, lon: number, lat: number): Pr
     idx.catch(() => provenance.delete(url));
     provenance.set(url, idx);
   }
-  return sceneIn(await idx, lon, lat);
+  return idx;
 }
 
 async function handle(req: WorkerRequest): Promise<WorkerReply> {
@@ -123,7 +123,11 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       const value = v.values[0] ?? null;
       out.landcover = value === null ? null : { value, name: req.classes.find((c) => c.value === value)?.name ?? null };
     }
-    if (run.provenance) out.scene = await sceneOf(base, run.provenance, lon, lat);
+    if (run.provenance) {
+      const idx = await provenanceOf(base, run.provenance);
+      out.scene = sceneIn(idx, lon, lat);
+      out.blend = blendIn(idx, lon, lat);
+    }
     return { id: req.id, type: 'point', result: out };
   }
   const aoi = parseAoi(req.geojson, 'polygon', { maxVertices: MAX_VERTICES, maxEdgePairs: MAX_EDGE_PAIRS });

@@ -264,7 +264,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     throwIfAborted(signal);
 
     const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
-    let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
+    let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, featheredTiles: 0, extraTileInferences: 0, modelSeconds: 0, seconds: 0 };
     let provider: string | null = null;
     let batch = options.batch ?? null;
     let fallbacks: readonly { provider: string; reason: string }[] = [];
@@ -320,6 +320,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
         command: options.command ?? null,
         execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch, modelRuns },
         tiles: { total, predicted: summary.tiles - summary.empty, empty: summary.empty, resumed: already, modelCalls: summary.modelCalls },
+        sceneFeather: sceneFeatherInfo(plan1, summary),
         timings: {
           plan_s: Number(planSeconds.toFixed(3)),
           predict_s: Number(summary.seconds.toFixed(3)),
@@ -358,6 +359,33 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   }
 }
 
+/**
+ * run.json's `sceneFeather`: the transition zone's width, the seamlines, and the extra inference
+ * feathering cost (tiles predicted once per scene, model inputs beyond one per tile; this
+ * process's work: a resumed run counts what it predicted).
+ */
+function sceneFeatherInfo(plan: RunPlan, counts: { featheredTiles: number; extraTileInferences: number }, seams = plan.sceneFeather?.seams.length ?? 0): Record<string, unknown> {
+  const f = plan.sceneFeather;
+  return {
+    metres: f?.metres ?? 0,
+    px: f?.px ?? 0,
+    seams,
+    featheredTiles: counts.featheredTiles,
+    extraTileInferences: counts.extraTileInferences,
+    ...(f?.radiometry ? { harmonised: f.radiometry.flatMap((r, i) => (r ? [{ scene: plan.sources[i]!.id, to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset }] : [])) } : {}),
+    // The seamlines of the (first) zone in its grid pixels: where the transition zones are centred
+    // (the first 100; the plan holds them all, provenance.geojson the zones).
+    lines: (f?.seams ?? []).slice(0, 100).map((s) => ({
+      scenes: [plan.sources[s.a]!.id, plan.sources[s.b]!.id],
+      featherPx: s.featherPx,
+      points: s.positions.map((p, k) => {
+        const along = s.start + (k + 0.5) * s.step;
+        return s.axis === 'x' ? [Number(p.toFixed(2)), along] : [along, Number(p.toFixed(2))];
+      }),
+    })),
+  };
+}
+
 /** The last failure of a run, beside its state. */
 const FAILURE_FILE = 'failure.json';
 
@@ -388,7 +416,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;
-  const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
+  const counts = { predicted: 0, empty: 0, modelCalls: 0, featheredTiles: 0, extraTileInferences: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
   const shardTask = progress.start('shards', { total: plan.shards, unit: 'shards' });
   const tasks: ShardTask[] = [];
   try {
@@ -452,6 +480,8 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
           counts.predicted += sum.tiles - sum.empty;
           counts.empty += sum.empty;
           counts.modelCalls += sum.modelCalls;
+          counts.featheredTiles += sum.featheredTiles;
+          counts.extraTileInferences += sum.extraTileInferences;
           counts.predictSeconds += sum.seconds;
         }
       })();
@@ -561,6 +591,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
     statistics: index.stats,
     execution: { device: exec.device, provider: (runner as ModelRunner | null)?.provider ?? null, workers: exec.workers, threads: exec.threads, batch },
     tiles: { total: plan.tiles, predicted: counts.predicted, empty: counts.empty, modelCalls: counts.modelCalls, released: counts.tilesReleased },
+    sceneFeather: sceneFeatherInfo(plan.zones[0]!, counts, plan.zones.reduce((n, z) => n + (z.sceneFeather?.seams.length ?? 0), 0)),
     state: { tileStorePeakBytes: counts.storePeakBytes, shardsWritten: counts.shardsWritten, shardsResumed: counts.shardsResumed },
     timings: { plan_s: Number(ctx.planSeconds.toFixed(3)), predict_s: Number(counts.predictSeconds.toFixed(3)), total_s: Number(((performance.now() - ctx.t0) / 1000).toFixed(3)) },
     memory: { maxRssBytes: peakRssBytes() },

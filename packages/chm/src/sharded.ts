@@ -340,11 +340,25 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
   await streamFile(join(outDir, 'provenance.geojson'), async (put) => {
     await put('{"type":"FeatureCollection","features":[\n');
     let first = true;
+    let zones = 0;
     for (const { r } of records) {
-      const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { features: ProvenanceFeature[] };
+      const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { features: ProvenanceFeature[]; transition_zones?: unknown[] };
+      zones += fc.transition_zones?.length ?? 0;
       for (const f of fc.features) {
         await put((first ? '' : ',\n') + JSON.stringify(f));
         first = false;
+      }
+    }
+    // Transition zones across scene seamlines (scene-feather.ts), each shard's, tagged with it.
+    if (zones) {
+      await put('\n],"transition_zones":[\n');
+      first = true;
+      for (const { r } of records) {
+        const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { transition_zones?: { properties: Record<string, unknown> }[] };
+        for (const z of fc.transition_zones ?? []) {
+          await put((first ? '' : ',\n') + JSON.stringify({ ...z, properties: { ...z.properties, shard: r.id } }));
+          first = false;
+        }
       }
     }
     await put('\n]}\n');

@@ -6,7 +6,7 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, DEFAULT_SCENE_FEATHER_M, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
@@ -42,6 +42,8 @@ const optionsSchema = z.object({
   sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
   header: z.array(z.string()).default([]),
   blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
+  harmonise: z.boolean().default(false),
+  sceneFeather: z.coerce.number({ error: 'must be a width in metres' }).refine((v) => Number.isFinite(v), 'must be a width in metres').refine((v) => v >= 0, 'must be ≥ 0 (0 turns feathering off)').optional(),
   chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
@@ -113,6 +115,7 @@ export interface ChmReport {
   timings: unknown;
   configHash: unknown;
   landcover: unknown;
+  sceneFeather: unknown;
 }
 
 function report(r: ChmRunResult): ChmReport {
@@ -129,6 +132,7 @@ function report(r: ChmRunResult): ChmReport {
     timings: r.run['timings'] ?? null,
     configHash: r.run['configHash'] ?? null,
     landcover: r.run['landcover'] ?? null,
+    sceneFeather: r.run['sceneFeather'] ?? null,
   };
 }
 
@@ -145,6 +149,8 @@ function human(r: ChmReport): string {
   lines.push(
     `tiles      ${r.tiles.total} (${r.tiles.predicted} predicted, ${r.tiles.resumed} from an earlier attempt, ${r.tiles.empty} without imagery)${r.provider ? ` on ${r.provider}` : ''}${t?.tiles_per_s ? `, ${t.tiles_per_s.toFixed(2)} tiles/s` : ''}${t?.total_s !== undefined ? `, ${t.total_s.toFixed(1)} s in all` : ''}`,
   );
+  const sf = r.sceneFeather as { metres?: number; seams?: number; featheredTiles?: number; extraTileInferences?: number } | null;
+  if (sf?.seams) lines.push(`seamlines  ${sf.seams} between scenes, ${sf.metres} m transition zones: ${sf.featheredTiles} tiles feathered, ${sf.extraTileInferences} extra tiles inferred`);
   const lc = r.landcover as { classes?: { name: string; percentage: number }[] } | null;
   if (lc?.classes) lines.push(`land cover ${lc.classes.map((c) => `${c.name} ${c.percentage.toFixed(1)}%`).join(', ')}`);
   lines.push('');
@@ -202,6 +208,8 @@ export const chmCommand: CommandModule = {
       .option('--resampling <method>', `imagery onto the output grid, GDAL's names: ${RESAMPLING_NAMES} (default bilinear; palette imagery always nearest)`)
       .option('--stac-base-url <url>', "where the run directory will be published (https://… or s3://…): STAC Items and the Collection get absolute self links (default: the --out URL for s3://, else none: every href relative)")
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
+      .option('--scene-feather <metres>', `width of the transition zone across seamlines between overlapping scenes, where tiles are predicted once per scene and blended (default ${DEFAULT_SCENE_FEATHER_M} m, at most the tile stride; 0: off, the plain priority mosaic)`)
+      .option('--harmonise', "match each lower-priority scene's colours to its seamline neighbour (per-band moment matching fitted on their overlap; recorded in provenance.geojson); off by default")
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
@@ -243,6 +251,8 @@ export const chmCommand: CommandModule = {
           ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
           ...(resampling ? { resampling } : {}),
+          ...(o.sceneFeather !== undefined ? { sceneFeather: o.sceneFeather } : {}),
+          ...(o.harmonise ? { harmonise: true } : {}),
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
