@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { GeoDinoError, geoDinoHome, silentLogger } from '@geo-dino/core';
 import { parseS3Url, publishDirectory, readManifest, type RunManifest } from '@geo-dino/storage';
 import { requestHashOf, resolveModel } from './plan.js';
+import { collectRemoteShards, publishRunPlan, remoteStateRootFor, removeRemoteState } from './remote-shards.js';
+import { ShardLedger } from './sharded.js';
 import type { ChmRunOptions, ChmRunResult } from './run.js';
 
 /** Where a run bound for object storage is computed. */
@@ -67,7 +69,24 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
 
   const local = stagingDirFor(out, env);
   log.info({ out, staging: local }, 'computing the run in a local staging directory, then publishing it');
-  const result = await runLocal({ ...options, out: local });
+  // Distributed (--queue): the workers' shared state is a prefix beside the run in the bucket
+  // (remote-shards.ts); their shards are collected into the staging directory.
+  const distribute = options.distribute;
+  const stateRoot = distribute ? remoteStateRootFor(out) : null;
+  const result = await runLocal({
+    ...options,
+    out: local,
+    ...(distribute && stateRoot
+      ? {
+          distribute: async (job: Parameters<typeof distribute>[0]) => {
+            const remote = await publishRunPlan(job.planPath, stateRoot, storeOpts);
+            log.info({ state: remote.stateDir }, 'run state for the workers in object storage');
+            await distribute({ ...job, planPath: remote.planUrl, stateDir: remote.stateDir });
+            await collectRemoteShards(remote.stateDir, job.shards, new ShardLedger(join(job.stateDir, 'shards'), join(job.stateDir, 'out')), storeOpts);
+          },
+        }
+      : {}),
+  });
   const published = await publishDirectory(local, out, {
     ...storeOpts,
     ...(options.progress ? { progress: options.progress } : {}),
@@ -82,6 +101,9 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
       },
     },
   });
-  if (!options.keepState) await rm(local, { recursive: true, force: true }).catch((err: unknown) => log.warn({ staging: local, err }, 'could not remove the staging directory'));
+  if (!options.keepState) {
+    await rm(local, { recursive: true, force: true }).catch((err: unknown) => log.warn({ staging: local, err }, 'could not remove the staging directory'));
+    if (stateRoot) await removeRemoteState(stateRoot, storeOpts).catch((err: unknown) => log.warn({ state: stateRoot, err }, 'could not remove the run state in object storage'));
+  }
   return { ...result, out, files: published.files.map((f) => ({ name: f.path, bytes: f['file:size'] })) };
 }

@@ -116,7 +116,8 @@ async function walk(dir: string): Promise<{ path: string; abs: string }[]> {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-async function hashFile(abs: string, signal?: AbortSignal): Promise<{ size: number; sha256: string; md5: Buffer }> {
+/** sha256 (hex) and md5 of a local file in one streaming pass. */
+export async function hashFile(abs: string, signal?: AbortSignal): Promise<{ size: number; sha256: string; md5: Buffer }> {
   const sha = createHash('sha256');
   const md5 = createHash('md5');
   let size = 0;
@@ -408,7 +409,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
   return { url: s3Url(bucket, prefix), manifestUrl, files: results, uploadedBytes };
 }
 
-function contentType(path: string): string {
+export function contentType(path: string): string {
   if (/\.tiff?$/i.test(path)) return 'image/tiff; application=geotiff';
   if (/\.geojson$/i.test(path)) return 'application/geo+json';
   if (/\.json$/i.test(path)) return 'application/json';

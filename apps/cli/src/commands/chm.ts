@@ -203,7 +203,7 @@ export const chmCommand: CommandModule = {
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
       .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
-      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes that see --out\'s parent at the same path; this process writes the index files, web layers and run.json')
+      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes; with a local --out they must see its parent at the same path, with --out s3://… they share only the bucket (run state beside the run); this process writes the index files, web layers and run.json')
       .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
