@@ -161,6 +161,8 @@ const ShardJobSchema = z.object({
   shard: z.string(),
   row: z.number().int(),
   col: z.number().int(),
+  /** False: the coordinator writes no web layers, so the shard needs no imagery.tif. */
+  webTiles: z.boolean().optional(),
 });
 export type ShardJobData = z.infer<typeof ShardJobSchema>;
 type JobData = TileJobData | ShardJobData;
@@ -378,6 +380,8 @@ export interface DistributeShardsOptions extends DistributeCommon {
   stateDir: string;
   model: string;
   shards: readonly ShardTask[];
+  /** False when the run writes no web layers (`--no-web-tiles`). */
+  webTiles?: boolean;
 }
 
 /**
@@ -390,7 +394,7 @@ export async function distributeShards(settings: QueueSettings, o: DistributeSha
   const units: WorkUnit<ShardJobData>[] = o.shards.map((t) => ({
     jobId: `${o.run}.${t.shard}`,
     name: 'shard',
-    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col },
+    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col, ...(o.webTiles === false ? { webTiles: false } : {}) },
     size: 1,
     done: async () => ((await shardRecorded(o.stateDir, t.shard, { ...(o.log ? { log: o.log } : {}) })) ? 1 : 0),
     what: `shard ${t.shard} of run ${o.run}`,
@@ -479,6 +483,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
       log,
       ...(o.batch !== undefined ? { batch: o.batch } : {}),
       ...(o.env ? { env: o.env } : {}),
+      ...(d.webTiles === false ? { webTiles: false } : {}),
     });
     const result: TileJobResult = { tiles: r.predicted, predicted: r.predicted, skipped: 0, worker: me, shard: d.shard, written: r.written };
     log.info({ job: job.id, shard: d.shard, ...result, eventLoopMaxDelayMs: Math.round(loop.max / 1e6) }, r.written ? 'shard written' : 'shard already recorded');

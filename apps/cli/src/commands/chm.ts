@@ -268,7 +268,7 @@ export const chmCommand: CommandModule = {
           ...(queue
             ? {
                 distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
-                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, webTiles: o.webTiles, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
               }
             : {}),
           resume: o.resume,

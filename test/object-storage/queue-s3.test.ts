@@ -1,0 +1,191 @@
+/**
+ * Distributed sharded runs with the run state in object storage: `geo-dino chm --queue redis://…
+ * --out s3://…` and two `geo-dino worker --queue redis://…` processes, each with its own
+ * GEO_DINO_HOME, working directory and TMPDIR, sharing nothing with the coordinator but Redis
+ * and the S3 server (real redis-server and SeaweedFS on loopback; the imagery is in the bucket).
+ * One worker is SIGKILLed while it uploads a shard.
+ *
+ * Oracles: a single-process run of the same request into a local directory (GDAL compares the
+ * zone rasters pixel for pixel); the fault proxy's request log (every object key is PUT
+ * successfully at most once: no object is written twice); sha256 of the published objects
+ * computed here against the manifest.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Queue } from 'bullmq';
+import { rectangleAoi, writeSyntheticScene } from '@geo-dino/chm';
+import { requireGdal } from '../support/tools.js';
+import { BUCKETS, CLEAN_AWS_ENV, startS3TestBed, type S3TestBed } from '../support/seaweedfs.js';
+import { startRedis, type RedisServer } from '../../packages/monitor/test/support/redis.js';
+import { killChildren, rasterDiff, startCli, type Proc } from '../monitor/support.js';
+import { chm, readJson, tempDir, writeJson } from '../chm/helpers.js';
+
+let dir: string;
+let bed: S3TestBed;
+let redis: RedisServer;
+let args: string[];
+const QUEUE = `s3-shards-${process.pid}`;
+const B = BUCKETS.private;
+const IMAGERY = `s3://${B}/imagery/scene.tif`;
+
+async function keys(prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const r = await bed.server.admin.send(new ListObjectsV2Command({ Bucket: B, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+    out.push(...(r.Contents ?? []).map((c) => c.Key!));
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+  return out.sort();
+}
+
+async function getObject(key: string): Promise<Buffer> {
+  const r = await bed.server.admin.send(new GetObjectCommand({ Bucket: B, Key: key }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+/** A worker process with a home, working directory and temporary directory of its own. */
+function worker(name: string, env: NodeJS.ProcessEnv, onLine?: (line: Record<string, unknown>, p: Proc) => void): Proc {
+  const root = join(dir, name);
+  mkdirSync(join(root, 'tmp'), { recursive: true });
+  return startCli(
+    ['worker', '--queue', redis.url, '--queue-name', QUEUE, '--lock-duration-s', '4', '--stalled-interval-s', '1', '--threads', '1', '--json', '-v'],
+    { GEO_DINO_HOME: join(root, 'home'), GEO_DINO_MODEL: '', TMPDIR: join(root, 'tmp'), ...env },
+    onLine,
+    { cwd: root },
+  );
+}
+
+function s3Env(): NodeJS.ProcessEnv {
+  return { ...CLEAN_AWS_ENV, ...bed.server.env(), AWS_ENDPOINT_URL: bed.proxy.endpoint };
+}
+
+beforeAll(async () => {
+  requireGdal();
+  dir = tempDir('queue-s3');
+  bed = await startS3TestBed();
+  redis = await startRedis();
+  const scene = join(dir, 'scene.tif');
+  const s = await writeSyntheticScene(scene, { size: 1200, seed: 4 });
+  await bed.server.admin.send(new PutObjectCommand({ Bucket: B, Key: 'imagery/scene.tif', Body: readFileSync(scene) }));
+  rmSync(scene);
+  const aoi = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: rectangleAoi(s.epsg, s.transform, 1200, 1200, 0.05, 'scene').geometry });
+  args = ['--model', 'demo', '--aoi', aoi, '--imagery', IMAGERY, '--tile-size', '256', '--overlap', '32', '--shard-size', '512', '--no-web-tiles', '--threads', '1'];
+}, 180_000);
+
+afterAll(async () => {
+  killChildren();
+  await redis?.stop();
+  await bed?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('distributed runs with their state in object storage', () => {
+  it('two workers sharing only Redis and the bucket, one SIGKILLed while uploading a shard: every object written once, output equal to a single-process run', async () => {
+    const home = join(dir, 'coordinator');
+    const ref = await chm([...args, '--out', join(dir, 'local')], home, { env: s3Env(), timeoutMs: 400_000 });
+    expect(ref.code, ref.stderr).toBe(0);
+
+    let killedDuring: string | null = null;
+    let current: string | null = null;
+    let a!: Proc;
+    const timer = setInterval(() => {
+      // Kill worker a as soon as one of its shard files is being uploaded (its attempt's key
+      // carries its pid), before it can record the shard.
+      if (killedDuring || !a?.proc.pid) return;
+      if (bed.proxy.log.some((l) => l.method === 'PUT' && l.path.includes('/attempts/') && l.path.includes(`-${a.proc.pid}-`))) {
+        killedDuring = current;
+        a.proc.kill('SIGKILL');
+      }
+    }, 5);
+    a = worker('a', s3Env(), (line) => {
+      if (line['msg'] === 'shard started') current = String(line['job']);
+    });
+    const b = worker('b', s3Env());
+    const OUT = `s3://${B}/runs/queued`;
+    const coord = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', QUEUE, '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
+    const code = await Promise.race([coord.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 540_000))]);
+    clearInterval(timer);
+    expect(code, JSON.stringify(coord.lines.slice(-5))).toBe(0);
+    expect(await a.exited).toBeNull();
+    expect(a.proc.signalCode).toBe('SIGKILL');
+    expect(killedDuring).not.toBeNull();
+    b.proc.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+
+    const run = JSON.parse((await getObject('runs/queued/run.json')).toString()) as { layout: string; shards: { count: number; zones: { vrt: string }[] }; state: { shardsWritten: number } };
+    expect(run.layout).toBe('sharded');
+    expect(run.state.shardsWritten).toBe(run.shards.count);
+    const published = await keys('runs/queued/');
+    expect(published).toContain('runs/queued/manifest.json');
+    const shardIds = [...new Set(published.filter((k) => k.startsWith('runs/queued/shards/')).map((k) => k.split('/')[3]!))].sort();
+    expect(shardIds).toHaveLength(run.shards.count);
+    // The run state (plan, attempts, ledger) is gone once the run is published.
+    expect(await keys('runs/.queued.geo-dino-state/')).toEqual([]);
+
+    // Each shard recorded by exactly one worker; the killed worker's shard by the other.
+    const written = [...a.lines, ...b.lines].filter((l) => l['msg'] === 'shard written').map((l) => String(l['shard']));
+    expect(written.sort()).toEqual(shardIds);
+    const queue = new Queue(QUEUE, { connection: { url: redis.url } });
+    try {
+      const job = await queue.getJob(killedDuring!);
+      expect(await job!.getState()).toBe('completed');
+      expect((job!.returnvalue as { worker: string; written: boolean }).worker).not.toContain(`:${a.proc.pid}`);
+      // The jobs name object storage only: nothing of the coordinator's file system.
+      expect(job!.data).toMatchObject({ planPath: expect.stringMatching(/^s3:\/\/gd-private\/runs\/\.queued\.geo-dino-state\/[0-9a-f]{16}\/plan\.json$/), stateDir: expect.stringMatching(/^s3:\/\//) });
+    } finally {
+      await queue.close();
+    }
+
+    // No object written twice: every key was PUT successfully at most once (the proxy saw every
+    // request), and the killed worker's attempt was never recorded.
+    const puts = bed.proxy.log.filter((l) => l.method === 'PUT' && l.status >= 200 && l.status < 300 && !l.path.includes('/imagery/'));
+    const counts = new Map<string, number>();
+    for (const p of puts) counts.set(p.path, (counts.get(p.path) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
+    const ledgerPuts = puts.filter((p) => /\/shards\/[^/]+\.json$/.test(p.path) && p.path.includes('.geo-dino-state'));
+    expect(ledgerPuts).toHaveLength(run.shards.count);
+    expect(bed.proxy.log.some((l) => l.method === 'PUT' && l.path.includes(`-${a.proc.pid}-`))).toBe(true);
+
+    // The manifest's checksums hold for every published object.
+    const manifest = JSON.parse((await getObject('runs/queued/manifest.json')).toString()) as { files: { path: string; 'file:checksum': string; 'file:size': number }[] };
+    expect(manifest.files.map((f) => `runs/queued/${f.path}`).sort()).toEqual(published.filter((k) => !k.endsWith('manifest.json')));
+    const copy = join(dir, 'downloaded');
+    for (const f of manifest.files) {
+      const bytes = await getObject(`runs/queued/${f.path}`);
+      expect(f['file:size']).toBe(bytes.length);
+      expect(f['file:checksum']).toBe('1220' + createHash('sha256').update(bytes).digest('hex'));
+      mkdirSync(join(copy, f.path, '..'), { recursive: true });
+      writeFileSync(join(copy, f.path), bytes);
+    }
+    // Pixel for pixel the single-process run (GDAL reads both zone rasters).
+    const localRun = readJson<{ shards: { count: number; zones: { vrt: string }[] } }>(join(dir, 'local', 'run.json'));
+    expect(localRun.shards.count).toBe(run.shards.count);
+    const d = rasterDiff(join(dir, 'local', localRun.shards.zones[0]!.vrt), join(copy, run.shards.zones[0]!.vrt));
+    expect(d.gt).toBe(true);
+    expect(d.differing).toBe(0);
+  }, 600_000);
+
+  it('a worker without credentials: its job fails with one clear error naming the object and what to set', async () => {
+    const queueName = `${QUEUE}-nocreds`;
+    const w = startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--json'], { ...CLEAN_AWS_ENV, AWS_ENDPOINT_URL: bed.proxy.endpoint, GEO_DINO_HOME: join(dir, 'nocreds') });
+    const queue = new Queue(queueName, { connection: { url: redis.url } });
+    const planPath = `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef/plan.json`;
+    try {
+      await queue.add('shard', { v: 1, run: 'r', planPath, stateDir: `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef`, model: 'demo', zone: 0, shard: 's', row: 0, col: 0 }, { jobId: 'r.s', attempts: 1 });
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !w.lines.some((l) => l['msg'] === 'tile batch failed')) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await queue.close();
+    }
+    const failed = w.lines.find((l) => l['msg'] === 'tile batch failed') as { err?: { code?: string; message?: string } } | undefined;
+    expect(failed?.err?.code).toBe('E_ACCESS_DENIED');
+    expect(failed?.err?.message).toMatch(new RegExp(`^${planPath.replace(/[.]/g, '\\.')}: access denied \\(HTTP 403`));
+    expect(failed?.err?.message).toContain('requests were unsigned: set AWS credentials');
+    w.proc.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+  }, 120_000);
+});
