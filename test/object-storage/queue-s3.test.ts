@@ -135,7 +135,7 @@ describe('distributed runs with their state in object storage', () => {
       expect(await job!.getState()).toBe('completed');
       expect((job!.returnvalue as { worker: string; written: boolean }).worker).not.toContain(`:${a.proc.pid}`);
       // The jobs name object storage only: nothing of the coordinator's file system.
-      expect(job!.data).toMatchObject({ planPath: expect.stringMatching(/^s3:\/\/gd-private\/runs\/\.queued\.geo-dino-state\/[0-9a-f]{16}\/plan\.json$/), stateDir: expect.stringMatching(/^s3:\/\//) });
+      expect(job!.data).toMatchObject({ planPath: expect.stringMatching(/^s3:\/\/gd-private\/runs\/\.queued\.geo-dino-state\/[0-9a-f]{16}\/plan\.json$/), stateDir: expect.stringMatching(/^s3:\/\//), s3Endpoint: bed.proxy.endpoint });
     } finally {
       await queue.close();
     }
@@ -169,23 +169,38 @@ describe('distributed runs with their state in object storage', () => {
     expect(d.differing).toBe(0);
   }, 600_000);
 
-  it('a worker without credentials: its job fails with one clear error naming the object and what to set', async () => {
-    const queueName = `${QUEUE}-nocreds`;
-    const w = startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--json'], { ...CLEAN_AWS_ENV, AWS_ENDPOINT_URL: bed.proxy.endpoint, GEO_DINO_HOME: join(dir, 'nocreds') });
+  /** Start a worker with `env`, hand it one shard job of a run in the bucket, return the error it logs. */
+  async function failedJob(name: string, env: NodeJS.ProcessEnv): Promise<{ code?: string; message?: string } | undefined> {
+    const queueName = `${QUEUE}-${name}`;
+    const w = startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--json'], { ...CLEAN_AWS_ENV, GEO_DINO_HOME: join(dir, name), ...env });
     const queue = new Queue(queueName, { connection: { url: redis.url } });
-    const planPath = `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef/plan.json`;
+    const stateDir = `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef`;
     try {
-      await queue.add('shard', { v: 1, run: 'r', planPath, stateDir: `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef`, model: 'demo', zone: 0, shard: 's', row: 0, col: 0 }, { jobId: 'r.s', attempts: 1 });
+      await queue.add('shard', { v: 1, run: 'r', planPath: `${stateDir}/plan.json`, stateDir, model: 'demo', zone: 0, shard: 's', row: 0, col: 0, s3Endpoint: bed.proxy.endpoint }, { jobId: 'r.s', attempts: 1 });
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline && !w.lines.some((l) => l['msg'] === 'tile batch failed')) await new Promise((r) => setTimeout(r, 100));
     } finally {
       await queue.close();
     }
-    const failed = w.lines.find((l) => l['msg'] === 'tile batch failed') as { err?: { code?: string; message?: string } } | undefined;
-    expect(failed?.err?.code).toBe('E_ACCESS_DENIED');
-    expect(failed?.err?.message).toMatch(new RegExp(`^${planPath.replace(/[.]/g, '\\.')}: access denied \\(HTTP 403`));
-    expect(failed?.err?.message).toContain('requests were unsigned: set AWS credentials');
     w.proc.kill('SIGTERM');
     expect(await w.exited).toBe(0);
+    return (w.lines.find((l) => l['msg'] === 'tile batch failed') as { err?: { code?: string; message?: string } } | undefined)?.err;
+  }
+
+  it('a worker without credentials: its job fails with one clear error naming the object and what to set', async () => {
+    const err = await failedJob('nocreds', { AWS_ENDPOINT_URL: bed.proxy.endpoint });
+    const planUrl = `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef/plan.json`;
+    expect(err?.code).toBe('E_ACCESS_DENIED');
+    expect(err?.message).toMatch(new RegExp(`^${planUrl.replace(/[.]/g, '\\.')}: access denied \\(HTTP 403`));
+    expect(err?.message).toContain('requests were unsigned: set AWS credentials');
+  }, 120_000);
+
+  it('a worker without the endpoint of a run whose bucket is behind one: one line saying to set --s3-endpoint', async () => {
+    const err = await failedJob('noendpoint', { AWS_ACCESS_KEY_ID: bed.server.accessKeyId, AWS_SECRET_ACCESS_KEY: bed.server.secretAccessKey });
+    expect(err?.code).toBe('E_ARGUMENT');
+    expect(err?.message).toBe(
+      `s3://${B}/runs/.x.geo-dino-state/0123456789abcdef: the run's bucket is at the S3 endpoint ${bed.proxy.endpoint} (the coordinator's), but this worker has no --s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL and would ask AWS; start the worker with --s3-endpoint <url> (the address of that service from this machine)`,
+    );
+    expect(JSON.stringify(err)).not.toContain(bed.server.secretAccessKey);
   }, 120_000);
 });

@@ -33,7 +33,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, geoDinoHome, readJsonFile, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
-import { deletePrefix, downloadFile, isS3Url, parseS3Url, putObject, s3GetJson, s3Head, s3Url, uploadFile, SHA256_METADATA } from '@geo-dino/storage';
+import { deletePrefix, downloadFile, isS3Url, parseS3Url, putObject, resolveS3Settings, s3GetJson, s3Head, s3Url, uploadFile, SHA256_METADATA } from '@geo-dino/storage';
 import { createHash } from 'node:crypto';
 import { layoutOf, shardGridOf, shardTileIds } from './plan.js';
 import { predictTiles } from './predict.js';
@@ -77,6 +77,21 @@ function ledgerUrl(stateDir: string, shard: string): string {
 export async function shardRecorded(stateDir: string, shard: string, o: RemoteOptions = {}): Promise<boolean> {
   if (isS3Url(stateDir)) return (await s3Head(ledgerUrl(stateDir, shard), opts(o))) !== null;
   return fileExists(join(stateDir, 'shards', `${shard}.json`));
+}
+
+/**
+ * A worker's first check of a job whose state is in object storage: the coordinator's bucket is
+ * behind a custom endpoint (`runEndpoint`, sent with the job) but this worker has none, so it
+ * would ask AWS for the bucket. One line saying what to set, instead of failed lookups.
+ */
+export function checkRunEndpoint(stateDir: string, runEndpoint: string | null | undefined, env?: NodeJS.ProcessEnv): void {
+  if (!isS3Url(stateDir) || !runEndpoint) return;
+  if (resolveS3Settings({}, env).endpoint) return;
+  throw new GeoDinoError(
+    'E_ARGUMENT',
+    `${stateDir}: the run's bucket is at the S3 endpoint ${runEndpoint} (the coordinator's), but this worker has no --s3-endpoint, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL and would ask AWS; start the worker with --s3-endpoint <url> (the address of that service from this machine)`,
+    { details: { field: '--s3-endpoint', url: stateDir } },
+  );
 }
 
 /** Read a run plan a job names: a local path or an s3:// URL. */

@@ -23,7 +23,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GeoDinoError, fileExists, redactUrl, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
-import { PLAN_FORMAT, TileStore, extraHeadsOf, openPlanModel, predictTiles, processDistributedShard, readRunPlan, resolveModel, shardRecorded, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
+import { PLAN_FORMAT, TileStore, checkRunEndpoint, extraHeadsOf, openPlanModel, predictTiles, processDistributedShard, readRunPlan, resolveModel, shardRecorded, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { systemClock } from './schedule.js';
@@ -163,6 +163,8 @@ const ShardJobSchema = z.object({
   col: z.number().int(),
   /** False: the coordinator writes no web layers, so the shard needs no imagery.tif. */
   webTiles: z.boolean().optional(),
+  /** The coordinator's S3 endpoint when the state is in object storage behind one (null: AWS). */
+  s3Endpoint: z.string().nullable().optional(),
 });
 export type ShardJobData = z.infer<typeof ShardJobSchema>;
 type JobData = TileJobData | ShardJobData;
@@ -382,6 +384,8 @@ export interface DistributeShardsOptions extends DistributeCommon {
   shards: readonly ShardTask[];
   /** False when the run writes no web layers (`--no-web-tiles`). */
   webTiles?: boolean;
+  /** The coordinator's S3 endpoint (state in object storage), for the workers' first check. */
+  s3Endpoint?: string | null;
 }
 
 /**
@@ -394,7 +398,7 @@ export async function distributeShards(settings: QueueSettings, o: DistributeSha
   const units: WorkUnit<ShardJobData>[] = o.shards.map((t) => ({
     jobId: `${o.run}.${t.shard}`,
     name: 'shard',
-    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col, ...(o.webTiles === false ? { webTiles: false } : {}) },
+    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col, ...(o.webTiles === false ? { webTiles: false } : {}), ...(o.s3Endpoint !== undefined ? { s3Endpoint: o.s3Endpoint } : {}) },
     size: 1,
     done: async () => ((await shardRecorded(o.stateDir, t.shard, { ...(o.log ? { log: o.log } : {}) })) ? 1 : 0),
     what: `shard ${t.shard} of run ${o.run}`,
@@ -471,6 +475,7 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
   const runPlans = new Map<string, ChmPlan>();
   const shardJob = async (job: Job<JobData, TileJobResult>): Promise<TileJobResult> => {
     const d = parseWith(ShardJobSchema, job.data, { source: `job ${job.id}`, code: 'E_BAD_JSON' });
+    checkRunEndpoint(d.stateDir, d.s3Endpoint, o.env);
     let plan = runPlans.get(d.planPath);
     if (!plan) {
       plan = await readRunPlan(d.planPath, { log, ...(o.env ? { env: o.env } : {}) });

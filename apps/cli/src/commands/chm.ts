@@ -13,7 +13,7 @@ import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDevice } from '@geo-dino/runtime';
 import { parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
-import { isS3Url } from '@geo-dino/storage';
+import { isS3Url, resolveS3Settings } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
@@ -268,7 +268,7 @@ export const chmCommand: CommandModule = {
           ...(queue
             ? {
                 distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
-                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, webTiles: o.webTiles, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, webTiles: o.webTiles, ...(isS3Url(out) ? { s3Endpoint: resolveS3Settings({}, env).endpoint } : {}), log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
               }
             : {}),
           resume: o.resume,
