@@ -169,6 +169,44 @@ describe('distributed runs with their state in object storage', () => {
     expect(d.differing).toBe(0);
   }, 600_000);
 
+  it('the coordinator SIGKILLed while it waits: rerun with --resume, recorded shards are neither queued nor written again', async () => {
+    const home = join(dir, 'coordinator');
+    const OUT = `s3://${B}/runs/resumed`;
+    const queueName = `${QUEUE}-resume`;
+    const w = startCli(
+      ['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', '--json', '-v'],
+      { GEO_DINO_HOME: join(dir, 'w-resume', 'home'), GEO_DINO_MODEL: '', ...s3Env() },
+      undefined,
+      { cwd: dir },
+    );
+    const isRecord = (path: string): boolean => path.startsWith(`/${B}/runs/.resumed.geo-dino-state/`) && /\/shards\/[^/]+\.json$/.test(path);
+    const first = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
+    const timer = setInterval(() => {
+      if (bed.proxy.log.filter((l) => l.method === 'PUT' && isRecord(l.path) && l.status === 200).length >= 2) first.proc.kill('SIGKILL');
+    }, 5);
+    await first.exited;
+    clearInterval(timer);
+    expect(first.proc.signalCode).toBe('SIGKILL');
+    expect(await keys('runs/resumed/')).toEqual([]);
+
+    const again = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--resume', '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
+    const code = await Promise.race([again.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 400_000))]);
+    expect(code, JSON.stringify(again.lines.slice(-5))).toBe(0);
+    w.proc.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    const run = JSON.parse((await getObject('runs/resumed/run.json')).toString()) as { shards: { count: number } };
+    const written = w.lines.filter((l) => l['msg'] === 'shard written').map((l) => String(l['shard']));
+    expect(written).toHaveLength(run.shards.count);
+    expect(new Set(written).size).toBe(run.shards.count);
+    // The rerun queued only the shards not recorded when it started (at least 2 were).
+    const waiting = again.lines.find((l) => l['msg'] === 'shards on the queue: waiting for workers');
+    expect(waiting?.['jobs']).toBeLessThanOrEqual(run.shards.count - 2);
+    const records = bed.proxy.log.filter((l) => l.method === 'PUT' && isRecord(l.path) && l.status === 200);
+    expect(records).toHaveLength(run.shards.count);
+    expect((await keys('runs/resumed/')).filter((k) => k.endsWith('manifest.json'))).toEqual(['runs/resumed/manifest.json']);
+    expect(await keys('runs/.resumed.geo-dino-state/')).toEqual([]);
+  }, 600_000);
+
   /** Start a worker with `env`, hand it one shard job of a run in the bucket, return the error it logs. */
   async function failedJob(name: string, env: NodeJS.ProcessEnv): Promise<{ code?: string; message?: string } | undefined> {
     const queueName = `${QUEUE}-${name}`;
