@@ -149,6 +149,14 @@ describe('distributed runs with their state in object storage', () => {
     const ledgerPuts = puts.filter((p) => /\/shards\/[^/]+\.json$/.test(p.path) && p.path.includes('.geo-dino-state'));
     expect(ledgerPuts).toHaveLength(run.shards.count);
     expect(bed.proxy.log.some((l) => l.method === 'PUT' && l.path.includes(`-${a.proc.pid}-`))).toBe(true);
+    // The shards' files were copied on the server from the recorded attempts (not uploaded again by
+    // the coordinator); item.json, which the STAC Collection rewrites, was uploaded.
+    for (const id of shardIds) {
+      const chmPut = puts.find((p) => p.path === `/${B}/runs/queued/shards/${id}/chm.tif`);
+      expect(chmPut?.copySource, id).toMatch(new RegExp(`^/?${B}/runs/\\.queued\\.geo-dino-state/[0-9a-f]{16}/attempts/${id}/[^/]+/chm\\.tif$`));
+      expect(chmPut?.copySource).not.toContain(`-${a.proc.pid}-`);
+      expect(puts.find((p) => p.path === `/${B}/runs/queued/shards/${id}/item.json`)?.copySource).toBeNull();
+    }
 
     // The manifest's checksums hold for every published object.
     const manifest = JSON.parse((await getObject('runs/queued/manifest.json')).toString()) as { files: { path: string; 'file:checksum': string; 'file:size': number }[] };

@@ -24,8 +24,9 @@
  * The coordinator (`collectRemoteShards`) reads each record, downloads the recorded attempt's
  * files (sha256 checked against the record) into its local staging directory and records them in
  * its local ledger; the run's index files, web layers and run.json are then written and the whole
- * run published (publishDirectory: manifest.json last) exactly as a single-machine run. The state
- * prefix is deleted once the run is published.
+ * run published (publishDirectory: manifest.json last) exactly as a single-machine run, the shard
+ * files still equal to the workers' objects copied on the server rather than uploaded again. The
+ * state prefix is deleted once the run is published.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
@@ -190,9 +191,15 @@ export async function processShardRemote(plan: ChmPlan, task: ShardTask, runner:
 /**
  * Coordinator side, after the workers: every shard's record read from the state prefix, its
  * attempt's files downloaded into `outDir/shards/<id>/` (sha256 checked) and recorded in the local
- * ledger, so the run is finished exactly as a single-machine sharded run.
+ * ledger, so the run is finished exactly as a single-machine sharded run. `sources` receives each
+ * file's object (for `publishDirectory` to copy it on the server instead of uploading it again).
  */
-export async function collectRemoteShards(stateDir: string, shards: readonly ShardTask[], ledger: ShardLedger, o: RemoteOptions = {}): Promise<void> {
+export async function collectRemoteShards(
+  stateDir: string,
+  shards: readonly ShardTask[],
+  ledger: ShardLedger,
+  o: RemoteOptions & { sources?: Map<string, { url: string; sha256: string; bytes: number }> } = {},
+): Promise<void> {
   const log = o.log ?? silentLogger();
   for (const t of shards) {
     throwIfAborted(o.signal);
@@ -206,6 +213,7 @@ export async function collectRemoteShards(stateDir: string, shards: readonly Sha
     for (const f of r.files) {
       if (!/^[A-Za-z0-9._-]+$/.test(f.name) || f.name.startsWith('.')) throw new GeoDinoError('E_BAD_JSON', `${url}: file name ${JSON.stringify(f.name)} is not a shard file`, { details: { url } });
       await downloadFile(`${r.attempt}/${f.name}`, join(dir, f.name), { ...opts(o), sha256: f.sha256 });
+      o.sources?.set(`${SHARD_DIR}/${t.shard}/${f.name}`, { url: `${r.attempt}/${f.name}`, sha256: f.sha256, bytes: f.bytes });
     }
     const { attempt: _a, worker, ...rec } = r;
     await ledger.record(rec);

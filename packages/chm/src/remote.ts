@@ -73,6 +73,7 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
   // (remote-shards.ts); their shards are collected into the staging directory.
   const distribute = options.distribute;
   const stateRoot = distribute ? remoteStateRootFor(out) : null;
+  const sources = new Map<string, { url: string; sha256: string; bytes: number }>();
   const result = await runLocal({
     ...options,
     out: local,
@@ -82,7 +83,7 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
             const remote = await publishRunPlan(job.planPath, stateRoot, storeOpts);
             log.info({ state: remote.stateDir }, 'run state for the workers in object storage');
             await distribute({ ...job, planPath: remote.planUrl, stateDir: remote.stateDir });
-            await collectRemoteShards(remote.stateDir, job.shards, new ShardLedger(join(job.stateDir, 'shards'), join(job.stateDir, 'out')), storeOpts);
+            await collectRemoteShards(remote.stateDir, job.shards, new ShardLedger(join(job.stateDir, 'shards'), join(job.stateDir, 'out')), { ...storeOpts, sources });
           },
         }
       : {}),
@@ -90,6 +91,7 @@ export async function runChmToObjectStore(options: ChmRunOptions, runLocal: (o: 
   const published = await publishDirectory(local, out, {
     ...storeOpts,
     ...(options.progress ? { progress: options.progress } : {}),
+    ...(sources.size ? { sources } : {}),
     manifestExtra: {
       requestHash,
       run: {

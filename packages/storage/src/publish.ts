@@ -11,7 +11,8 @@
  *    replaced) and abort multipart uploads an interrupted publish left under the prefix.
  * 3. Upload: objects already there with the same sha256 (object metadata `geo-dino-sha256`) and
  *    size are kept (a resumed publish sends only what is missing; no key is ever written twice with
- *    different content by one run). Small files are one PUT; files from `multipartThresholdBytes`
+ *    different content by one run). A file given in `sources` (an object elsewhere in the store
+ *    with the same sha256 and size) is copied on the server. Small files are one PUT; files from `multipartThresholdBytes`
  *    on are multipart uploads whose parts are all sent before any upload is completed. Every PUT
  *    and part carries Content-MD5, so the server refuses corrupted bodies.
  * 4. Complete the multipart uploads, then verify every object (HEAD: size, sha256 metadata, ETag
@@ -27,6 +28,7 @@ import { join, posix, relative, sep } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -61,6 +63,12 @@ export interface PublishOptions {
   retry?: Omit<RetryOptions, 'signal' | 'onRetry'>;
   /** Extra fields for the manifest (for example the run's request hash). */
   manifestExtra?: Record<string, unknown>;
+  /**
+   * Files already in object storage (relative path → object, same endpoint): a file whose sha256
+   * and size are the object's is copied on the server (CopyObject) instead of uploaded. For runs
+   * whose shards workers uploaded (`chm --queue --out s3://`); objects up to 5 GiB.
+   */
+  sources?: ReadonlyMap<string, { url: string; sha256: string; bytes: number }>;
 }
 
 export interface PublishedFile {
@@ -71,6 +79,8 @@ export interface PublishedFile {
   /** False when an identical object was already there. */
   uploaded: boolean;
   multipart: boolean;
+  /** Copied on the server from `sources` (not sent from this machine). */
+  copied?: boolean;
 }
 
 export interface RunManifest {
@@ -292,9 +302,32 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
         task.tick(f.size);
         continue;
       }
+      const Metadata = { [SHA256_METADATA]: f.sha256 };
+      const source = options.sources?.get(f.path);
+      if (source && source.sha256 === f.sha256 && source.bytes === f.size && f.size <= 5 * 1024 ** 3) {
+        const src = parseS3Url(source.url);
+        results.push({ path: f.path, 'file:size': f.size, 'file:checksum': sha256Multihash(f.sha256), uploaded: true, multipart: false, copied: true });
+        await group.room();
+        group.add(
+          send(url, (s) =>
+            h.client.send(
+              new CopyObjectCommand({
+                Bucket: bucket,
+                Key: key,
+                CopySource: `${src.bucket}/${src.key.split('/').map(encodeURIComponent).join('/')}`,
+                MetadataDirective: 'REPLACE',
+                ContentType: contentType(f.path),
+                Metadata,
+                ...rp,
+              }),
+              { abortSignal: s },
+            ),
+          ).then(() => task.tick(f.size)),
+        );
+        continue;
+      }
       results.push({ path: f.path, 'file:size': f.size, 'file:checksum': sha256Multihash(f.sha256), uploaded: true, multipart });
       uploadedBytes += f.size;
-      const Metadata = { [SHA256_METADATA]: f.sha256 };
       if (!multipart) {
         await group.room();
         group.add(
@@ -405,7 +438,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
       { abortSignal: s },
     ),
   );
-  log.info({ url: s3Url(bucket, prefix), files: results.length, uploaded: results.filter((r) => r.uploaded).length, bytes: uploadedBytes }, 'run published');
+  log.info({ url: s3Url(bucket, prefix), files: results.length, uploaded: results.filter((r) => r.uploaded && !r.copied).length, copied: results.filter((r) => r.copied).length, bytes: uploadedBytes }, 'run published');
   return { url: s3Url(bucket, prefix), manifestUrl, files: results, uploadedBytes };
 }
 
