@@ -11,8 +11,10 @@
  * computed here against the manifest.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Queue } from 'bullmq';
@@ -181,6 +183,14 @@ describe('distributed runs with their state in object storage', () => {
     const home = join(dir, 'coordinator');
     const OUT = `s3://${B}/runs/resumed`;
     const queueName = `${QUEUE}-resume`;
+    // Scratch folders a dead worker of this host left (removed) and a live process's (kept).
+    const scratch = join(dir, 'w-resume', 'home', 'scratch');
+    const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    const deadDir = join(scratch, `0123456789abcdef.36N_R0000_C0000.${host}-${dead}-k1-deadbeef`);
+    const liveDir = join(scratch, `0123456789abcdef.36N_R0000_C0000.${host}-${process.pid}-k1-deadbeef`);
+    mkdirSync(join(deadDir, 'tiles'), { recursive: true });
+    mkdirSync(liveDir, { recursive: true });
     const w = startCli(
       ['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', '--json', '-v'],
       { GEO_DINO_HOME: join(dir, 'w-resume', 'home'), GEO_DINO_MODEL: '', ...s3Env() },
@@ -213,6 +223,8 @@ describe('distributed runs with their state in object storage', () => {
     expect(records).toHaveLength(run.shards.count);
     expect((await keys('runs/resumed/')).filter((k) => k.endsWith('manifest.json'))).toEqual(['runs/resumed/manifest.json']);
     expect(await keys('runs/.resumed.geo-dino-state/')).toEqual([]);
+    expect(existsSync(deadDir)).toBe(false);
+    expect(readdirSync(scratch)).toEqual([basename(liveDir)]);
   }, 600_000);
 
   /** Start a worker with `env`, hand it one shard job of a run in the bucket, return the error it logs. */

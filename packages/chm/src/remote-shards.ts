@@ -29,10 +29,10 @@
  * state prefix is deleted once the run is published.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { GeoDinoError, ensureDir, fileExists, geoDinoHome, readJsonFile, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
+import { GeoDinoError, ensureDir, fileExists, geoDinoHome, processAlive, readJsonFile, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import { deletePrefix, downloadFile, isS3Url, parseS3Url, putObject, resolveS3Settings, s3GetJson, s3Head, s3Url, uploadFile, SHA256_METADATA } from '@geo-dino/storage';
 import { createHash } from 'node:crypto';
@@ -120,6 +120,22 @@ export async function publishRunPlan(planPath: string, stateRoot: string, o: Rem
   return { stateDir, planUrl };
 }
 
+function hostTag(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/** Scratch folders of this host's workers that died (SIGKILL, crash) are removed. */
+async function removeDeadScratch(root: string, log: Logger): Promise<void> {
+  const names = await readdir(root).catch(() => [] as string[]);
+  const mine = new RegExp(`\\.${hostTag()}-(\\d+)-[0-9a-z]+-[0-9a-f]{8}$`);
+  for (const name of names) {
+    const pid = Number(mine.exec(name)?.[1] ?? NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    log.info({ scratch: join(root, name) }, 'removing the scratch folder of a worker that died');
+    await rm(join(root, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export interface RemoteShardOptions extends RemoteOptions {
   batch?: number;
   chunkWidth?: number;
@@ -143,9 +159,10 @@ export async function processShardRemote(plan: ChmPlan, task: ShardTask, runner:
   if (await shardRecorded(stateDir, shard.id, o)) return { written: false, predicted: 0 };
 
   const me = `${hostname()}:${process.pid}`;
-  const attemptId = `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const attemptId = `${hostTag()}-${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const root = o.scratch ?? join(o.env ? geoDinoHome(o.env) : tmpdir(), 'scratch');
   const scratch = join(root, `${basename(stateDir)}.${shard.id}.${attemptId}`);
+  await removeDeadScratch(root, log);
   await ensureDir(scratch);
   try {
     const store = await TileStore.open(join(scratch, 'tiles'), zone.configHash);

@@ -18,7 +18,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, processAlive, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { isS3Url } from '@geo-dino/storage';
@@ -85,15 +85,6 @@ export function stateDirFor(out: string): string {
   return join(dirname(out), `.${basename(out)}.geo-dino-state`);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
 /** Take the state directory's lock (a file holding our pid); a lock of a dead process is taken over. */
 async function lock(stateDir: string): Promise<() => Promise<void>> {
   const path = join(stateDir, 'lock');
@@ -108,7 +99,7 @@ async function lock(stateDir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw fsError(err, path, 'create');
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new GeoDinoError('E_ARGUMENT', `${stateDir}: another geo-dino process (pid ${pid}) is running this run`, { details: { pid } });
       }
       await unlink(path).catch(() => undefined);
