@@ -151,8 +151,11 @@ describe('distributed runs with their state in object storage', () => {
     const ledgerPuts = puts.filter((p) => /\/shards\/[^/]+\.json$/.test(p.path) && p.path.includes('.geo-dino-state'));
     expect(ledgerPuts).toHaveLength(run.shards.count);
     expect(bed.proxy.log.some((l) => l.method === 'PUT' && l.path.includes(`-${a.proc.pid}-`))).toBe(true);
-    // The shards' files were copied on the server from the recorded attempts (not uploaded again by
-    // the coordinator); item.json, which the STAC Collection rewrites, was uploaded.
+    // Without web layers the coordinator never downloads the shard rasters: they were copied on the
+    // server from the recorded attempts into the run's prefix; item.json (which the STAC Collection
+    // rewrites) and provenance.geojson came to the coordinator and were uploaded from there.
+    expect(bed.proxy.log.filter((l) => l.method === 'GET' && /\/attempts\/.*\.tif$/.test(l.path))).toEqual([]);
+    expect(bed.proxy.log.some((l) => l.method === 'GET' && /\/attempts\/.*\/provenance\.geojson$/.test(l.path))).toBe(true);
     for (const id of shardIds) {
       const chmPut = puts.find((p) => p.path === `/${B}/runs/queued/shards/${id}/chm.tif`);
       expect(chmPut?.copySource, id).toMatch(new RegExp(`^/?${B}/runs/\\.queued\\.geo-dino-state/[0-9a-f]{16}/attempts/${id}/[^/]+/chm\\.tif$`));
@@ -198,7 +201,9 @@ describe('distributed runs with their state in object storage', () => {
       { cwd: dir },
     );
     const isRecord = (path: string): boolean => path.startsWith(`/${B}/runs/.resumed.geo-dino-state/`) && /\/shards\/[^/]+\.json$/.test(path);
-    const first = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
+    // With web layers: the coordinator downloads every shard file (the pyramids read them).
+    const webArgs = args.filter((a) => a !== '--no-web-tiles');
+    const first = startCli(['chm', ...webArgs, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
     const timer = setInterval(() => {
       if (bed.proxy.log.filter((l) => l.method === 'PUT' && isRecord(l.path) && l.status === 200).length >= 2) first.proc.kill('SIGKILL');
     }, 5);
@@ -207,7 +212,7 @@ describe('distributed runs with their state in object storage', () => {
     expect(first.proc.signalCode).toBe('SIGKILL');
     expect(await keys('runs/resumed/')).toEqual([]);
 
-    const again = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--resume', '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
+    const again = startCli(['chm', ...webArgs, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--resume', '--json'], { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() });
     const code = await Promise.race([again.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 400_000))]);
     expect(code, JSON.stringify(again.lines.slice(-5))).toBe(0);
     w.proc.kill('SIGTERM');
@@ -221,7 +226,17 @@ describe('distributed runs with their state in object storage', () => {
     expect(waiting?.['jobs']).toBeLessThanOrEqual(run.shards.count - 2);
     const records = bed.proxy.log.filter((l) => l.method === 'PUT' && isRecord(l.path) && l.status === 200);
     expect(records).toHaveLength(run.shards.count);
-    expect((await keys('runs/resumed/')).filter((k) => k.endsWith('manifest.json'))).toEqual(['runs/resumed/manifest.json']);
+    const published = await keys('runs/resumed/');
+    expect(published.filter((k) => k.endsWith('manifest.json'))).toEqual(['runs/resumed/manifest.json']);
+    expect(published).toContain('runs/resumed/chm.pmtiles');
+    // Shard rasters equal to the workers' uploads were copied on the server, not uploaded again.
+    const chmPuts = bed.proxy.log.filter((l) => l.method === 'PUT' && /^\/[^/]+\/runs\/resumed\/shards\/[^/]+\/chm\.tif$/.test(l.path) && l.status === 200);
+    expect(chmPuts).toHaveLength(run.shards.count);
+    expect(chmPuts.every((l) => l.copySource?.includes('/attempts/'))).toBe(true);
+    const manifest = JSON.parse((await getObject('runs/resumed/manifest.json')).toString()) as { files: { path: string; 'file:checksum': string }[] };
+    for (const f of manifest.files.filter((x) => x.path.endsWith('.tif'))) {
+      expect(f['file:checksum'], f.path).toBe('1220' + createHash('sha256').update(await getObject(`runs/resumed/${f.path}`)).digest('hex'));
+    }
     expect(await keys('runs/.resumed.geo-dino-state/')).toEqual([]);
     expect(existsSync(deadDir)).toBe(false);
     expect(readdirSync(scratch)).toEqual([basename(liveDir)]);

@@ -34,7 +34,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GeoDinoError, ensureDir, fileExists, geoDinoHome, processAlive, readJsonFile, silentLogger, throwIfAborted, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
-import { deletePrefix, downloadFile, isS3Url, parseS3Url, putObject, resolveS3Settings, s3GetJson, s3Head, s3Url, uploadFile, SHA256_METADATA } from '@geo-dino/storage';
+import { copyObject, deletePrefix, downloadFile, isS3Url, parseS3Url, putObject, resolveS3Settings, s3GetJson, s3Head, s3Url, uploadFile, SHA256_METADATA } from '@geo-dino/storage';
 import { createHash } from 'node:crypto';
 import { layoutOf, shardGridOf, shardTileIds } from './plan.js';
 import { predictTiles } from './predict.js';
@@ -210,12 +210,18 @@ export async function processShardRemote(plan: ChmPlan, task: ShardTask, runner:
  * attempt's files downloaded into `outDir/shards/<id>/` (sha256 checked) and recorded in the local
  * ledger, so the run is finished exactly as a single-machine sharded run. `sources` receives each
  * file's object (for `publishDirectory` to copy it on the server instead of uploading it again).
+ * Files `keep` matches (the shard rasters of a run without web layers, which the coordinator never
+ * reads) are not downloaded: they are copied on the server to their place in the run's prefix.
  */
 export async function collectRemoteShards(
   stateDir: string,
   shards: readonly ShardTask[],
   ledger: ShardLedger,
-  o: RemoteOptions & { sources?: Map<string, { url: string; sha256: string; bytes: number }> } = {},
+  o: RemoteOptions & {
+    sources?: Map<string, { url: string; sha256: string; bytes: number }>;
+    /** Files that stay in object storage: copied on the server to `<out>/shards/<id>/<name>`, not downloaded. */
+    keep?: { out: string; match: (name: string) => boolean };
+  } = {},
 ): Promise<void> {
   const log = o.log ?? silentLogger();
   for (const t of shards) {
@@ -229,6 +235,10 @@ export async function collectRemoteShards(
     await rm(dir, { recursive: true, force: true });
     for (const f of r.files) {
       if (!/^[A-Za-z0-9._-]+$/.test(f.name) || f.name.startsWith('.')) throw new GeoDinoError('E_BAD_JSON', `${url}: file name ${JSON.stringify(f.name)} is not a shard file`, { details: { url } });
+      if (o.keep?.match(f.name)) {
+        await copyObject(`${r.attempt}/${f.name}`, `${o.keep.out.replace(/\/+$/, '')}/${SHARD_DIR}/${t.shard}/${f.name}`, { ...opts(o), sha256: f.sha256, bytes: f.bytes });
+        continue;
+      }
       await downloadFile(`${r.attempt}/${f.name}`, join(dir, f.name), { ...opts(o), sha256: f.sha256 });
       o.sources?.set(`${SHARD_DIR}/${t.shard}/${f.name}`, { url: `${r.attempt}/${f.name}`, sha256: f.sha256, bytes: f.bytes });
     }

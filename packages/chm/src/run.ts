@@ -66,6 +66,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
    * the ledger; the coordinator then writes the index files, the web layers and run.json.
    */
   distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
+  /**
+   * Names of shard files that stay in object storage and never come to the local run directory
+   * (remote.ts, a distributed run into a bucket without web layers): the ledger does not look for
+   * them locally; they are published from the ledger's records.
+   */
+  remoteShardFiles?: (name: string) => boolean;
 }
 
 export interface ChmRunResult {
@@ -368,7 +374,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   const { options, md, out, stateDir, log, progress, env, signal } = ctx;
   const outDir = join(stateDir, 'out');
   await ensureDir(outDir);
-  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
+  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir, options.remoteShardFiles);
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;

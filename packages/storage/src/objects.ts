@@ -8,17 +8,20 @@
  *   conditional write): the answer says whether this call created the object.
  * - `downloadFile`: an object into a local file (atomically), its sha256 checked against the
  *   expected one.
- * - `deletePrefix`: every object under a prefix (state left behind once a run is published).
+ * - `copyObject`: an object to another key on the server (CopyObject), unless the destination
+ *   already holds the same bytes (sha256 metadata and size).
+ * - `deleteObject`, `deletePrefix`: one object; every object under a prefix (state left behind
+ *   once a run is published).
  *
  * Every request runs inside core's `retrying` with the SDK's retries off (s3.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { DeleteObjectsCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError, ensureDir, openAtomic, retrying, silentLogger, throwIfAborted, type Logger, type RetryOptions } from '@geo-dino/core';
 import { contentType, hashFile, SHA256_METADATA } from './publish.js';
-import { parseS3Url, s3Client, s3Failure, s3List, s3Url, type S3Handle, type S3Settings } from './s3.js';
+import { parseS3Url, s3Client, s3Failure, s3Head, s3List, s3Url, type S3Handle, type S3Settings } from './s3.js';
 
 export interface ObjectOptions {
   s3?: S3Settings;
@@ -170,4 +173,48 @@ export async function deletePrefix(prefixUrl: string, o: ObjectOptions = {}): Pr
     n += batch.length;
   }
   return n;
+}
+
+/**
+ * Copy `src` to `dest` on the server (same endpoint; objects up to 5 GiB), with `sha256` in the
+ * destination's metadata; nothing is written when `dest` already has that sha256 and size.
+ * Returns whether a copy was made.
+ */
+export async function copyObject(src: string, dest: string, o: ObjectOptions & { sha256: string; bytes: number }): Promise<boolean> {
+  const s = parseS3Url(src);
+  const d = parseS3Url(dest);
+  const h = await s3Client(o.s3, o.log ?? silentLogger(), o.env);
+  const read = { ...policy(o), ...(o.s3 ? { s3: o.s3 } : {}), ...(o.env ? { env: o.env } : {}), ...(o.log ? { log: o.log } : {}) };
+  const there = await s3Head(dest, read);
+  if (there && there.size === o.bytes && there.metadata[SHA256_METADATA] === o.sha256) return false;
+  const source = await s3Head(src, read);
+  if (!source || source.size !== o.bytes || source.metadata[SHA256_METADATA] !== o.sha256) {
+    throw new GeoDinoError('E_WRITE', `${src}: ${source ? `holds other bytes than recorded (${source.size} bytes, sha256 ${source.metadata[SHA256_METADATA] ?? 'unknown'}; recorded ${o.bytes}, ${o.sha256})` : 'missing'}; not copying it to ${dest}`, { details: { url: src } });
+  }
+  await send(h, dest, o, (signal) =>
+    h.client.send(
+      new CopyObjectCommand({
+        Bucket: d.bucket,
+        Key: d.key,
+        CopySource: `${s.bucket}/${s.key.split('/').map(encodeURIComponent).join('/')}`,
+        MetadataDirective: 'REPLACE',
+        ContentType: contentType(d.key),
+        Metadata: { [SHA256_METADATA]: o.sha256 },
+        ...rp(h),
+      }),
+      { abortSignal: signal },
+    ),
+  );
+  const copied = await s3Head(dest, read);
+  const md5 = (etag: string | null): string | null => (etag && /^"?[0-9a-f]{32}"?$/.test(etag) ? etag.replace(/"/g, '') : null);
+  const bad = !copied ? 'missing' : copied.size !== o.bytes ? `${copied.size} bytes, expected ${o.bytes}` : md5(copied.etag) && md5(source.etag) && md5(copied.etag) !== md5(source.etag) ? `ETag ${copied.etag}, the source's ${source.etag}` : null;
+  if (bad) throw new GeoDinoError('E_WRITE', `${dest}: copy of ${src}: ${bad}`, { details: { url: dest } });
+  return true;
+}
+
+/** Delete one object (no error when it does not exist). */
+export async function deleteObject(url: string, o: ObjectOptions = {}): Promise<void> {
+  const { bucket, key } = parseS3Url(url);
+  const h = await s3Client(o.s3, o.log ?? silentLogger(), o.env);
+  await send(h, url, o, (s) => h.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, ...rp(h) }), { abortSignal: s }));
 }

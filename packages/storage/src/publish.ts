@@ -69,6 +69,13 @@ export interface PublishOptions {
    * whose shards workers uploaded (`chm --queue --out s3://`); objects up to 5 GiB.
    */
   sources?: ReadonlyMap<string, { url: string; sha256: string; bytes: number }>;
+  /**
+   * Files of the run that are not in the directory but already at their keys under the prefix
+   * (relative paths), each with the sha256 metadata geo-dino writes: checked (HEAD), cross-checked
+   * against the STAC documents and listed in the manifest. For distributed runs whose shard
+   * rasters never came to the publishing machine.
+   */
+  remoteFiles?: readonly string[];
 }
 
 export interface PublishedFile {
@@ -154,7 +161,7 @@ export function sha256Multihash(hex: string): string {
  * STAC documents among the files that record `file:checksum` for a local asset must agree with
  * the file as it is now: publishing a run whose item.json describes other bytes is refused.
  */
-async function crossCheckStac(dir: string, files: Map<string, LocalFile>): Promise<void> {
+async function crossCheckStac(dir: string, files: Map<string, LocalFile>, remote: ReadonlyMap<string, { sha256: string }>): Promise<void> {
   for (const f of files.values()) {
     if (!f.path.endsWith('.json') || f.size > 16 * MiB) continue;
     let doc: unknown;
@@ -168,7 +175,7 @@ async function crossCheckStac(dir: string, files: Map<string, LocalFile>): Promi
     for (const [name, a] of Object.entries(assets as Record<string, { href?: unknown; 'file:checksum'?: unknown }>)) {
       if (typeof a?.href !== 'string' || typeof a['file:checksum'] !== 'string' || /^[a-z][a-z0-9+.-]*:/i.test(a.href)) continue;
       const target = posix.normalize(posix.join(posix.dirname(f.path), a.href));
-      const local = files.get(target);
+      const local = files.get(target) ?? remote.get(target);
       if (!local) continue;
       if (a['file:checksum'].toLowerCase() !== sha256Multihash(local.sha256)) {
         throw new GeoDinoError(
@@ -264,7 +271,19 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
     hashTask.tick();
   }
   hashTask.finish();
-  await crossCheckStac(dir, files);
+  // Files already at their keys (remoteFiles): present, with their sha256.
+  const remote = new Map<string, { size: number; sha256: string }>();
+  for (const path of options.remoteFiles ?? []) {
+    if (files.has(path) || remote.has(path)) continue;
+    const url = s3Url(bucket, joinKey(prefix, path));
+    const info = await s3Head(url, { ...retry, ...(options.s3 ? { s3: options.s3 } : {}), log, ...(options.env ? { env: options.env } : {}) });
+    const sha = info?.metadata[SHA256_METADATA];
+    if (!info || !sha || !/^[0-9a-f]{64}$/.test(sha)) {
+      throw new GeoDinoError('E_WRITE', `${url}: a file of the run that should already be in object storage is ${info ? 'there without its sha256 metadata' : 'missing'}; not publishing the run`, { details: { url } });
+    }
+    remote.set(path, { size: info.size, sha256: sha });
+  }
+  await crossCheckStac(dir, files, remote);
 
   // 2. Take the old manifest down, clear leftovers of an interrupted publish.
   const manifestKey = joinKey(prefix, MANIFEST_NAME);
@@ -379,6 +398,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
       }
     }
     await group.drain();
+    for (const [path, r] of remote) results.push({ path, 'file:size': r.size, 'file:checksum': sha256Multihash(r.sha256), uploaded: false, multipart: false });
 
     // 4. Complete the multipart uploads (all parts are there), then verify every object.
     for (const p of pending) {
@@ -401,7 +421,8 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
 
   for (const p of results) {
     throwIfAborted(signal);
-    const f = files.get(p.path)!;
+    const f = files.get(p.path);
+    if (!f) continue; // remoteFiles: checked above
     const key = joinKey(prefix, p.path);
     const url = s3Url(bucket, key);
     const info = await s3Head(url, { ...retry, ...(options.s3 ? { s3: options.s3 } : {}), log, ...(options.env ? { env: options.env } : {}) });
@@ -427,7 +448,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
     version: 1,
     published: new Date().toISOString(),
     ...(options.manifestExtra ?? {}),
-    files: results.map((r) => ({ path: r.path, 'file:size': r['file:size'], 'file:checksum': r['file:checksum'] })),
+    files: results.map((r) => ({ path: r.path, 'file:size': r['file:size'], 'file:checksum': r['file:checksum'] })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
   const body = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
   const md5 = createHash('md5').update(body).digest('base64');
