@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError } from '@geo-dino/core';
-import { deletePrefix, downloadFile, putObject, uploadFile } from '@geo-dino/storage';
+import { copyObject, deleteObject, deletePrefix, downloadFile, putObject, uploadFile } from '@geo-dino/storage';
 import { BUCKETS, startS3TestBed, type S3TestBed } from '../support/seaweedfs.js';
 
 let bed: S3TestBed;
@@ -82,6 +82,30 @@ describe('object operations', () => {
     await downloadFile(url('objects/d.bin'), again, { ...RETRY, sha256: sha });
     expect(readFileSync(again).equals(bytes)).toBe(true);
     bed.proxy.clearFaults();
+  });
+
+  it('copyObject: copied on the server with the sha256; skipped when the destination holds the bytes; a source unlike its record is refused', async () => {
+    const bytes = randomBytes(50_000);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    await bed.server.admin.send(new PutObjectCommand({ Bucket: B, Key: 'copy/src.tif', Body: bytes, Metadata: { 'geo-dino-sha256': sha } }));
+    bed.proxy.clearFaults();
+    expect(await copyObject(url('copy/src.tif'), url('copy/dest.tif'), { ...RETRY, sha256: sha, bytes: bytes.length })).toBe(true);
+    expect((await getObject('copy/dest.tif')).equals(bytes)).toBe(true);
+    const head = await bed.server.admin.send(new HeadObjectCommand({ Bucket: B, Key: 'copy/dest.tif' }));
+    expect(head.Metadata?.['geo-dino-sha256']).toBe(sha);
+    expect(head.ContentType).toBe('image/tiff; application=geotiff');
+    expect(bed.proxy.log.filter((l) => l.method === 'PUT').map((l) => [l.path, l.copySource?.replace(/^\//, '')])).toEqual([[`/${B}/copy/dest.tif`, `${B}/copy/src.tif`]]);
+    // Again: the destination already holds the bytes, nothing is written.
+    expect(await copyObject(url('copy/src.tif'), url('copy/dest.tif'), { ...RETRY, sha256: sha, bytes: bytes.length })).toBe(false);
+    expect(bed.proxy.log.filter((l) => l.method === 'PUT')).toHaveLength(1);
+    const err = await copyObject(url('copy/src.tif'), url('copy/other.tif'), { ...RETRY, sha256: '1'.repeat(64), bytes: bytes.length }).catch((e: unknown) => e);
+    expect((err as GeoDinoError).message).toBe(
+      `${url('copy/src.tif')}: holds other bytes than recorded (${bytes.length} bytes, sha256 ${sha}; recorded ${bytes.length}, ${'1'.repeat(64)}); not copying it to ${url('copy/other.tif')}`,
+    );
+    await deleteObject(url('copy/dest.tif'), RETRY);
+    await deleteObject(url('copy/never-there.tif'), RETRY);
+    const left = await bed.server.admin.send(new ListObjectsV2Command({ Bucket: B, Prefix: 'copy/' }));
+    expect((left.Contents ?? []).map((c) => c.Key)).toEqual(['copy/src.tif']);
   });
 
   it('deletePrefix: every object under the prefix, nothing beside it (a sibling starting with the same name stays)', async () => {

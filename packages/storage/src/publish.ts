@@ -12,7 +12,8 @@
  * 3. Upload: objects already there with the same sha256 (object metadata `geo-dino-sha256`) and
  *    size are kept (a resumed publish sends only what is missing; no key is ever written twice with
  *    different content by one run). A file given in `sources` (an object elsewhere in the store
- *    with the same sha256 and size) is copied on the server. Small files are one PUT; files from `multipartThresholdBytes`
+ *    with the same sha256 and size) is copied on the server; files given in `remoteFiles` are
+ *    already at their keys (checked by HEAD, listed in the manifest). Small files are one PUT; files from `multipartThresholdBytes`
  *    on are multipart uploads whose parts are all sent before any upload is completed. Every PUT
  *    and part carries Content-MD5, so the server refuses corrupted bodies.
  * 4. Complete the multipart uploads, then verify every object (HEAD: size, sha256 metadata, ETag
