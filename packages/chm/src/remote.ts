@@ -8,6 +8,12 @@
  * Staging directory: `$GEO_DINO_HOME/staging/s3/<bucket>/<prefix>` (its state directory beside
  * it). It is removed once the run is published (kept with `keepState`). An interruption while
  * publishing leaves the finished local run: running the command again publishes what is missing.
+ *
+ * Distributed (`distribute`, `--queue`): the workers share the run's state through the bucket
+ * (remote-shards.ts); the recorded shards are collected into the staging directory — without web
+ * layers only their small files, the rasters being copied on the server into the run's prefix and
+ * published as `remoteFiles` from the ledger (the local state is kept until then) — and the
+ * state prefix is removed once the run is published.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
