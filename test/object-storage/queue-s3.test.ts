@@ -242,6 +242,43 @@ describe('distributed runs with their state in object storage', () => {
     expect(readdirSync(scratch)).toEqual([basename(liveDir)]);
   }, 600_000);
 
+  it('without web layers, the coordinator SIGKILLed while it copies shard rasters into place: --resume completes, no object written twice', async () => {
+    const home = join(dir, 'coordinator');
+    const OUT = `s3://${B}/runs/collected`;
+    const queueName = `${QUEUE}-collect`;
+    const w = startCli(['worker', '--queue', redis.url, '--queue-name', queueName, '--threads', '1', '--json'], { GEO_DINO_HOME: join(dir, 'w-collect', 'home'), GEO_DINO_MODEL: '', ...s3Env() }, undefined, { cwd: dir });
+    const env = { GEO_DINO_HOME: home, GEO_DINO_MODEL: '', ...s3Env() };
+    const isCopy = (l: { method: string; path: string; copySource: string | null }): boolean => l.method === 'PUT' && l.path.startsWith(`/${B}/runs/collected/shards/`) && l.copySource !== null;
+    const first = startCli(['chm', ...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--json'], env);
+    const timer = setInterval(() => {
+      if (bed.proxy.log.some(isCopy)) first.proc.kill('SIGKILL');
+    }, 2);
+    await first.exited;
+    clearInterval(timer);
+    expect(first.proc.signalCode).toBe('SIGKILL');
+    expect(await keys('runs/collected/manifest.json')).toEqual([]);
+
+    const again = await chm([...args, '--out', OUT, '--queue', redis.url, '--queue-name', queueName, '--resume'], home, { env: s3Env(), timeoutMs: 300_000 });
+    expect(again.code, again.stderr).toBe(0);
+    w.proc.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    const run = JSON.parse((await getObject('runs/collected/run.json')).toString()) as { shards: { count: number } };
+    const manifest = JSON.parse((await getObject('runs/collected/manifest.json')).toString()) as { files: { path: string; 'file:checksum': string; 'file:size': number }[] };
+    const rasters = manifest.files.filter((f) => /^shards\/[^/]+\/chm\.tif$/.test(f.path));
+    expect(rasters).toHaveLength(run.shards.count);
+    for (const f of rasters) {
+      const bytes = await getObject(`runs/collected/${f.path}`);
+      expect(f['file:size']).toBe(bytes.length);
+      expect(f['file:checksum'], f.path).toBe('1220' + createHash('sha256').update(bytes).digest('hex'));
+    }
+    expect(manifest.files.map((f) => `runs/collected/${f.path}`).sort()).toEqual((await keys('runs/collected/')).filter((k) => !k.endsWith('manifest.json')));
+    const puts = bed.proxy.log.filter((l) => l.method === 'PUT' && l.status >= 200 && l.status < 300 && l.path.startsWith(`/${B}/runs/collected`));
+    const counts = new Map<string, number>();
+    for (const p of puts) counts.set(p.path, (counts.get(p.path) ?? 0) + 1);
+    expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
+    expect(await keys('runs/.collected.geo-dino-state/')).toEqual([]);
+  }, 600_000);
+
   /** Start a worker with `env`, hand it one shard job of a run in the bucket, return the error it logs. */
   async function failedJob(name: string, env: NodeJS.ProcessEnv): Promise<{ code?: string; message?: string } | undefined> {
     const queueName = `${QUEUE}-${name}`;
