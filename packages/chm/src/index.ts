@@ -17,3 +17,4 @@ export * from './dry-run.js';
 export * from './layers.js';
 export * from './remote.js';
 export * from './scene-feather.js';
+export * from './remote-shards.js';

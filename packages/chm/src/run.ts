@@ -18,7 +18,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, processAlive, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { isS3Url } from '@geo-dino/storage';
@@ -72,6 +72,12 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
    * the ledger; the coordinator then writes the index files, the web layers and run.json.
    */
   distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
+  /**
+   * Names of shard files that stay in object storage and never come to the local run directory
+   * (remote.ts, a distributed run into a bucket without web layers): the ledger does not look for
+   * them locally; they are published from the ledger's records.
+   */
+  remoteShardFiles?: (name: string) => boolean;
 }
 
 export interface ChmRunResult {
@@ -91,15 +97,6 @@ export function stateDirFor(out: string): string {
   return join(dirname(out), `.${basename(out)}.geo-dino-state`);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
 /** Take the state directory's lock (a file holding our pid); a lock of a dead process is taken over. */
 async function lock(stateDir: string): Promise<() => Promise<void>> {
   const path = join(stateDir, 'lock');
@@ -114,7 +111,7 @@ async function lock(stateDir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw fsError(err, path, 'create');
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new GeoDinoError('E_ARGUMENT', `${stateDir}: another geo-dino process (pid ${pid}) is running this run`, { details: { pid } });
       }
       await unlink(path).catch(() => undefined);
@@ -412,7 +409,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
   const { options, md, out, stateDir, log, progress, env, signal } = ctx;
   const outDir = join(stateDir, 'out');
   await ensureDir(outDir);
-  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
+  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir, options.remoteShardFiles);
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;

@@ -71,11 +71,16 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** The ledger of written shards (`<state>/shards/<id>.json`). */
+/**
+ * The ledger of written shards (`<state>/shards/<id>.json`). `remote`: names of shard files that
+ * stay in object storage (a distributed run into a bucket without web layers): not expected in
+ * `outDir`, checked when the run is published.
+ */
 export class ShardLedger {
   constructor(
     readonly dir: string,
     readonly outDir: string,
+    readonly remote?: (name: string) => boolean,
   ) {}
 
   pathOf(id: string): string {
@@ -108,6 +113,7 @@ export class ShardLedger {
     for (const f of r.files) {
       const p = join(dir, f.name);
       const st = await stat(p).catch(() => null);
+      if (!st && this.remote?.(f.name)) continue;
       const ok = st?.isFile() && st.size === f.bytes && (await sha256File(p)) === f.sha256;
       if (!ok) {
         log.warn({ shard: id, file: p }, `shard ${id}: ${f.name} is missing or does not match its checksum; recomputing the shard`);

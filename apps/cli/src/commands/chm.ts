@@ -13,7 +13,7 @@ import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDevice } from '@geo-dino/runtime';
 import { parseBaseUrl, parseDatetimeRange } from '@geo-dino/stac';
 import { DEFAULT_SHARD_SIZE, RESAMPLING_NAMES, parseResampling } from '@geo-dino/tiling';
-import { isS3Url } from '@geo-dino/storage';
+import { isS3Url, resolveS3Settings } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
@@ -215,7 +215,7 @@ export const chmCommand: CommandModule = {
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
       .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
-      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes that see --out\'s parent at the same path; this process writes the index files, web layers and run.json')
+      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes; with a local --out they must see its parent at the same path, with --out s3://… they share only the bucket (run state beside the run); this process writes the index files, web layers and run.json')
       .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
@@ -285,7 +285,7 @@ export const chmCommand: CommandModule = {
           ...(queue
             ? {
                 distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
-                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, webTiles: o.webTiles, ...(isS3Url(out) ? { s3Endpoint: resolveS3Settings({}, env).endpoint } : {}), log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
               }
             : {}),
           resume: o.resume,
