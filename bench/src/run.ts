@@ -16,6 +16,8 @@ import { stripBench } from './strip.js';
 import { tileServiceBench } from './tileservice.js';
 import { shardsBench } from './shards.js';
 import { monitorShardsBench } from './monitor-shards.js';
+import { publishBench } from './publish.js';
+import { seamsBench } from './seams.js';
 
 const BENCHMARKS: Record<string, BenchModule> = {
   chm: chmBench,
@@ -23,8 +25,10 @@ const BENCHMARKS: Record<string, BenchModule> = {
   model: modelBench,
   'monitor-shards': monitorShardsBench,
   pmtiles: pmtilesBench,
+  publish: publishBench,
   polygonize: polygonizeBench,
   s3: s3Bench,
+  seams: seamsBench,
   serve: serveBench,
   shards: shardsBench,
   'stats-latency': statsLatencyBench,

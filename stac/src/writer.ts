@@ -130,6 +130,12 @@ export interface OutputItemInput {
   lineage?: string;
   /** More properties (use a `geo-dino:` prefix). */
   properties?: JsonObject;
+  /**
+   * The item's public URL (absolute: https://… or s3://…), written as its `self` link. Omitted
+   * when unknown: STAC requires `self` to be absolute, and a self-contained directory (relative
+   * hrefs, pystac's SELF_CONTAINED) has none.
+   */
+  selfHref?: string;
 }
 
 function bad(message: string, details: Record<string, unknown> = {}): GeoDinoError {
@@ -155,6 +161,26 @@ export async function fileChecksum(path: string): Promise<{ checksum: string; si
 }
 
 /** Relative href from a document to a file, with `/` separators and a leading `./`. */
+/**
+ * A public base URL (where a run directory is published), checked: absolute, with a scheme
+ * (`https://…`, `s3://…`); no query or fragment. Returned without trailing slashes.
+ */
+export function parseBaseUrl(value: string, field = '--stac-base-url'): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw bad(`${field}: ${JSON.stringify(value)} is not an absolute URL (give https://host/path or s3://bucket/prefix, where the run directory is published)`, { field, value });
+  }
+  if (u.search || u.hash || !u.host) throw bad(`${field}: ${JSON.stringify(value)} must be a URL with a host and no query or fragment (https://host/path or s3://bucket/prefix)`, { field, value });
+  return value.replace(/\/+$/, '');
+}
+
+/** The public URL of a file at `relPath` (relative, / separated) under the published base URL. */
+export function publicHref(baseUrl: string, relPath: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${relPath.split(sep).join('/').replace(/^\.\//, '')}`;
+}
+
 export function relativeHref(fromDocument: string, target: string): string {
   const rel = relative(dirname(resolve(fromDocument)), resolve(target)).split(sep).join('/');
   return rel.startsWith('.') ? rel : `./${rel}`;
@@ -386,13 +412,16 @@ export async function buildOutputItem(input: OutputItemInput): Promise<StacItem>
     ...(input.properties ?? {}),
   };
 
-  const links: StacLink[] = input.sources.map((s) => ({
+  const links: StacLink[] = [
+    ...(input.selfHref ? [{ rel: 'self', href: input.selfHref, type: MEDIA_TYPES.geojson }] : []),
+    ...input.sources.map((s) => ({
     rel: 'derived_from',
     // Local source items relative to the item (the run directory can move with its sources); URLs kept.
     href: portableHref(s.itemHref, input.finalDir ? resolve(input.finalDir) : dirname(resolve(input.itemPath))),
     type: 'application/geo+json',
     title: s.collection ? `${s.collection}/${s.itemId}` : s.itemId,
-  }));
+    })),
+  ];
 
   const extensions: string[] = [EXTENSIONS.projection, EXTENSIONS.raster, EXTENSIONS.processing, EXTENSIONS.file];
   if (usesClassification) extensions.push(EXTENSIONS.classification);
@@ -500,12 +529,23 @@ function extentOf(items: readonly StacItem[]): StacCollection['extent'] {
   };
 }
 
+export interface CollectionLinkOptions {
+  /**
+   * Where the Collection's directory is published (absolute URL, see parseBaseUrl): the
+   * Collection and each item then get an absolute `self` link. Without it there is no `self`
+   * (STAC requires it absolute; pystac's SELF_CONTAINED layout).
+   */
+  baseUrl?: string;
+}
+
 /**
  * Write a Collection holding the given item files (e.g. every run of a monitored region), with
  * its extent computed from them. Each item file is rewritten with `collection`, `parent` and
- * `root` links pointing back, atomically.
+ * `root` links pointing back (relative), and `self` only with a public base URL, atomically.
  */
-export async function writeCollection(path: string, input: CollectionInput, itemPaths: readonly string[]): Promise<StacCollection> {
+export async function writeCollection(path: string, input: CollectionInput, itemPaths: readonly string[], options: CollectionLinkOptions = {}): Promise<StacCollection> {
+  const base = options.baseUrl;
+  const selfOf = (p: string): string => publicHref(base!, relative(dirname(resolve(path)), resolve(p)));
   const items: { path: string; item: StacItem }[] = [];
   for (const p of itemPaths) items.push({ path: p, item: parseItem(await readJsonFile(p), p) });
   const ids = new Set<string>();
@@ -525,6 +565,7 @@ export async function writeCollection(path: string, input: CollectionInput, item
     extent: extentOf(items.map((i) => i.item)),
     links: [
       { rel: 'root', href: './' + basename(path), type: MEDIA_TYPES.json },
+      ...(base ? [{ rel: 'self', href: selfOf(path), type: MEDIA_TYPES.json }] : []),
       ...items.map(({ path: p, item }) => ({ rel: 'item', href: relativeHref(path, p), type: MEDIA_TYPES.geojson, title: item.id })),
     ],
     ...(input.extra ?? {}),
@@ -536,7 +577,9 @@ export async function writeCollection(path: string, input: CollectionInput, item
       ...item,
       collection: input.id,
       links: [
-        // No `self`: STAC requires it absolute, and these directories are self-contained (relative hrefs).
+        // `self` only where the public URL is known: STAC requires it absolute, and without one these
+        // directories are self-contained (relative hrefs).
+        ...(base ? [{ rel: 'self', href: selfOf(p), type: MEDIA_TYPES.geojson }] : []),
         ...withoutLinks(item.links, ['collection', 'parent', 'root', 'self']),
         { rel: 'collection', href: back, type: MEDIA_TYPES.json },
         { rel: 'parent', href: back, type: MEDIA_TYPES.json },
@@ -553,7 +596,7 @@ export async function writeCollection(path: string, input: CollectionInput, item
  * Add one item (a new monitoring run) to a region's Collection, creating the collection when it
  * does not exist yet. The items already listed are kept; the extent is recomputed from all.
  */
-export async function addItemToCollection(path: string, itemPath: string, input: CollectionInput): Promise<StacCollection> {
+export async function addItemToCollection(path: string, itemPath: string, input: CollectionInput, options: CollectionLinkOptions = {}): Promise<StacCollection> {
   let existing: string[] = [];
   if (await fileExists(path)) {
     const c = parseCollection(await readJsonFile(path), path);
@@ -562,5 +605,5 @@ export async function addItemToCollection(path: string, itemPath: string, input:
   }
   const target = resolve(itemPath);
   const paths = existing.some((p) => resolve(p) === target) ? existing : [...existing, target];
-  return writeCollection(path, input, paths);
+  return writeCollection(path, input, paths, options);
 }

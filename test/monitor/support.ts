@@ -19,8 +19,8 @@ export interface Proc {
 export const children: ChildProcessWithoutNullStreams[] = [];
 
 /** Start `geo-dino <args>`; `onLine` sees each JSON log line of stderr as it arrives. */
-export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, onLine?: (line: Record<string, unknown>, p: Proc) => void): Proc {
-  const proc = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv, onLine?: (line: Record<string, unknown>, p: Proc) => void, options: { cwd?: string } = {}): Proc {
+  const proc = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
   children.push(proc);
   let out = '';
   let buf = '';

@@ -168,6 +168,13 @@ describe('chm with imagery and output in S3', () => {
     const cogs = localFiles.filter((f) => /^shards\/.*\/chm\.tif$/.test(f));
     expect(cogs.length).toBeGreaterThan(1);
     for (const f of cogs) expect((await getObject(`runs/sharded/${f}`)).equals(readFileSync(join(local, f))), f).toBe(true);
+    // STAC self links: the published URL (the --out prefix) where the run lives; none in the local run.
+    type Links = { links: { rel: string; href: string }[] };
+    const selfOf = (doc: Links): string | undefined => doc.links.find((l) => l.rel === 'self')?.href;
+    const items = localFiles.filter((f) => /^shards\/.*\/item\.json$/.test(f));
+    expect(selfOf(JSON.parse((await getObject('runs/sharded/collection.json')).toString()) as Links)).toBe(`s3://${BUCKETS.private}/runs/sharded/collection.json`);
+    expect(selfOf(JSON.parse((await getObject(`runs/sharded/${items[0]!}`)).toString()) as Links)).toBe(`s3://${BUCKETS.private}/runs/sharded/${items[0]!}`);
+    expect(selfOf(JSON.parse(readFileSync(join(local, 'collection.json'), 'utf8')) as Links)).toBeUndefined();
   }, 600_000);
 
   it('bad credentials: one clear error naming the URL (the --out check comes first), exit 1, no secret in the output', async () => {

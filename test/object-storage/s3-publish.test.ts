@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError } from '@geo-dino/core';
 import { publishDirectory, readManifest } from '@geo-dino/storage';
 import { BUCKETS, startS3TestBed, type S3TestBed, type S3TestServer } from '../support/seaweedfs.js';
@@ -103,6 +103,30 @@ describe('publishDirectory', () => {
     const again = await publishDirectory(local, `s3://${BUCKETS.private}/runs/a`, OPTS);
     expect(again.files.every((f) => !f.uploaded)).toBe(true);
     expect(again.uploadedBytes).toBe(0);
+  });
+
+  it('sources: a file equal to an object already in the store is copied on the server; one that differs is uploaded', async () => {
+    const local = join(dir, 'run-src');
+    const files = makeRun(local);
+    const chm = files.get('chm.tif')!;
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    await server.admin.send(new PutObjectCommand({ Bucket: BUCKETS.private, Key: 'elsewhere/chm.tif', Body: chm }));
+    await server.admin.send(new PutObjectCommand({ Bucket: BUCKETS.private, Key: 'elsewhere/run.json', Body: 'other bytes' }));
+    proxy.clearFaults();
+    const sources = new Map([
+      ['chm.tif', { url: `s3://${BUCKETS.private}/elsewhere/chm.tif`, sha256: sha(chm), bytes: chm.length }],
+      // Recorded with another checksum than the local file: not copied.
+      ['run.json', { url: `s3://${BUCKETS.private}/elsewhere/run.json`, sha256: sha(Buffer.from('other bytes')), bytes: 11 }],
+    ]);
+    const res = await publishDirectory(local, `s3://${BUCKETS.private}/runs/src`, { ...OPTS, sources });
+    expect(res.files.filter((f) => f.copied).map((f) => f.path)).toEqual(['chm.tif']);
+    const put = (key: string) => proxy.log.filter((l) => l.method === 'PUT' && l.path === `/${BUCKETS.private}/runs/src/${key}` && l.status === 200);
+    expect(put('chm.tif').map((l) => l.copySource?.replace(/^\//, ''))).toEqual([`${BUCKETS.private}/elsewhere/chm.tif`]);
+    expect(put('run.json').map((l) => l.copySource)).toEqual([null]);
+    for (const [path, bytes] of files) expect((await getObject(BUCKETS.private, `runs/src/${path}`)).equals(bytes), path).toBe(true);
+    const head = await server.admin.send(new HeadObjectCommand({ Bucket: BUCKETS.private, Key: 'runs/src/chm.tif' }));
+    expect(head.Metadata?.['geo-dino-sha256']).toBe(sha(chm));
+    expect(head.ContentType).toBe('image/tiff; application=geotiff');
   });
 
   it('an interrupted publish leaves no manifest; the next one aborts leftover uploads and completes', async () => {

@@ -11,7 +11,8 @@ PMTiles, server and viewer tests, until a cheap `geo-dino chm --model demo` run 
   imagery is masked and in a 50x36 px hole. A 20x20 px block is exactly 0 m, one exactly 7.25 m.
 - landcover.tif: uint8 classes from height (1 bare < 0.5 m, 2 low < 2 m, 3 shrub < 5 m, 4 forest),
   255 = nodata, with a colour table.
-- provenance.geojson: two scenes splitting the area west/east; item.json; run.json (demo: true).
+- provenance.geojson: two scenes splitting the area west/east, a 30 m transition zone across their
+  seamline; item.json; run.json (demo: true).
 
 Prints a JSON summary (paths, the UTM geotransform, lon/lat bounds) on stdout.
 """
@@ -129,6 +130,13 @@ prov = {
          'properties': {'scene_id': f'FIXTURE_{tag}_EAST<script>alert(1)</script>', 'datetime': day + 'T03:10:00Z', 'href': 'https://example.invalid/east.tif', 'collection': 'fixture'}},
     ],
 }
+# A transition zone across the west/east seamline (scene feathering): 30 m wide, centred on it.
+zone = [ll(xmid - 15, y0), ll(xmid + 15, y0), ll(xmid + 15, ymin), ll(xmid - 15, ymin), ll(xmid - 15, y0)]
+prov['transition_zones'] = [
+    {'type': 'Feature', 'geometry': {'type': 'Polygon', 'coordinates': [zone]},
+     'properties': {'kind': 'scene-transition', 'scene_ids': [f'FIXTURE_{tag}_WEST', f'FIXTURE_{tag}_EAST<script>alert(1)</script>'],
+                    'width_m': 30, 'weights': 'raised cosine across the seamline'}},
+]
 with open(os.path.join(out, 'provenance.geojson'), 'w') as f:
     json.dump(prov, f)
 corners = [ll(x0, y0), ll(x0 + W * RES, y0), ll(x0 + W * RES, ymin), ll(x0, ymin)]

@@ -19,6 +19,8 @@ export interface ProxyLogEntry {
   status: number;
   fault: 'slowdown' | 'cut' | 'etag' | 'corrupt' | 'requester-pays-denied' | null;
   requestPayer: boolean;
+  /** `x-amz-copy-source` of a CopyObject (decoded), else null. */
+  copySource: string | null;
 }
 
 interface Fault {
@@ -92,7 +94,8 @@ export class S3FaultProxy {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     const payer = String(req.headers['x-amz-request-payer'] ?? '').toLowerCase() === 'requester';
-    const entry: ProxyLogEntry = { method: req.method ?? 'GET', path, status: 0, fault: null, requestPayer: payer };
+    const copy = req.headers['x-amz-copy-source'];
+    const entry: ProxyLogEntry = { method: req.method ?? 'GET', path, status: 0, fault: null, requestPayer: payer, copySource: typeof copy === 'string' ? decodeURIComponent(copy) : null };
     this.log.push(entry);
     const rpPrefix = `/${this.requesterPaysBucket}`;
     if ((path === rpPrefix || path.startsWith(rpPrefix + '/')) && !payer) {

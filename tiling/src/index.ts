@@ -29,6 +29,7 @@ export * from './raster/source.js';
 export * from './raster/rgb.js';
 export * from './raster/footprint.js';
 export * from './raster/mosaic.js';
+export * from './raster/mode.js';
 // Tile services (XYZ/TMS templates, WMTS) as raster sources.
 export * from './codec/image.js';
 export * from './tiles/template.js';

@@ -138,28 +138,40 @@ describe('geo-dino raster warp', () => {
     expect(info.bands.map((x) => x.colorInterpretation)).toEqual(['Red', 'Green', 'Blue', 'Alpha']);
   });
 
-  it('--resampling average (GDAL\'s name) at 900 m: within 1 DN of gdalwarp -r average on the same grid', async () => {
-    const out = join(dir, 'warped-average.tif');
-    const src = sharedData('rasterio', 'RGB.byte.tif');
-    const r = await runCli(['--json', 'raster', 'warp', src, '--out', out, '--crs', 'EPSG:32618', '--gsd', '900', '--resampling', 'average']);
-    expect(r.code, r.stderr).toBe(0);
-    const res = JSON.parse(r.stdout) as { width: number; height: number; transform: number[] };
-    const [x0, , , y0] = res.transform as [number, number, number, number];
-    const ref = join(dir, 'gdalwarp-average.tif');
-    gdal('gdalwarp', ['-q', '-t_srs', 'EPSG:32618', '-te', String(x0), String(y0 - res.height * 900), String(x0 + res.width * 900), String(y0), '-ts', String(res.width), String(res.height), '-r', 'average', '-et', '0', '-ovr', 'NONE', '-dstalpha', src, ref]);
-    const a = gdalRead(out, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
-    const b = gdalRead(ref, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
-    let both = 0;
-    let close = 0;
-    for (let i = 0; i < res.width * res.height; i++) {
-      if (!(a.bands[3]![i]! > 0) || !(b.bands[3]![i]! > 0)) continue;
-      both++;
-      if ([0, 1, 2].every((c) => Math.abs(a.bands[c]![i]! - b.bands[c]![i]!) <= 1)) close++;
-    }
-    console.log(`average vs gdalwarp -r average: ${close}/${both} pixels within 1 DN`);
-    expect(both).toBeGreaterThan(20_000);
-    expect(close / both).toBeGreaterThan(0.99);
-  });
+  // gdalwarp sizes a downsampling kernel from its chunk (destination pixels over the source window
+  // clamped to the raster), not from the pixel sizes: on this grid, larger than the scene, it
+  // would stretch cubic by 2.89 instead of 3 (88 % within 1 DN). XSCALE/YSCALE give it the true
+  // ratio, which geo-dino uses.
+  const trueScale = ['-wo', `XSCALE=${300.037926675094809 / 900}`, '-wo', `YSCALE=${300.041782729804993 / 900}`];
+  for (const [method, gsd, minBoth, extra] of [
+    ['average', 900, 20_000, []],
+    ['cubic', 900, 20_000, trueScale],
+    ['cubic', 150, 1_000_000, []],
+    ['mode', 900, 20_000, []],
+  ] as const) {
+    it(`--resampling ${method} (GDAL's name) at ${gsd} m: within 1 DN of gdalwarp -r ${method} on the same grid`, async () => {
+      const out = join(dir, `warped-${method}-${gsd}.tif`);
+      const src = sharedData('rasterio', 'RGB.byte.tif');
+      const r = await runCli(['--json', 'raster', 'warp', src, '--out', out, '--crs', 'EPSG:32618', '--gsd', String(gsd), '--resampling', method]);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout) as { width: number; height: number; transform: number[] };
+      const [x0, , , y0] = res.transform as [number, number, number, number];
+      const ref = join(dir, `gdalwarp-${method}-${gsd}.tif`);
+      gdal('gdalwarp', ['-q', '-t_srs', 'EPSG:32618', '-te', String(x0), String(y0 - res.height * gsd), String(x0 + res.width * gsd), String(y0), '-ts', String(res.width), String(res.height), '-r', method, '-et', '0', '-ovr', 'NONE', ...extra, '-dstalpha', src, ref]);
+      const a = gdalRead(out, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
+      const b = gdalRead(ref, [0, 0, res.width, res.height], { bands: [0, 1, 2, 3] });
+      let both = 0;
+      let close = 0;
+      for (let i = 0; i < res.width * res.height; i++) {
+        if (!(a.bands[3]![i]! > 0) || !(b.bands[3]![i]! > 0)) continue;
+        both++;
+        if ([0, 1, 2].every((c) => Math.abs(a.bands[c]![i]! - b.bands[c]![i]!) <= 1)) close++;
+      }
+      console.log(`${method} at ${gsd} m vs gdalwarp -r ${method}: ${close}/${both} pixels within 1 DN (${((100 * close) / both).toFixed(2)} %)`);
+      expect(both).toBeGreaterThan(minBoth);
+      expect(close / both).toBeGreaterThan(0.99);
+    });
+  }
 
   it('cogeo.tif with --bbox at the default grid (UTM of the centroid, 0.6 m)', async () => {
     const out = join(dir, 'cogeo-utm.tif');
@@ -178,8 +190,11 @@ describe('geo-dino raster warp', () => {
     gdal('mkdir', ['-p', join(dir, 'sub')]);
     const src = sharedData('rasterio', 'RGB.byte.tif');
     const cases: [string[], RegExp][] = [
-      [['--resampling', 'cubic'], /--resampling: "cubic" is a GDAL resampling method geo-dino's warper does not implement; use near \(nearest\), bilinear or average, or warp with gdalwarp -r cubic first/],
-      [['--resampling', 'sinc'], /--resampling: unknown resampling method "sinc"; use near \(nearest\), bilinear or average/],
+      ...['lanczos', 'cubicspline', 'rms', 'max', 'min', 'med', 'q1', 'q3', 'sum'].map((m): [string[], RegExp] => [
+        ['--resampling', m],
+        new RegExp(`--resampling: "${m}" is a GDAL resampling method geo-dino's warper does not implement; use near \\(nearest\\), bilinear, cubic, average or mode, or warp with gdalwarp -r ${m} first`),
+      ]),
+      [['--resampling', 'sinc'], /--resampling: unknown resampling method "sinc"; use near \(nearest\), bilinear, cubic, average or mode/],
       [['--gsd', '-3'], /--gsd: must be > 0/],
       [['--bbox', '1,2,3'], /--bbox: must be four numbers: minlon,minlat,maxlon,maxlat/],
       [['--bbox', '37,-1,36,0'], /--bbox: minlon 37 is greater than maxlon 36 \(a box crossing the antimeridian.*did you swap the corners\?\)/],

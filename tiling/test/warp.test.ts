@@ -14,118 +14,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { aoiFromBbox } from '@geo-dino/geometry';
-import { gridForAoi, layoutForGrid, openRaster, parseCrs, tileStream, NO_SOURCE, type Grid, type RasterSource, type TileLayout, type TileSource } from '@geo-dino/tiling';
+import { gridForAoi, layoutForGrid, openRaster, NO_SOURCE, type Grid } from '@geo-dino/tiling';
 import { sharedData } from '../../test/support/shared-data.js';
 import { requireGdal } from '../../test/support/tools.js';
 import { gdal, gdalRead } from './support/gdal.js';
+import { assemble, compare, gdalwarpInto, gridOf, withRaster } from './support/warp-compare.js';
 
 let dir: string;
+let gdalwarp: (src: string[], grid: Grid, epsg: string, resampling: string, name: string) => string;
 beforeAll(() => {
   requireGdal();
   dir = mkdtempSync(join(tmpdir(), 'gd-warp-'));
+  gdalwarp = gdalwarpInto(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Assembled {
-  rgb: Uint8Array[];
-  valid: Uint8Array;
-  source: Uint16Array;
-}
-
-/** Run the tile stream over a whole (small) grid and paste the tiles' cores into one image. */
-async function assemble(layout: TileLayout, sources: TileSource[], resampling: 'nearest' | 'bilinear'): Promise<Assembled> {
-  const { width, height } = layout.grid;
-  const rgb = [0, 1, 2].map(() => new Uint8Array(width * height));
-  const valid = new Uint8Array(width * height);
-  const source = new Uint16Array(width * height).fill(NO_SOURCE);
-  const T = layout.tileSize;
-  for await (const tile of tileStream(layout, sources, { resampling, keepEmpty: true })) {
-    for (let y = 0; y < T; y++) {
-      const gy = tile.spec.y + y;
-      if (gy >= height) break;
-      for (let x = 0; x < T; x++) {
-        const gx = tile.spec.x + x;
-        if (gx >= width) break;
-        const i = y * T + x;
-        const o = gy * width + gx;
-        for (let c = 0; c < 3; c++) rgb[c]![o] = tile.rgb[c * T * T + i]!;
-        valid[o] = tile.valid[i]!;
-        source[o] = tile.source[i]!;
-      }
-    }
-  }
-  return { rgb, valid, source };
-}
-
-function gridOf(crs: string, x0: number, y0: number, gsd: number, width: number, height: number): Grid {
-  return { crs: parseCrs(crs), transform: [x0, gsd, 0, y0, 0, -gsd], width, height, gsd };
-}
-
-function gdalwarp(src: string[], grid: Grid, epsg: string, resampling: string, name: string): string {
-  const out = join(dir, name);
-  const [x0, gsd, , y0] = grid.transform;
-  gdal('gdalwarp', [
-    '-q',
-    '-overwrite',
-    '-t_srs',
-    epsg,
-    '-te',
-    String(x0),
-    String(y0 - grid.height * gsd),
-    String(x0 + grid.width * gsd),
-    String(y0),
-    '-ts',
-    String(grid.width),
-    String(grid.height),
-    '-r',
-    resampling,
-    '-dstalpha',
-    '-et',
-    '0',
-    ...src,
-    out,
-  ]);
-  return out;
-}
-
-interface Agreement {
-  bothValid: number;
-  validityAgree: number;
-  exact: number;
-  within1: number;
-  maxDiff: number;
-}
-
-function compare(ours: Assembled, refPath: string, grid: Grid): Agreement {
-  const ref = gdalRead(refPath, [0, 0, grid.width, grid.height], { bands: [0, 1, 2, 3] });
-  const n = grid.width * grid.height;
-  let both = 0;
-  let agree = 0;
-  let exact = 0;
-  let within1 = 0;
-  let maxDiff = 0;
-  for (let i = 0; i < n; i++) {
-    const rv = ref.bands[3]![i]! > 0 ? 1 : 0;
-    if (rv === ours.valid[i]) agree++;
-    if (!rv || !ours.valid[i]) continue;
-    both++;
-    let d = 0;
-    for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs(ref.bands[c]![i]! - ours.rgb[c]![i]!));
-    if (d === 0) exact++;
-    if (d <= 1) within1++;
-    maxDiff = Math.max(maxDiff, d);
-  }
-  return { bothValid: both, validityAgree: agree / n, exact: exact / both, within1: within1 / both, maxDiff };
-}
-
-async function withRaster<T>(path: string, fn: (r: RasterSource) => Promise<T>): Promise<T> {
-  const r = await openRaster(path);
-  try {
-    return await fn(r);
-  } finally {
-    await r.close();
-  }
-}
 
 describe('warp vs gdalwarp', () => {
   it('RGB.byte.tif (UTM 18N, nodata 0) → UTM 17N at 200 m, nearest: same values', async () => {

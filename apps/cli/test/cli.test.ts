@@ -157,3 +157,19 @@ describe('--bbox wherever --aoi is accepted', () => {
     }
   });
 });
+
+describe('--resampling (GDAL names)', () => {
+  it('chm refuses GDAL methods the warper does not implement, and unknown names: one line naming the value and the accepted list, exit 2', async () => {
+    for (const [value, msg] of [
+      ['lanczos', /^geo-dino: error: --resampling: "lanczos" is a GDAL resampling method geo-dino's warper does not implement; use near \(nearest\), bilinear, cubic, average or mode, or warp with gdalwarp -r lanczos first$/],
+      ['q3', /--resampling: "q3" is a GDAL resampling method .*use near \(nearest\), bilinear, cubic, average or mode/],
+      ['bicubic', /--resampling: unknown resampling method "bicubic"; use near \(nearest\), bilinear, cubic, average or mode/],
+    ] as const) {
+      const r = await runCli(['chm', '--model', 'demo', '--resampling', value], { env: { GEO_DINO_HOME: join(tmpdir(), 'gd-cli-resampling-home') } });
+      expect(r.code, value).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, value).toHaveLength(1);
+      expect(lines[0], value).toMatch(msg);
+    }
+  });
+});

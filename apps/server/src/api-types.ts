@@ -3,6 +3,9 @@
  * `@geo-dino/server/api-types`.
  */
 import type { GeoDinoTilesetInfo, LayerName } from '@geo-dino/pmtiles/encoding';
+import type { HeightStats, SceneRef } from '@geo-dino/zonal';
+
+export type { HeightStats, SceneRef };
 
 export interface LayerInfo {
   /** height | uncertainty | imagery | landcover, or the file's stem for other archives. */
@@ -39,6 +42,44 @@ export interface RunInfo {
    */
   chmRasters?: string[];
   model: string | null;
+  /** In a published static site (`geo-dino publish`): where the browser reads values from. */
+  static?: StaticRunFiles;
+}
+
+/** A raster of a published run, as the browser reads it (geotiff.js over HTTP Range). */
+export interface StaticRaster {
+  /** chm.tif, chm-<zone>.vrt (a sharded run's zone: its shard COGs as `parts`) or landcover.tif. */
+  name: string;
+  width: number;
+  height: number;
+  bandCount: number;
+  /** GDAL geotransform of the (mosaic) grid. */
+  geoTransform: number[];
+  crs: { label: string; definition: string; geographic: boolean; metresPerUnit: number };
+  /** The COGs: their URLs relative to the site, and their windows in the grid. */
+  parts: { href: string; x: number; y: number; width: number; height: number }[];
+}
+
+export interface StaticRunFiles {
+  /** The height rasters (one, or one per UTM zone of a sharded run, west to east). */
+  heights: StaticRaster[];
+  landcover: StaticRaster | null;
+  /** provenance.geojson's URL relative to the site, or null. */
+  provenance: string | null;
+}
+
+/**
+ * `/site.json`: which mode the viewer runs in. `geo-dino serve` answers `{ mode: 'server' }`; a
+ * site written by `geo-dino publish` holds `mode: 'static'` and its index (`runs.json`).
+ */
+export interface SiteConfig {
+  mode: 'server' | 'static';
+  version: string;
+  basemap: string | null;
+  /** Static sites: the runs index, relative to the site. */
+  runs?: string;
+  /** Static sites: the PROJ definition of longitude/latitude the rasters' CRSs are transformed from. */
+  lonLat?: string;
 }
 
 export interface RunsResponse {
@@ -49,13 +90,6 @@ export interface ConfigResponse {
   version: string;
   /** A MapLibre style URL given with `geo-dino serve --basemap`, else null. */
   basemap: string | null;
-}
-
-export interface SceneRef {
-  scene_id: string | null;
-  datetime: string | null;
-  href: string | null;
-  collection: string | null;
 }
 
 export interface PointResponse {
@@ -71,19 +105,14 @@ export interface PointResponse {
   landcover?: { value: number; name: string | null } | null;
   /** The scene this pixel came from (provenance.geojson). */
   scene: SceneRef | null;
+  /** Inside a transition zone across a scene seamline: the two scenes whose predictions are blended there. */
+  blend?: { scene_ids: [string, string]; width_m: number | null } | null;
 }
 
-export interface StatsResponse {
+export type StatsResponse = {
   run: string;
   polygon: { areaM2: number; vertices: number; bbox: [number, number, number, number] };
-  pixels: { inside: number; valid: number; nodata: number };
-  pixelAreaM2: number;
-  validAreaM2: number;
-  height: { mean: number; median: number; std: number; min: number; max: number; p10: number; p90: number } | null;
-  uncertainty: { mean: number } | null;
-  canopyCover: { gt2m: number; gt5m: number; gt2mAreaM2: number; gt5mAreaM2: number } | null;
-  histogram: { binWidthM: number; edges: number[]; counts: number[] };
-}
+} & HeightStats;
 
 export interface ErrorResponse {
   error: string;

@@ -7,6 +7,7 @@
  *   GET  /tiles/<run>/<layer>/tilejson.json, /tiles/<run>/<layer>/{z}/{x}/{y}.png|webp
  *                               XYZ tiles and TileJSON 3.0 for GIS clients (xyz.ts); coloured PNG
  *                               with ?colormap_name=&rescale=min,max
+ *   GET  /site.json             { mode: 'server', version, basemap } (a published site has a static one)
  *   GET  /api/config            version, basemap
  *   GET  /api/runs              runs, layers and their metadata
  *   GET  /api/point?run=&lon=&lat=   height ± uncertainty (and land cover) from the COG, and the scene
@@ -30,7 +31,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, isGeoDinoError, silentLogger, type Logger } from '@geo-dino/core';
-import type { PointResponse, StatsResponse } from './api-types.js';
+import type { PointResponse, SiteConfig, StatsResponse } from './api-types.js';
 import { contentSecurityPolicy, HttpError, readBody, securityHeaders, sendError, sendJson } from './http.js';
 import { resolveInside, safeSegments, serveFile } from './files.js';
 import { discoverRuns, runDir, type RunInfo } from './runs.js';
@@ -40,7 +41,7 @@ import type { RasterSource } from '@geo-dino/tiling';
 import { RasterPool, valueAt } from './raster.js';
 export { chmRasterFor } from './raster.js';
 import { StatsPool } from './stats-pool.js';
-import { sceneAt } from './provenance.js';
+import { blendAt, sceneAt } from './provenance.js';
 import { parseTilesPath, serveTiles, TileArchives } from './xyz.js';
 
 export interface ServerOptions {
@@ -273,6 +274,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (!file) return sendError(res, 404, undefined, head);
       return serveFile(req, res, file, { cacheControl: 'no-cache' });
     }
+    // The viewer asks which mode it runs in; a published static site answers from its own site.json.
+    if (rawPath === '/site.json') {
+      const site: SiteConfig = { mode: 'server', version: GEO_DINO_VERSION, basemap: options.basemap ?? null };
+      return sendJson(res, 200, site, head);
+    }
     if (!viewerReal) {
       if (rawPath === '/' || rawPath === '/index.html') return sendError(res, 503, 'the viewer is not built: run `npm run build`', head);
       return sendError(res, 404, undefined, head);
@@ -320,6 +326,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (run.files.provenance) {
       const f = fileOf(run, 'provenance.geojson');
       out.scene = await sceneAt(f.path, lon, lat, f.version);
+      out.blend = await blendAt(f.path, lon, lat, f.version);
     }
     sendJson(res, 200, out, head);
   };

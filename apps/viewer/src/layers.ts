@@ -44,15 +44,16 @@ export function showRun(
     const info = layerOf(run, id);
     if (!info) continue;
     const sourceId = `${prefix}-${id}`;
-    const origin = window.location.origin;
+    // Absolute (/data/… from the server) or relative to the page (data/… in a published site).
+    const url = new URL(info.url, document.baseURI).href;
     const s = settings[id];
     const common = { minzoom: info.minzoom, maxzoom: info.maxzoom, bounds: info.bounds, tileSize: 256, attribution: info.attribution ?? '' };
     if (id === 'imagery' || !info.geoDino || info.geoDino.encoding.type === 'rgb') {
-      map.addSource(sourceId, { type: 'raster', url: `pmtiles://${origin}${info.url}`, tileSize: 256 });
+      map.addSource(sourceId, { type: 'raster', url: `pmtiles://${url}`, tileSize: 256 });
     } else {
       const key = `${prefix}:${run.id}:${id}`;
       registerValueLayer(key, {
-        archive: `${origin}${info.url}`,
+        archive: url,
         minzoom: info.minzoom,
         maxzoom: info.maxzoom,
         encoding: info.geoDino.encoding,

@@ -1,5 +1,6 @@
 /**
- * The geo-dino viewer: runs served by `geo-dino serve`, their layers (imagery, canopy height,
+ * The geo-dino viewer: runs served by `geo-dino serve` or published as a static site by
+ * `geo-dino publish` (values then read from the COGs in the browser, api.ts), their layers (imagery, canopy height,
  * uncertainty, land cover), a browser-side colour ramp with a legend, pixel values on click, AOI
  * statistics, and a swipe compare between two runs of the same area. No external resources: the
  * map works offline unless a basemap is configured on the server.
@@ -9,8 +10,8 @@ import './style.css';
 import { addProtocol, Map as MlMap, NavigationControl, Popup, ScaleControl, setWorkerUrl, type MapMouseEvent, type StyleSpecification } from 'maplibre-gl';
 import workerUrl from 'maplibre-gl/dist/maplibre-gl-worker.mjs?url';
 import { Protocol } from 'pmtiles';
-import type { ConfigResponse, PointResponse, RunInfo, StatsResponse } from '@geo-dino/server/api-types';
-import { getConfig, getPoint, getRuns, postStats } from './api.js';
+import type { ConfigResponse, PointResponse, RunInfo } from '@geo-dino/server/api-types';
+import { openBackend, type Backend, type ViewerStats } from './api.js';
 import { $, $as, el, fmtDate, fmtMetres } from './dom.js';
 import { applySettings, LAYER_LABEL, LAYER_ORDER, layerOf, recolour, showRun, type LayerId, type LayerSettings } from './layers.js';
 import { PolygonDrawer, type PolygonGeoJSON } from './draw.js';
@@ -25,7 +26,7 @@ interface State {
   layers: Record<LayerId, LayerSettings>;
   ramp: { name: string; min: number; max: number };
   aoi: unknown;
-  stats: StatsResponse | null;
+  stats: ViewerStats | null;
   point: PointResponse | null;
 }
 
@@ -194,6 +195,10 @@ function popupContent(p: PointResponse): HTMLElement {
     lines.push(el('div', { text: `Acquired ${fmtDate(p.scene.datetime)}`, data: { datetime: p.scene.datetime ?? '' } }));
     lines.push(el('div', { text: `Scene ${p.scene.scene_id ?? 'unknown'}${p.scene.collection ? ` (${p.scene.collection})` : ''}`, className: 'scene', data: { scene: p.scene.scene_id ?? '' } }));
   } else if (p.inside) lines.push(el('div', { text: 'Source scene unknown (no provenance)', className: 'muted' }));
+  if (p.blend) {
+    const [a, b] = p.blend.scene_ids;
+    lines.push(el('div', { text: `Blend of scenes ${a} and ${b}${p.blend.width_m !== null ? ` (${Number(p.blend.width_m.toFixed(1))} m transition across their seamline)` : ''}`, className: 'blend', data: { blend: `${a}|${b}` } }));
+  }
   lines.push(el('div', { text: `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)}`, className: 'muted small' }));
   return el('div', { className: 'point-popup' }, lines);
 }
@@ -203,8 +208,11 @@ async function main(): Promise<void> {
   addProtocol('pmtiles', new Protocol().tile);
   installValueProtocol();
 
-  const [config, runs] = await Promise.all([getConfig(), getRuns()]);
-  $('version').textContent = `v${config.version}`;
+  const backend: Backend = await openBackend();
+  const config = backend.config;
+  const runs = await backend.runs();
+  $('version').textContent = `v${config.version}${backend.mode === 'static' ? ' · static site' : ''}`;
+  document.body.dataset['mode'] = backend.mode;
   state.runs = runs.runs;
   // Latest run of the first area.
   state.run = state.runs.length ? runsOfArea(state.runs[state.runs.length - 1]!.area).slice(-1)[0]! : null;
@@ -223,28 +231,45 @@ async function main(): Promise<void> {
   (window as unknown as { geoDino: typeof exposed }).geoDino = exposed;
 
   // --- runs and layers
+  // A static site: a run's files are probed first (a missing file or a server without Range
+  // support is named in the page, and its layers are not added).
+  const checkedRuns = new Set<string>();
+  const usable = (r: RunInfo | null): boolean => !!r && (!backend.check || checkedRuns.has(r.id));
+  const check = async (r: RunInfo | null): Promise<void> => {
+    if (!r || !backend.check || checkedRuns.has(r.id)) return;
+    try {
+      await backend.check(r.id);
+      checkedRuns.add(r.id);
+      $('map-error').hidden = true;
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  };
   const show = (): void => {
-    if (state.run) showRun(map, 'a', state.run, state.layers, styles);
-    if (compareMap && state.compare) showRun(compareMap, 'b', state.compare, state.layers, styles);
+    if (state.run && usable(state.run)) showRun(map, 'a', state.run, state.layers, styles);
+    if (compareMap && state.compare && usable(state.compare)) showRun(compareMap, 'b', state.compare, state.layers, styles);
     updateBanner();
     renderRunControls();
     renderLayerControls(maps);
     renderLegend();
   };
+  await check(state.run);
   show();
 
-  $('run-select').addEventListener('change', (e) => {
+  $('run-select').addEventListener('change', async (e) => {
     state.run = state.runs.find((r) => r.id === (e.target as HTMLSelectElement).value) ?? state.run;
     if (state.compare?.id === state.run?.id) state.compare = runsOfArea(state.run!.area).find((r) => r.id !== state.run!.id) ?? null;
+    await check(state.run);
     show();
     if (state.aoi) void runStats();
   });
-  $('area-select').addEventListener('change', (e) => {
+  $('area-select').addEventListener('change', async (e) => {
     const runs = runsOfArea((e.target as HTMLSelectElement).value);
     state.run = runs[runs.length - 1] ?? state.run;
     state.compare = null;
     $as('compare-toggle', HTMLInputElement).checked = false;
     void setCompare(false);
+    await check(state.run);
     show();
     if (state.run?.bbox) map.fitBounds(state.run.bbox, { padding: 30, duration: 0 });
   });
@@ -273,6 +298,8 @@ async function main(): Promise<void> {
     swipe.hidden = !on;
     $('compare-labels').hidden = !on;
     if (on && state.compare) {
+      await check(state.compare);
+      if (!usable(state.compare)) return;
       if (!compareMap) {
         compareMap = await createMap('map-compare', config, state.run);
         exposed.compareMap = compareMap;
@@ -342,7 +369,7 @@ async function main(): Promise<void> {
     pointAbort?.abort();
     pointAbort = new AbortController();
     try {
-      const p = await getPoint(r.id, e.lngLat.lng, e.lngLat.lat, pointAbort.signal);
+      const p = await backend.point(r.id, e.lngLat.lng, e.lngLat.lat, pointAbort.signal);
       state.point = p;
       popup.setLngLat(e.lngLat).setDOMContent(popupContent(p)).addTo(m);
     } catch (err) {
@@ -370,7 +397,7 @@ async function main(): Promise<void> {
   const runStats = async (): Promise<void> => {
     if (!state.run || !state.aoi) return;
     try {
-      state.stats = await postStats(state.run.id, state.aoi);
+      state.stats = await backend.stats(state.run.id, state.aoi);
       showStats(state.stats);
     } catch (err) {
       state.stats = null;

@@ -1,7 +1,7 @@
 /**
  * The statistics panel: a table (exact numbers in data-value attributes) and a histogram.
  */
-import type { StatsResponse } from '@geo-dino/server/api-types';
+import type { ViewerStats as StatsResponse } from './api.js';
 import { $, $as, el, fmtMetres } from './dom.js';
 
 function row(label: string, key: string, value: number | null | undefined, text: string): HTMLTableRowElement {
@@ -26,6 +26,17 @@ export function showStats(s: StatsResponse): void {
     row('Mean uncertainty', 'uncertainty', s.uncertainty?.mean, s.uncertainty ? `± ${s.uncertainty.mean.toFixed(2)} m` : '–'),
   );
   drawHistogram(s);
+  // Static sites compute in the browser: full resolution up to a pixel cap, else an overview.
+  const note = $('stats-note');
+  const r = s.resolution;
+  note.hidden = !r;
+  if (r) {
+    note.textContent = r.fullResolution
+      ? `Computed in the browser at full resolution (${r.pixelSizeM.toFixed(2)} m pixels).`
+      : `Computed in the browser from overview level ${r.level} (${r.pixelSizeM.toFixed(2)} m pixels): the polygon is too large for full resolution here; \`geo-dino serve\` gives exact values.`;
+    note.dataset['level'] = String(r.level);
+    note.dataset['pixelSize'] = String(r.pixelSizeM);
+  }
   $('stats-panel').hidden = false;
   $('stats-error').hidden = true;
 }

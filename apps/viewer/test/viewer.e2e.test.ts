@@ -4,8 +4,9 @@
  * - the map reaches idle with no console errors and no request leaves the server's origin;
  * - the canopy layer renders (pixels differ from the background where data exists, equal it
  *   outside; the ramp end colour appears where values reach the max; a ramp change re-colours);
- * - clicking a pixel shows the COG's height ± uncertainty (GDAL), its date and scene (with the
- *   hostile scene id shown as text, never run); the tile readout matches within the encoding step;
+ * - clicking a pixel shows the COG's height ± uncertainty (GDAL), its date and scene, and inside
+ *   a transition zone across a scene seamline the blend of the two scenes (the hostile scene id
+ *   shown as text, never run); the tile readout matches within the encoding step;
  * - a drawn polygon's statistics panel shows the server's numbers, which match GDAL;
  * - the date picker and the swipe compare show the other run.
  */
@@ -189,7 +190,8 @@ describe('viewer', () => {
   it('shows the COG height ± uncertainty, date and scene on click; the tile readout agrees to the centimetre', async () => {
     const run = fx.runs[1]!;
     const chm = join(run.fixture.dir, 'chm.tif');
-    const targets = oracle<Pt[]>('points', chm, '37,41', '512,300', '201,377', '489,69');
+    // (310, 150) lies in the fixture's 30 m transition zone across the west/east seamline (cols 275-325).
+    const targets = oracle<Pt[]>('points', chm, '37,41', '512,300', '201,377', '489,69', '310,150');
     for (const t of targets) {
       expect(t.values).not.toBeNull();
       await jumpTo(t.lon, t.lat, 19.5);
@@ -207,6 +209,8 @@ describe('viewer', () => {
       const scene = await page.$eval('.point-popup .scene', (e) => e.textContent);
       expect(scene).toBe(t.col < 300 ? 'Scene FIXTURE_b_WEST (fixture)' : 'Scene FIXTURE_b_EAST<script>alert(1)</script> (fixture)');
       expect(await page.$eval('.point-popup', (e) => e.textContent)).toContain('Acquired 2025-06-11');
+      const blend = await page.$$eval('.point-popup .blend', (es) => es.map((e) => e.textContent));
+      expect(blend).toEqual(Math.abs(t.col + 0.5 - 300) < 25 ? ['Blend of scenes FIXTURE_b_WEST and FIXTURE_b_EAST<script>alert(1)</script> (30 m transition across their seamline)'] : []);
       await page.click('.maplibregl-popup-close-button');
     }
     expect(dialogs).toEqual([]);

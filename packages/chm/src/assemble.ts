@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import { intersection, parseAoi, union, type MultiPolygonCoords } from '@geo-dino/geometry';
 import { writeRunTiles, type RunTilesResult } from '@geo-dino/pmtiles';
-import { portableHref, writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
+import { portableHref, publicHref, writeOutputItem, type OutputAsset, type SourceRef, type StacItem } from '@geo-dino/stac';
 import { LruCache, crsLabel } from '@geo-dino/tiling';
 import { layoutOf, planHasTile, planTileIds } from './plan.js';
 import type { ProvenanceCollection } from './provenance.js';
@@ -62,6 +62,8 @@ export interface AssembleOptions extends CommonOptions {
    * requiring a complete store.
    */
   feed?: TileFeed;
+  /** Where the run directory is published (absolute URL): item.json gets its `self` link. */
+  stacBaseUrl?: string;
 }
 
 export interface AssembleResult {
@@ -405,6 +407,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       id: itemId,
       itemPath,
       finalDir: out,
+      ...(options.stacBaseUrl ? { selfHref: publicHref(options.stacBaseUrl, 'item.json') } : {}),
       geometry: footprint.length === 1 ? { type: 'Polygon', coordinates: footprint[0]! } : { type: 'MultiPolygon', coordinates: footprint },
       grid: { ...gridCode(plan), shape: [H, W], transform: [plan.grid.transform[1], plan.grid.transform[2], plan.grid.transform[0], plan.grid.transform[4], plan.grid.transform[5], plan.grid.transform[3]] },
       assets,
@@ -414,7 +417,7 @@ export async function assembleRun(plan: RunPlan, store: TileStore, options: Asse
       ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
       ...(acquisition ? { acquisition } : {}),
       title: plan.demo ? 'DEMO canopy height (random-weight model)' : 'Canopy height',
-      properties: { 'geo-dino:config_hash': plan.configHash, 'geo-dino:tiles': plan.tiling.tiles, 'gsd': plan.grid.gsd * plan.grid.crs.metresPerUnit, ...tileServiceProperties(plan) },
+      properties: { 'geo-dino:config_hash': plan.configHash, 'geo-dino:tiles': plan.tiling.tiles, 'geo-dino:resampling': plan.tiling.resampling, 'gsd': plan.grid.gsd * plan.grid.crs.metresPerUnit, ...tileServiceProperties(plan) },
     });
     // A first item.json: the pmtiles package reads the acquisition date from it.
     await writeOutputItem(itemInput(baseAssets.filter((a) => a.key !== 'run')));

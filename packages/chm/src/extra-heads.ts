@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, type Logger } from '@geo-dino/core';
 import { openModel, type ChmResult, type ModelDir, type ModelRunner, type OpenModelOptions, type RunCallOptions } from '@geo-dino/model';
 import type { HostTensor } from '@geo-dino/runtime';
+import { tileVariants } from './scene-feather.js';
 import { Stitcher } from '@geo-dino/stitcher';
 import type { OutputAsset } from '@geo-dino/stac';
 import { createCogWriter, type CogWriter } from '@geo-dino/tiling';
@@ -238,15 +239,19 @@ export class ClassMapLayer {
   /** Add a stored tile to the window whose top-left is (x0, y0). */
   add(rec: TileRecord, x0: number, y0: number): void {
     const n = rec.spec.width * rec.spec.height;
-    const bands: Float32Array[] = [];
-    for (let k = 0; k < this.K; k++) {
-      const p = rec.planes[planeName(this.head.name, k)];
-      if (!(p instanceof Uint16Array) || p.length !== n) throw new GeoDinoError('E_INTERNAL', `tile ${rec.id}: no ${planeName(this.head.name, k)} plane (was it predicted without the ${this.head.name} head?)`);
-      const f = new Float32Array(n);
-      for (let i = 0; i < n; i++) f[i] = p[i]! / PROBABILITY_SCALE;
-      bands.push(f);
+    // A feathered tile holds one prediction per scene, each with its share (scene-feather.ts).
+    for (const v of tileVariants(rec)) {
+      const bands: Float32Array[] = [];
+      for (let k = 0; k < this.K; k++) {
+        const name = `${planeName(this.head.name, k)}${v.suffix}`;
+        const p = rec.planes[name];
+        if (!(p instanceof Uint16Array) || p.length !== n) throw new GeoDinoError('E_INTERNAL', `tile ${rec.id}: no ${name} plane (was it predicted without the ${this.head.name} head?)`);
+        const f = new Float32Array(n);
+        for (let i = 0; i < n; i++) f[i] = p[i]! / PROBABILITY_SCALE;
+        bands.push(f);
+      }
+      this.stitcher!.add({ x: rec.spec.x - x0, y: rec.spec.y - y0, width: rec.spec.width, height: rec.spec.height, bands, valid: rec.planes['valid'] as Uint8Array, ...(v.weight ? { weight: v.weight } : {}) });
     }
-    this.stitcher!.add({ x: rec.spec.x - x0, y: rec.spec.y - y0, width: rec.spec.width, height: rec.spec.height, bands, valid: rec.planes['valid'] as Uint8Array });
   }
 
   /** Finish the window: most probable class per pixel, blocks to the COG (block row `row`, first column x0). */

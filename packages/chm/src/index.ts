@@ -16,3 +16,5 @@ export * from './sharded.js';
 export * from './dry-run.js';
 export * from './layers.js';
 export * from './remote.js';
+export * from './scene-feather.js';
+export * from './remote-shards.js';

@@ -16,6 +16,7 @@ import { NO_SOURCE, createCogWriter, type CogWriter } from '@geo-dino/tiling';
 import { ClassMapLayer, extraHeadsOf } from './extra-heads.js';
 import { tileWindowOverlap } from './imagery.js';
 import { ProvenanceBuilder, type ProvenanceCollection } from './provenance.js';
+import { SCENE_ZONE_PLANE, tileVariants } from './scene-feather.js';
 import type { TileRecord } from './tile-store.js';
 import { NODATA, type RunPlan } from './types.js';
 
@@ -132,14 +133,18 @@ export class HeightLayer implements WindowLayer<HeightResult> {
   }
 
   add(rec: TileRecord, x0: number, y0: number): void {
-    this.stitcher!.add({
-      x: rec.spec.x - x0,
-      y: rec.spec.y - y0,
-      width: rec.spec.width,
-      height: rec.spec.height,
-      bands: this.bandNames.map((n) => rec.planes[n] as Float32Array),
-      valid: rec.planes['valid'] as Uint8Array,
-    });
+    // A feathered tile holds one prediction per scene, each with its share (scene-feather.ts).
+    for (const v of tileVariants(rec)) {
+      this.stitcher!.add({
+        x: rec.spec.x - x0,
+        y: rec.spec.y - y0,
+        width: rec.spec.width,
+        height: rec.spec.height,
+        bands: this.bandNames.map((n) => rec.planes[`${n}${v.suffix}`] as Float32Array),
+        valid: rec.planes['valid'] as Uint8Array,
+        ...(v.weight ? { weight: v.weight } : {}),
+      });
+    }
   }
 
   async end(blockRow: number, x0: number): Promise<void> {
@@ -170,19 +175,27 @@ export class HeightLayer implements WindowLayer<HeightResult> {
   }
 }
 
-/** Which scene supplied each output pixel (the last tile valid there), aggregated by `ProvenanceBuilder`. */
+/**
+ * Which scene supplied each output pixel (the last tile valid there), aggregated by
+ * `ProvenanceBuilder`; with scene feathering also the transition zones (the tiles' `scene_zone`
+ * plane: the seam whose zone a pixel lies in, under the same last-tile rule).
+ */
 export class ProvenanceLayer implements WindowLayer<ProvenanceCollection> {
   private readonly builder: ProvenanceBuilder;
+  private readonly zones: ProvenanceBuilder | null;
   private source = new Uint16Array(0);
+  private zone = new Uint16Array(0);
   private width = 0;
   private rows = 0;
 
   constructor(plan: RunPlan) {
     this.builder = new ProvenanceBuilder(plan, plan.tiling.blockSize);
+    this.zones = plan.sceneFeather?.seams.length ? new ProvenanceBuilder(plan, plan.tiling.blockSize, 'seams') : null;
   }
 
   beginRow(y0: number, rows: number): void {
     this.builder.beginRow(y0, rows);
+    this.zones?.beginRow(y0, rows);
   }
 
   begin(width: number, rows: number): void {
@@ -190,29 +203,42 @@ export class ProvenanceLayer implements WindowLayer<ProvenanceCollection> {
     this.rows = rows;
     if (this.source.length < width * rows) this.source = new Uint16Array(width * rows);
     this.source.fill(NO_SOURCE, 0, width * rows);
+    if (this.zones) {
+      if (this.zone.length < width * rows) this.zone = new Uint16Array(width * rows);
+      this.zone.fill(NO_SOURCE, 0, width * rows);
+    }
   }
 
   add(rec: TileRecord, x0: number, y0: number): void {
     const valid = rec.planes['valid'] as Uint8Array;
     const src = rec.planes['source'] as Uint16Array;
+    const zone = this.zones ? (rec.planes[SCENE_ZONE_PLANE] as Uint16Array | undefined) : undefined;
     const { xa, xb, ya, yb } = tileWindowOverlap(rec.spec, x0, y0, this.width, this.rows);
     for (let y = ya; y < yb; y++) {
       const t = (y + y0 - rec.spec.y) * rec.spec.width - rec.spec.x + x0;
       const o = y * this.width;
-      for (let x = xa; x < xb; x++) if (valid[t + x]) this.source[o + x] = src[t + x]!;
+      for (let x = xa; x < xb; x++) {
+        if (!valid[t + x]) continue;
+        this.source[o + x] = src[t + x]!;
+        if (this.zones) this.zone[o + x] = zone ? zone[t + x]! : NO_SOURCE;
+      }
     }
   }
 
   async end(_blockRow: number, x0: number): Promise<void> {
     this.builder.addWindow(x0, this.width, this.rows, this.source.subarray(0, this.width * this.rows));
+    this.zones?.addWindow(x0, this.width, this.rows, this.zone.subarray(0, this.width * this.rows));
   }
 
   endRow(): void {
     this.builder.endRow();
+    this.zones?.endRow();
   }
 
   async close(): Promise<ProvenanceCollection> {
-    return this.builder.finish();
+    const fc = this.builder.finish();
+    const zones = this.zones?.finishTransitions() ?? [];
+    return zones.length ? { ...fc, transition_zones: zones } : fc;
   }
 
   async abort(): Promise<void> {}

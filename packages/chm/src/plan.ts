@@ -31,6 +31,7 @@ import { hashFile, hashJson } from './hash.js';
 import { ensureDemoScene, DEMO_SCENE_SEED, DEMO_SCENE_SIZE } from './demo-scene.js';
 import { extraHeadsIdentity, plannedExtraHeads } from './extra-heads.js';
 import { resolveImagery, SourceOpener } from './sources.js';
+import { planSeams, resolveSceneFeather } from './scene-feather.js';
 import {
   BLOCK_SIZE,
   NODATA,
@@ -103,8 +104,12 @@ export async function requestHashOf(request: ChmRequest, md: ModelDir, options: 
     tileSize: request.tileSize ?? null,
     overlap: request.overlap ?? null,
     blend: request.blend ?? 'raised-cosine',
+    // Only when not the default, so runs planned before the option keep their hash.
+    ...(request.resampling && request.resampling !== 'bilinear' ? { resampling: request.resampling } : {}),
     provenanceCell: request.provenanceCell ?? DEFAULT_PROVENANCE_CELL,
     shardSize: request.shardSize ?? DEFAULT_SHARD_SIZE,
+    ...(request.sceneFeather !== undefined ? { sceneFeather: request.sceneFeather } : {}),
+    ...(request.harmonise ? { harmonise: true } : {}),
     ...(extraHeadsIdentity(request) ? { extraHeads: extraHeadsIdentity(request) } : {}),
   });
 }
@@ -204,6 +209,8 @@ export async function planRun(request: ChmRequest, options: PlanOptions = {}): P
   }
   const overlap = request.overlap ?? Math.min(64, Math.max(0, tileSize / 2 - 2) & ~1);
   const shardSize = checkShardSize(request.shardSize ?? DEFAULT_SHARD_SIZE);
+  // A bad --scene-feather is refused before any scene is read (the zones' pixel sizes differ from it only by the CRS's unit).
+  resolveSceneFeather(request.sceneFeather, tileSize, overlap, request.gsd ?? modelGsd);
   const parts: { aoi: Aoi; crs: string | Crs | undefined }[] = [];
   if (request.crs) parts.push({ aoi, crs: request.crs });
   else {
@@ -358,7 +365,7 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
       tiles: 0,
       blockSize: BLOCK_SIZE,
       window: request.blend ?? 'raised-cosine',
-      resampling: 'bilinear',
+      resampling: request.resampling ?? 'bilinear',
     },
     model: {
       name: md.meta.name,
@@ -382,6 +389,13 @@ async function planZone(aoi: Aoi, crs: string | Crs | undefined, ctx: ZoneContex
   for (const _ of planShards(plan, layout)) if (++shards > ctx.shardBudget) break;
   plan.shards.count = shards;
   if (n === 0 || shards === 0) return null;
+  if (sources.filter((s) => s.gridBbox).length > 1) {
+    const feather = resolveSceneFeather(request.sceneFeather, tileSize, overlap, grid.gsd * grid.crs.metresPerUnit);
+    if (feather.px > 0) {
+      const { seams, radiometry } = await planSeams(plan, feather.px, ctx.opener, { log: ctx.log, signal: ctx.signal, harmonise: request.harmonise === true });
+      plan.sceneFeather = { metres: feather.metres, px: feather.px, seams, ...(radiometry ? { radiometry } : {}) };
+    }
+  }
   plan.configHash = configHashOf(plan);
   ctx.log.debug({ zone: plan.shards.zone, grid: `${grid.width}×${grid.height}`, crs: crsLabel(grid.crs), tiles: n, shards }, 'zone planned');
   return plan;

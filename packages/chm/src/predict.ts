@@ -14,11 +14,12 @@
  */
 import { GeoDinoError, TaskGroup, silentLogger, silentProgress, throwIfAborted, type ProgressTask } from '@geo-dino/core';
 import { normalizeRgb, type ModelRunner } from '@geo-dino/model';
-import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource } from '@geo-dino/tiling';
+import { NO_SOURCE, prepareTileSources, renderTile, type RasterSource, type Tile, type TileSource, type TileSpec } from '@geo-dino/tiling';
 import { layoutOf, tileSpecOf } from './plan.js';
 import { extraHeadsOf, extraTilePlanes, runPlannedHeads } from './extra-heads.js';
 import { imageryPlanes } from './imagery.js';
 import { SourceOpener } from './sources.js';
+import { composeTile, harmoniseTile, SCENE_WEIGHT_PLANE, SCENE_ZONE_PLANE, seamsMeeting, variantSuffix } from './scene-feather.js';
 import type { TileRecord, TileStore } from './tile-store.js';
 import type { CommonOptions, RunPlan } from './types.js';
 
@@ -46,9 +47,27 @@ export interface PredictSummary {
   empty: number;
   validPixels: number;
   modelCalls: number;
+  /** Tiles predicted once per scene across a scene seamline (scene-feather.ts). */
+  featheredTiles: number;
+  /** Model inputs those tiles cost beyond one per tile (the extra inference of feathering). */
+  extraTileInferences: number;
   /** Seconds the model calls took (sum over calls; overlaps reading). */
   modelSeconds: number;
   seconds: number;
+}
+
+/** One model input of a feathered tile: a scene's pixels alone, and that scene's weight per pixel. */
+interface Variant {
+  rgb: Uint8Array;
+  mask: Uint8Array;
+  weight: Float32Array;
+}
+
+/** A tile to predict: its mosaic, and when it is feathered one input per scene (else null: the mosaic is the input). */
+interface Job {
+  tile: Tile;
+  variants: Variant[] | null;
+  zone: Uint16Array | null;
 }
 
 /** The scenes meeting a set of tiles, opened in plan order, with their plan indexes. */
@@ -91,7 +110,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
   const [ho, wo] = runner.outputSize(T, T);
   if (ho !== T || wo !== T) throw new GeoDinoError('E_ARGUMENT', `tile size ${T}: the model's output would be ${ho}×${wo}; use a multiple of 32`);
   const ids = [...tileIds];
-  const summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
+  const summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, featheredTiles: 0, extraTileInferences: 0, modelSeconds: 0, seconds: 0 };
   if (ids.length === 0) return summary;
 
   // Only the scenes that meet these tiles are opened (a worker with a few tiles of a big run).
@@ -108,14 +127,41 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
   const rasters: RasterSource[] = sources.map((s) => s.raster);
   const task: ProgressTask = progress.start('predicting', { total: options.progressTotal ?? ids.length, done: options.progressDone ?? 0, unit: 'tiles' });
 
-  const renderQ: Promise<Tile>[] = [];
+  const renderQ: Promise<Job>[] = [];
+  const allSeams = plan.sceneFeather?.seams ?? [];
+  let featherTask: ProgressTask | null = null;
   const inflight = new TaskGroup(maxInflight);
   let next = 0;
   try {
     const prepared = await prepareTileSources(layout, sources, { log, ...(signal ? { signal } : {}) });
+    const renderOptions = { resampling: plan.tiling.resampling, ...(signal ? { signal } : {}) };
+    // A tile meeting a scene overlap with a seamline: each scene rendered alone, then the
+    // seamline mosaic and, inside a transition zone, one model input per scene (scene-feather.ts).
+    const renderJob = async (spec: TileSpec): Promise<Job> => {
+      const seams = seamsMeeting(plan, spec);
+      const radiometry = plan.sceneFeather?.radiometry;
+      if (!seams.length) {
+        const tile = await renderTile(layout, prepared, spec, renderOptions);
+        harmoniseTile(tile, planIndex, radiometry);
+        return { tile, variants: null, zone: null };
+      }
+      const renders = await Promise.all(prepared.map((p) => renderTile(layout, [p], spec, renderOptions)));
+      for (const r of renders) harmoniseTile(r, planIndex, radiometry);
+      const renderSource = prepared.map((p) => p.index);
+      const c = composeTile(spec, renders, renderSource, planIndex, seams, allSeams);
+      if (c.zonePixels === 0) return { tile: c.tile, variants: null, zone: null };
+      const variants: Variant[] = [];
+      for (const [k, weight] of [...c.weights.entries()].sort((a, b) => a[0] - b[0])) {
+        const r = renders[renderSource.indexOf(k)]!;
+        const mask = new Uint8Array(r.source.length);
+        for (let i = 0; i < mask.length; i++) mask[i] = r.source[i] !== NO_SOURCE ? 1 : 0;
+        variants.push({ rgb: r.rgb, mask, weight });
+      }
+      return { tile: c.tile, variants, zone: c.zone };
+    };
     const fill = (): void => {
       while (renderQ.length < lookahead && next < specs.length) {
-        const p = renderTile(layout, prepared, specs[next++]!, { resampling: plan.tiling.resampling, ...(signal ? { signal } : {}) });
+        const p = renderJob(specs[next++]!);
         p.catch(() => undefined); // observed when awaited
         renderQ.push(p);
       }
@@ -135,40 +181,66 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
       options.onTile?.(record);
     };
 
-    const submit = async (tiles: Tile[]): Promise<void> => {
+    const submit = async (jobs: Job[]): Promise<void> => {
       await inflight.room();
       throwIfAborted(signal);
       const per = 3 * T * T;
-      const px = new Float32Array(tiles.length * per);
-      tiles.forEach((t, k) => {
-        const mask = new Uint8Array(T * T);
-        for (let i = 0; i < mask.length; i++) mask[i] = t.source[i] !== NO_SOURCE ? 1 : 0;
-        normalizeRgb(t.rgb, { height: T, width: T, layout: 'chw', mask, out: px.subarray(k * per, (k + 1) * per) });
-      });
+      const inputs = jobs.reduce((n, j) => n + (j.variants?.length ?? 1), 0);
+      const px = new Float32Array(inputs * per);
+      const first: number[] = [];
+      let k = 0;
+      for (const j of jobs) {
+        first.push(k);
+        for (const v of j.variants ?? [{ rgb: j.tile.rgb, mask: null }]) {
+          let mask = v.mask;
+          if (!mask) {
+            mask = new Uint8Array(T * T);
+            for (let i = 0; i < mask.length; i++) mask[i] = j.tile.source[i] !== NO_SOURCE ? 1 : 0;
+          }
+          normalizeRgb(v.rgb, { height: T, width: T, layout: 'chw', mask, out: px.subarray(k * per, (k + 1) * per) });
+          k++;
+        }
+      }
       inflight.add((async (): Promise<void> => {
         const m0 = performance.now();
         // An interruption cancels the batches still waiting for the model (they never start) and
         // lets the one in the model finish and be stored (a tile boundary). Dropping that one
         // would not end the run sooner: onnxruntime cannot be interrupted, so closing the runner
         // waits for the session in progress anyway (runtime README); it would only be recomputed.
-        const res = await runPlannedHeads(runner, plan, px, tiles.length, T, { ...(signal ? { signal } : {}), finishIfStarted: true });
+        const res = await runPlannedHeads(runner, plan, px, inputs, T, { ...(signal ? { signal } : {}), finishIfStarted: true });
         summary.modelSeconds += (performance.now() - m0) / 1000;
         summary.modelCalls++;
         const [rb, rh, rw] = res.dims;
-        if (rb !== tiles.length || rh !== T || rw !== T) throw new GeoDinoError('E_INTERNAL', `model returned [${res.dims.join(', ')}] for a batch of ${tiles.length} ${T}² tiles`);
+        if (rb !== inputs || rh !== T || rw !== T) throw new GeoDinoError('E_INTERNAL', `model returned [${res.dims.join(', ')}] for a batch of ${inputs} ${T}² tiles`);
         await Promise.all(
-          tiles.map(async (t, k) => {
+          jobs.map(async (job, j) => {
+            const t = job.tile;
             const n = T * T;
-            const height = res.height.slice(k * n, (k + 1) * n);
-            const uncertainty = res.uncertainty ? res.uncertainty.slice(k * n, (k + 1) * n) : null;
-            for (let i = 0; i < n; i++) {
-              if (t.valid[i]) continue;
-              height[i] = 0;
-              if (uncertainty) uncertainty[i] = 0;
+            const planes: TileRecord['planes'] = {};
+            // One set of head planes per model input: variant v (v ≥ 1) has its planes suffixed `@v`.
+            const variants = job.variants ?? [null];
+            variants.forEach((v, vi) => {
+              const k = first[j]! + vi;
+              const sfx = variantSuffix(vi);
+              const height = res.height.slice(k * n, (k + 1) * n);
+              const uncertainty = res.uncertainty ? res.uncertainty.slice(k * n, (k + 1) * n) : null;
+              for (let i = 0; i < n; i++) {
+                if (t.valid[i]) continue;
+                height[i] = 0;
+                if (uncertainty) uncertainty[i] = 0;
+              }
+              planes[`height${sfx}`] = height;
+              if (uncertainty && head.planes.includes('uncertainty')) planes[`uncertainty${sfx}`] = uncertainty;
+              for (const [name, a] of Object.entries(extraTilePlanes(plan, res.extra, k, T, t.valid))) planes[`${name}${sfx}`] = a;
+              if (v) planes[`${SCENE_WEIGHT_PLANE}${sfx}`] = v.weight;
+            });
+            if (job.variants && job.zone) {
+              planes[SCENE_ZONE_PLANE] = job.zone;
+              summary.featheredTiles++;
+              summary.extraTileInferences += job.variants.length - 1;
+              featherTask ??= progress.start('scene feathering', { unit: 'extra tiles' });
+              featherTask.tick(job.variants.length - 1);
             }
-            const planes: TileRecord['planes'] = { height };
-            if (uncertainty && head.planes.includes('uncertainty')) planes['uncertainty'] = uncertainty;
-            Object.assign(planes, extraTilePlanes(plan, res.extra, k, T, t.valid));
             planes['valid'] = t.valid;
             planes['source'] = remap(t);
             // The model's 8-bit input, for imagery.pmtiles (imagery.ts).
@@ -182,11 +254,13 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
     };
 
     fill();
-    let batch: Tile[] = [];
+    let batch: Job[] = [];
+    let batchInputs = 0;
     while (renderQ.length) {
       throwIfAborted(signal);
       inflight.check();
-      const tile = await renderQ.shift()!;
+      const job = await renderQ.shift()!;
+      const tile = job.tile;
       fill();
       if (tile.validCount === 0) {
         const record: TileRecord = { id: tile.spec.index, spec: specOf(tile), empty: true, validCount: 0, sourcesUsed: [], planes: {} };
@@ -194,10 +268,19 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
         stored(record);
         continue;
       }
-      batch.push(tile);
-      if (batch.length >= B) {
+      // A batch holds B model inputs (a feathered tile brings one per scene), or one tile with more.
+      if (batch.length && batchInputs + (job.variants?.length ?? 1) > B) {
         const b = batch;
         batch = [];
+        batchInputs = 0;
+        await submit(b);
+      }
+      batch.push(job);
+      batchInputs += job.variants?.length ?? 1;
+      if (batchInputs >= B) {
+        const b = batch;
+        batch = [];
+        batchInputs = 0;
         await submit(b);
       }
     }
@@ -209,6 +292,7 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
     await inflight.settle();
     await Promise.all(rasters.map((r) => r.close()));
     task.finish();
+    (featherTask as ProgressTask | null)?.finish();
   }
   summary.seconds = (performance.now() - t0) / 1000;
   log.debug({ ...summary }, 'tiles predicted');

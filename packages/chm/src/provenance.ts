@@ -43,6 +43,29 @@ export interface ProvenanceFeature {
     pixels: number;
     /** Geodesic area of the polygons, m². */
     area_m2: number;
+    /** Radiometric harmonisation applied to the scene (`harmonise`): matched to `to` on their overlap. */
+    radiometry?: { to: string; gain: number[]; offset: number[]; method: string };
+  };
+}
+
+/**
+ * A transition zone across a scene seamline (scene-feather.ts): where the map is a blend of the
+ * predictions from two scenes, with the weight of `scene_ids[0]` falling from 1 to 0 across it.
+ */
+export interface TransitionFeature {
+  type: 'Feature';
+  geometry: { type: 'MultiPolygon'; coordinates: MultiPolygonCoords };
+  properties: {
+    kind: 'scene-transition';
+    /** The two scenes blended, in priority order. */
+    scene_ids: [string, string];
+    datetimes: [string | null, string | null];
+    /** Width of the zone across the seamline, metres; the weights' extent. */
+    width_m: number;
+    weights: string;
+    /** Output pixels strictly inside the zone (exact). */
+    pixels: number;
+    area_m2: number;
   };
 }
 
@@ -51,6 +74,8 @@ export interface ProvenanceCollection {
   /** How the polygons were made (a foreign member, allowed by RFC 7946). */
   geo_dino: { method: string; cell_px: number; cell_m: number; accuracy: string; config_hash: string; demo: boolean };
   features: ProvenanceFeature[];
+  /** Transition zones across scene seamlines (a foreign member; absent without scene feathering). */
+  transition_zones?: TransitionFeature[];
 }
 
 /** Polygons from a stream of per-pixel source indexes (see the module comment). */
@@ -65,13 +90,15 @@ export class ProvenanceBuilder {
   private labels: Uint16Array;
   private rowCells = 0;
 
+  /** `labels`: what the per-pixel index names — the plan's scenes, or its scene seams (transition zones). */
   constructor(
     private readonly plan: RunPlan,
     blockRows: number,
+    private readonly labelKind: 'scenes' | 'seams' = 'scenes',
   ) {
     this.cell = plan.provenanceCell;
     this.cellsAcross = Math.ceil(plan.grid.width / this.cell);
-    this.pixels = new Float64Array(plan.sources.length);
+    this.pixels = new Float64Array(labelKind === 'scenes' ? plan.sources.length : (plan.sceneFeather?.seams.length ?? 0));
     this.labels = new Uint16Array(this.cellsAcross * Math.ceil(blockRows / this.cell));
   }
 
@@ -137,23 +164,59 @@ export class ProvenanceBuilder {
     }
   }
 
-  /** The FeatureCollection (lon/lat), one MultiPolygon feature per scene that supplied pixels. */
-  finish(): ProvenanceCollection {
+  /** The finished regions per label, in lon/lat (RFC 7946 orientation). */
+  private regions(): { label: number; lonlat: MultiPolygonCoords }[] {
     const plan = this.plan;
     const grid: Grid = { crs: plan.grid.crs, transform: plan.grid.transform, width: plan.grid.width, height: plan.grid.height, gsd: plan.grid.gsd };
     const toLonLat = transformBetween(grid.crs, WGS84, 'provenance');
     const c = this.cell;
-    const features: ProvenanceFeature[] = [];
     this.collect(this.polygonizer.finish());
-    const labels = [...this.polygons.keys()].sort((a, b) => a - b);
-    for (const l of labels) {
-      const px = mapPositions(this.polygons.get(l)!, ([x, y]): Position => [Math.min(grid.width, x * c), Math.min(grid.height, y * c)]);
-      const lonlat = orientRfc7946(
-        mapPositions(densify(px, 256), ([x, y]) => {
-          const [X, Y] = pixelToCrs(grid, x, y);
-          return toLonLat.forward(X, Y);
-        }),
-      );
+    return [...this.polygons.keys()]
+      .sort((a, b) => a - b)
+      .map((label) => {
+        const px = mapPositions(this.polygons.get(label)!, ([x, y]): Position => [Math.min(grid.width, x * c), Math.min(grid.height, y * c)]);
+        const lonlat = orientRfc7946(
+          mapPositions(densify(px, 256), ([x, y]) => {
+            const [X, Y] = pixelToCrs(grid, x, y);
+            return toLonLat.forward(X, Y);
+          }),
+        );
+        return { label, lonlat };
+      });
+  }
+
+  /** The transition zones (a builder made with `'seams'`): one feature per seam with pixels inside its zone. */
+  finishTransitions(): TransitionFeature[] {
+    const plan = this.plan;
+    const f = plan.sceneFeather;
+    if (!f) return [];
+    const m = plan.grid.gsd * plan.grid.crs.metresPerUnit;
+    return this.regions().map(({ label, lonlat }) => {
+      const seam = f.seams[label]!;
+      const [a, b] = [plan.sources[seam.a]!, plan.sources[seam.b]!];
+      return {
+        type: 'Feature' as const,
+        geometry: { type: 'MultiPolygon' as const, coordinates: lonlat },
+        properties: {
+          kind: 'scene-transition' as const,
+          scene_ids: [a.id, b.id] as [string, string],
+          datetimes: [a.datetime, b.datetime] as [string | null, string | null],
+          width_m: Math.round(seam.featherPx * m * 1000) / 1000,
+          weights: `raised cosine across the seamline: ${a.id} from 1 to 0, ${b.id} from 0 to 1`,
+          pixels: this.pixels[label]!,
+          area_m2: Math.round(geodesicArea(lonlat) * 100) / 100,
+        },
+      };
+    });
+  }
+
+  /** The FeatureCollection (lon/lat), one MultiPolygon feature per scene that supplied pixels. */
+  finish(): ProvenanceCollection {
+    const plan = this.plan;
+    const grid: Grid = { crs: plan.grid.crs, transform: plan.grid.transform, width: plan.grid.width, height: plan.grid.height, gsd: plan.grid.gsd };
+    const c = this.cell;
+    const features: ProvenanceFeature[] = [];
+    for (const { label: l, lonlat } of this.regions()) {
       const s = plan.sources[l]!;
       features.push({
         type: 'Feature',
@@ -169,6 +232,7 @@ export class ProvenanceBuilder {
           priority: l,
           pixels: this.pixels[l]!,
           area_m2: Math.round(geodesicArea(lonlat) * 100) / 100,
+          ...radiometryOf(plan, l),
         },
       });
     }
@@ -186,4 +250,11 @@ export class ProvenanceBuilder {
       features,
     };
   }
+}
+
+/** The `radiometry` property of a harmonised scene. */
+function radiometryOf(plan: RunPlan, l: number): { radiometry?: NonNullable<ProvenanceFeature['properties']['radiometry']> } {
+  const r = plan.sceneFeather?.radiometry?.[l];
+  if (!r) return {};
+  return { radiometry: { to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset, method: `per-band moment matching on the overlap (${r.cells} coarse cells): v' = gain · v + offset` } };
 }

@@ -18,7 +18,7 @@
  */
 import { open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
+import { GEO_DINO_VERSION, type ErrorCode, ERROR_CODES, type Progress, GeoDinoError, toGeoDinoError, assertWritableDir, ensureDir, fileExists, processAlive, fsError, readJsonFile, silentLogger, silentProgress, throwIfAborted, writeJsonAtomic, type Logger } from '@geo-dino/core';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { isS3Url } from '@geo-dino/storage';
@@ -61,11 +61,23 @@ export interface ChmRunOptions extends ChmRequest, CommonOptions {
   /** The command line, for run.json. */
   command?: readonly string[];
   /**
+   * Where the run directory is published (absolute URL, `--stac-base-url`; with an s3:// `out`,
+   * that URL by default): the STAC Item(s) and Collection then get absolute `self` links.
+   * Without it they have none (self-contained: every href relative).
+   */
+  stacBaseUrl?: string;
+  /**
    * Hand the shards of a sharded run to workers instead of writing them in this process
    * (`--queue`: the monitor package's BullMQ queue). Resolves when every given shard is recorded in
    * the ledger; the coordinator then writes the index files, the web layers and run.json.
    */
   distribute?: (job: { plan: ChmPlan; planPath: string; stateDir: string; shards: ShardTask[]; log: Logger; progress: Progress; signal?: AbortSignal }) => Promise<void>;
+  /**
+   * Names of shard files that stay in object storage and never come to the local run directory
+   * (remote.ts, a distributed run into a bucket without web layers): the ledger does not look for
+   * them locally; they are published from the ledger's records.
+   */
+  remoteShardFiles?: (name: string) => boolean;
 }
 
 export interface ChmRunResult {
@@ -85,15 +97,6 @@ export function stateDirFor(out: string): string {
   return join(dirname(out), `.${basename(out)}.geo-dino-state`);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
 /** Take the state directory's lock (a file holding our pid); a lock of a dead process is taken over. */
 async function lock(stateDir: string): Promise<() => Promise<void>> {
   const path = join(stateDir, 'lock');
@@ -108,7 +111,7 @@ async function lock(stateDir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw fsError(err, path, 'create');
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new GeoDinoError('E_ARGUMENT', `${stateDir}: another geo-dino process (pid ${pid}) is running this run`, { details: { pid } });
       }
       await unlink(path).catch(() => undefined);
@@ -258,7 +261,7 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
     throwIfAborted(signal);
 
     const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
-    let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, modelSeconds: 0, seconds: 0 };
+    let summary: PredictSummary = { tiles: 0, empty: 0, validPixels: 0, modelCalls: 0, featheredTiles: 0, extraTileInferences: 0, modelSeconds: 0, seconds: 0 };
     let provider: string | null = null;
     let batch = options.batch ?? null;
     let fallbacks: readonly { provider: string; reason: string }[] = [];
@@ -309,10 +312,12 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
       signal: inner.signal,
       ...(options.chunkWidth !== undefined ? { chunkWidth: options.chunkWidth } : {}),
       ...(options.webTiles !== undefined ? { webTiles: options.webTiles } : {}),
+      ...(options.stacBaseUrl ? { stacBaseUrl: options.stacBaseUrl } : {}),
       runInfo: () => ({
         command: options.command ?? null,
         execution: { device: exec.device, provider, fallbacks, workers: exec.workers, threads: exec.threads, batch, modelRuns },
         tiles: { total, predicted: summary.tiles - summary.empty, empty: summary.empty, resumed: already, modelCalls: summary.modelCalls },
+        sceneFeather: sceneFeatherInfo(plan1, summary),
         timings: {
           plan_s: Number(planSeconds.toFixed(3)),
           predict_s: Number(summary.seconds.toFixed(3)),
@@ -349,6 +354,33 @@ export async function runChm(options: ChmRunOptions): Promise<ChmRunResult> {
   } finally {
     await unlock();
   }
+}
+
+/**
+ * run.json's `sceneFeather`: the transition zone's width, the seamlines, and the extra inference
+ * feathering cost (tiles predicted once per scene, model inputs beyond one per tile; this
+ * process's work: a resumed run counts what it predicted).
+ */
+function sceneFeatherInfo(plan: RunPlan, counts: { featheredTiles: number; extraTileInferences: number }, seams = plan.sceneFeather?.seams.length ?? 0): Record<string, unknown> {
+  const f = plan.sceneFeather;
+  return {
+    metres: f?.metres ?? 0,
+    px: f?.px ?? 0,
+    seams,
+    featheredTiles: counts.featheredTiles,
+    extraTileInferences: counts.extraTileInferences,
+    ...(f?.radiometry ? { harmonised: f.radiometry.flatMap((r, i) => (r ? [{ scene: plan.sources[i]!.id, to: plan.sources[r.reference]!.id, gain: r.gain, offset: r.offset }] : [])) } : {}),
+    // The seamlines of the (first) zone in its grid pixels: where the transition zones are centred
+    // (the first 100; the plan holds them all, provenance.geojson the zones).
+    lines: (f?.seams ?? []).slice(0, 100).map((s) => ({
+      scenes: [plan.sources[s.a]!.id, plan.sources[s.b]!.id],
+      featherPx: s.featherPx,
+      points: s.positions.map((p, k) => {
+        const along = s.start + (k + 0.5) * s.step;
+        return s.axis === 'x' ? [Number(p.toFixed(2)), along] : [along, Number(p.toFixed(2))];
+      }),
+    })),
+  };
 }
 
 /** The last failure of a run, beside its state. */
@@ -393,7 +425,7 @@ async function runSharded(plan: ChmPlan, ctx: ShardedContext): Promise<ChmRunRes
 }
 
 interface ShardsWritten {
-  counts: { predicted: number; empty: number; modelCalls: number; predictSeconds: number; shardsWritten: number; shardsResumed: number; tilesReleased: number; storePeakBytes: number };
+  counts: { predicted: number; empty: number; modelCalls: number; featheredTiles: number; extraTileInferences: number; predictSeconds: number; shardsWritten: number; shardsResumed: number; tilesReleased: number; storePeakBytes: number };
   exec: ReturnType<typeof executionFor>;
   provider: string | null;
   batch: number | null;
@@ -410,11 +442,11 @@ interface ShardsWritten {
 async function writeShards(plan: ChmPlan, ctx: ShardedContext, outDir: string, only: ReadonlySet<string> | null): Promise<ShardsWritten> {
   const { options, md, stateDir, log, progress, env, signal } = ctx;
   await ensureDir(outDir);
-  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir);
+  const ledger = new ShardLedger(join(stateDir, 'shards'), outDir, options.remoteShardFiles);
   const exec = executionFor(options.device ?? 'auto', { ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.deviceIds?.length ? { deviceIds: options.deviceIds } : {}) });
   let runner: ModelRunner | null = null;
   let batch = options.batch ?? null;
-  const counts = { predicted: 0, empty: 0, modelCalls: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
+  const counts = { predicted: 0, empty: 0, modelCalls: 0, featheredTiles: 0, extraTileInferences: 0, predictSeconds: 0, shardsWritten: 0, shardsResumed: 0, tilesReleased: 0, storePeakBytes: 0 };
   const selected = only ? only.size : plan.shards;
   const shardTask = progress.start('shards', { total: selected, unit: 'shards' });
   const tasks: ShardTask[] = [];
@@ -480,6 +512,8 @@ async function writeShards(plan: ChmPlan, ctx: ShardedContext, outDir: string, o
           counts.predicted += sum.tiles - sum.empty;
           counts.empty += sum.empty;
           counts.modelCalls += sum.modelCalls;
+          counts.featheredTiles += sum.featheredTiles;
+          counts.extraTileInferences += sum.extraTileInferences;
           counts.predictSeconds += sum.seconds;
         }
       })();
@@ -547,7 +581,7 @@ async function writeShards(plan: ChmPlan, ctx: ShardedContext, outDir: string, o
 async function finishSharded(plan: ChmPlan, ctx: ShardedContext, outDir: string, w: ShardsWritten, runInfo: Record<string, unknown> = {}): Promise<{ run: Record<string, unknown>; index: ShardedOutputs }> {
   const { options, log, progress, signal } = ctx;
   const { counts, exec, batch, ledger } = w;
-  const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}) });
+  const index = await writeShardedIndex(plan, outDir, ledger, { log, ...(signal ? { signal } : {}), ...(options.stacBaseUrl ? { stacBaseUrl: options.stacBaseUrl } : {}) });
   if (index.validPixels === 0) {
     throw new GeoDinoError('E_NO_OVERLAP', `${plan.aoi.source}: no valid imagery inside the AOI (every pixel is masked or outside the scenes)`, { details: { aoi: plan.aoi.source } });
   }
@@ -595,6 +629,7 @@ async function finishSharded(plan: ChmPlan, ctx: ShardedContext, outDir: string,
     statistics: index.stats,
     execution: { device: exec.device, provider: w.provider, workers: exec.workers, threads: exec.threads, batch },
     tiles: { total: plan.tiles, predicted: counts.predicted, empty: counts.empty, modelCalls: counts.modelCalls, released: counts.tilesReleased },
+    sceneFeather: sceneFeatherInfo(plan.zones[0]!, counts, plan.zones.reduce((n, z) => n + (z.sceneFeather?.seams.length ?? 0), 0)),
     state: { tileStorePeakBytes: counts.storePeakBytes, shardsWritten: counts.shardsWritten, shardsResumed: counts.shardsResumed },
     timings: { plan_s: Number(ctx.planSeconds.toFixed(3)), predict_s: Number(counts.predictSeconds.toFixed(3)), total_s: Number(((performance.now() - ctx.t0) / 1000).toFixed(3)) },
     memory: { maxRssBytes: peakRssBytes() },

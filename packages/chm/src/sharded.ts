@@ -71,11 +71,16 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** The ledger of written shards (`<state>/shards/<id>.json`). */
+/**
+ * The ledger of written shards (`<state>/shards/<id>.json`). `remote`: names of shard files that
+ * stay in object storage (a distributed run into a bucket without web layers): not expected in
+ * `outDir`, checked when the run is published.
+ */
 export class ShardLedger {
   constructor(
     readonly dir: string,
     readonly outDir: string,
+    readonly remote?: (name: string) => boolean,
   ) {}
 
   pathOf(id: string): string {
@@ -108,6 +113,7 @@ export class ShardLedger {
     for (const f of r.files) {
       const p = join(dir, f.name);
       const st = await stat(p).catch(() => null);
+      if (!st && this.remote?.(f.name)) continue;
       const ok = st?.isFile() && st.size === f.bytes && (await sha256File(p)) === f.sha256;
       if (!ok) {
         log.warn({ shard: id, file: p }, `shard ${id}: ${f.name} is missing or does not match its checksum; recomputing the shard`);
@@ -205,7 +211,7 @@ export async function writeShard(zone: RunPlan, shard: ShardRef, store: TileStor
     demo: zone.demo,
     ...(onnxruntimeVersion() ? { software: { 'onnxruntime-node': onnxruntimeVersion()! } } : {}),
     title: `${zone.demo ? 'DEMO canopy height' : 'Canopy height'}, shard ${shard.id}`,
-    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
+    properties: { 'geo-dino:config_hash': zone.configHash, 'geo-dino:resampling': zone.tiling.resampling, 'geo-dino:shard': shard.id, 'geo-dino:zone': shard.zone, gsd: zone.grid.gsd * zone.grid.crs.metresPerUnit, ...tileServiceProperties(zone) },
   });
   const files: ShardRecord['files'] = [];
   for (const name of (await readdir(dir)).sort()) {
@@ -359,7 +365,7 @@ export interface ShardedOutputs {
 }
 
 /** Write the run-level files of a sharded run into `outDir` (see the module comment). */
-export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: ShardLedger, options: { log?: Logger; progress?: Progress; signal?: AbortSignal } = {}): Promise<ShardedOutputs> {
+export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: ShardLedger, options: { log?: Logger; progress?: Progress; signal?: AbortSignal; stacBaseUrl?: string } = {}): Promise<ShardedOutputs> {
   const log = options.log ?? silentLogger();
   const records: { zone: RunPlan; r: ShardRecord }[] = [];
   for (const zone of plan.zones) {
@@ -381,11 +387,25 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
   await streamFile(join(outDir, 'provenance.geojson'), async (put) => {
     await put('{"type":"FeatureCollection","features":[\n');
     let first = true;
+    let zones = 0;
     for (const { r } of records) {
-      const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { features: ProvenanceFeature[] };
+      const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { features: ProvenanceFeature[]; transition_zones?: unknown[] };
+      zones += fc.transition_zones?.length ?? 0;
       for (const f of fc.features) {
         await put((first ? '' : ',\n') + JSON.stringify(f));
         first = false;
+      }
+    }
+    // Transition zones across scene seamlines (scene-feather.ts), each shard's, tagged with it.
+    if (zones) {
+      await put('\n],"transition_zones":[\n');
+      first = true;
+      for (const { r } of records) {
+        const fc = (await readJsonFile(join(outDir, SHARD_DIR, r.id, 'provenance.geojson'))) as { transition_zones?: { properties: Record<string, unknown> }[] };
+        for (const z of fc.transition_zones ?? []) {
+          await put((first ? '' : ',\n') + JSON.stringify({ ...z, properties: { ...z.properties, shard: r.id } }));
+          first = false;
+        }
       }
     }
     await put('\n]}\n');
@@ -433,6 +453,7 @@ export async function writeShardedIndex(plan: ChmPlan, outDir: string, ledger: S
       },
     },
     records.map((x) => join(outDir, SHARD_DIR, x.r.id, 'item.json')),
+    options.stacBaseUrl ? { baseUrl: options.stacBaseUrl } : {},
   );
   log.info({ shards: records.length, zones: zones.map((z) => z.zone) }, 'run index written');
   return { shardDirs: records.map((x) => `${SHARD_DIR}/${x.r.id}`), files: ['shards.geojson', 'provenance.geojson', 'collection.json', ...zones.map((z) => z.vrt)], validPixels, stats, shards: records.length, zones };

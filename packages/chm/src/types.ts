@@ -7,7 +7,7 @@
  */
 import type { Logger, Progress } from '@geo-dino/core';
 import type { Aoi, MultiPolygonCoords } from '@geo-dino/geometry';
-import type { Crs, TileServiceInfo, TileServiceParams } from '@geo-dino/tiling';
+import type { Crs, Resampling, TileServiceInfo, TileServiceParams } from '@geo-dino/tiling';
 
 export const PLAN_FORMAT = 'geo-dino-chm-plan';
 export const PLAN_FORMAT_VERSION = 2;
@@ -118,7 +118,8 @@ export interface RunPlan {
     tiles: number;
     blockSize: number;
     window: BlendWindow;
-    resampling: 'bilinear' | 'nearest';
+    /** How imagery is resampled onto the grid (GDAL's methods; bilinear by default). */
+    resampling: Resampling;
   };
   model: { name: string; weightsSha256: string; demo: boolean; family: string; layout: string; dtype: string; gsd: number };
   heads: PlannedHead[];
@@ -127,6 +128,46 @@ export interface RunPlan {
   nodata: number;
   /** The global shard grid this zone's outputs are cut on (`@geo-dino/tiling` shards.ts). */
   shards: { size: number; zone: string; count: number; band: number };
+  /**
+   * Feathering across scene seamlines (scene-feather.ts): the transition zone's width and the
+   * seamlines between overlapping scenes. Absent (or `px` 0): the priority mosaic, no seams.
+   */
+  sceneFeather?: { metres: number; px: number; seams: SceneSeam[]; radiometry?: (SceneRadiometry | null)[] };
+}
+
+/**
+ * Radiometric harmonisation of a scene (`harmonise`): per-band moment matching of its 8-bit values
+ * to a higher-priority scene, fitted on their overlap only: v' = gain · v + offset.
+ */
+export interface SceneRadiometry {
+  /** Plan source index of the scene it was matched to. */
+  reference: number;
+  gain: [number, number, number];
+  offset: [number, number, number];
+  /** Coarse cells of the overlap the fit used. */
+  cells: number;
+}
+
+/**
+ * A seamline between two overlapping scenes (scene-feather.ts): a least-cost path across their
+ * overlap, scene `a` (higher priority) on one side, `b` on the other.
+ */
+export interface SceneSeam {
+  /** Plan source indexes; `a` comes first in the priority order. */
+  a: number;
+  b: number;
+  /** 'x': the seam gives x as a function of y (scenes side by side); 'y': y as a function of x. */
+  axis: 'x' | 'y';
+  /** Side scene `a` keeps: -1 the smaller coordinate along `axis`, +1 the larger. */
+  aSide: -1 | 1;
+  /** The overlap of the two scenes' extents, grid pixels [minX, minY, maxX, maxY]. */
+  overlap: [number, number, number, number];
+  /** Seam samples: sample k lies at `start + (k + 0.5) · step` along the seam, at `positions[k]` across (grid px). */
+  start: number;
+  step: number;
+  positions: number[];
+  /** Width of this pair's transition zone in grid pixels (the run's, or less where the overlap is narrower). */
+  featherPx: number;
 }
 
 /**
@@ -178,11 +219,17 @@ export interface ChmRequest {
   tileSize?: number;
   overlap?: number;
   blend?: BlendWindow;
+  /** Resampling of the imagery onto the output grid (default bilinear; palette imagery is always nearest). */
+  resampling?: Resampling;
   provenanceCell?: number;
   /** Heads to run beside canopy height on the same backbone pass (needs a split model). */
   extraHeads?: readonly ExtraHeadSpec[];
   /** Shard edge in pixels (a multiple of 512; default 8192). */
   shardSize?: number;
+  /** Width of the transition zone across scene seamlines, metres (default `DEFAULT_SCENE_FEATHER_M`; 0: off). */
+  sceneFeather?: number;
+  /** Match each lower-priority scene's radiometry to its seamline neighbour in their overlap (needs scene feathering). */
+  harmonise?: boolean;
   /** Processing band width in shards (default 16): bounds the state; never changes the output. */
   bandShards?: number;
 }

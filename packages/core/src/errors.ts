@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   E_CANCELLED: 'cancelled',
   /** A bug: an invariant geo-dino relies on did not hold. */
   E_INTERNAL: 'internal',
+  /** A run directory with no web layers (no PMTiles archive the viewer can show), e.g. given to `geo-dino publish`. */
+  E_NO_WEB_LAYERS: 'input',
   /** A store (e.g. the monitoring database) is missing or empty while files show it existed. */
   E_STORE_LOST: 'environment',
 } as const satisfies Record<string, ErrorCategory>;

@@ -162,3 +162,13 @@ export async function assertWritableDir(dir: string): Promise<void> {
     await rm(probe, { force: true }).catch(() => undefined);
   }
 }
+
+/** Whether a process of this machine with that pid exists (EPERM: it does, owned by another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, chmod, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GeoDinoError, openAtomic, writeFileAtomic, readJsonFile, assertWritableDir, isTemporaryName } from '../src/index.js';
+import { GeoDinoError, openAtomic, writeFileAtomic, readJsonFile, assertWritableDir, isTemporaryName, processAlive } from '../src/index.js';
 
 const made: string[] = [];
 async function tmp(): Promise<string> {
@@ -72,5 +72,14 @@ describe('atomic files', () => {
     await writeFile(join(dir, 'bad.json'), '{');
     await expect(readJsonFile(join(dir, 'bad.json'))).rejects.toMatchObject({ code: 'E_BAD_JSON', message: expect.stringContaining('bad.json: invalid JSON') });
     await expect(readJsonFile(join(dir, 'none.json'))).rejects.toMatchObject({ code: 'E_FILE_NOT_FOUND', message: expect.stringContaining('none.json: no such file') });
+  });
+});
+
+describe('processAlive', () => {
+  it('is true for this process and false for one that has exited', async () => {
+    const { spawnSync } = await import('node:child_process');
+    expect(processAlive(process.pid)).toBe(true);
+    const exited = spawnSync(process.execPath, ['-e', '0']).pid;
+    expect(processAlive(exited)).toBe(false);
   });
 });

@@ -10,8 +10,7 @@
  *   split at ±180. `crossesAntimeridian` and an RFC 7946 bbox (minX > maxX) describe the result.
  * - Overlapping features are merged (union).
  */
-import { readFile } from 'node:fs/promises';
-import { GeoDinoError, fsError } from '@geo-dino/core';
+import { GeoDinoError } from '@geo-dino/core/errors';
 import type { Bbox, MultiPolygonCoords, PolygonCoords, Position, Ring } from './types.js';
 import { bboxOf, centroid, geodesicArea, planarRingAreaSigned, pointInMultiPolygon } from './measure.js';
 import { bboxPolygon, intersection, union } from './ops.js';
@@ -423,23 +422,6 @@ function finishAoi(geometry: MultiPolygonCoords, source: string, properties: Rec
   const areaM2 = geodesicArea(geometry);
   if (!(areaM2 > 0)) throw bad(source, '', 'the AOI has zero area');
   return { source, geometry, bbox, crossesAntimeridian, areaM2, centroid: centroid(geometry), properties };
-}
-
-/** Read and parse an AOI file (bounded by `budget`, see {@link parseAoi}). */
-export async function loadAoi(path: string, budget: GeometryBudget = {}): Promise<Aoi> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw fsError(err, path, 'read');
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new GeoDinoError('E_BAD_AOI', `${path}: not valid JSON: ${(err as Error).message}`, { cause: err, details: { source: path } });
-  }
-  return parseAoi(json, path, budget);
 }
 
 /**

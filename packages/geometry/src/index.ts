@@ -1,5 +1,2 @@
-export * from './types.js';
-export * from './measure.js';
-export * from './ops.js';
-export * from './aoi.js';
-export * from './polygonize.js';
+export * from './browser.js';
+export * from './aoi-file.js';

@@ -5,8 +5,9 @@
  *   tiler knows; warped onto the grid with the tiler's transforms. When the labels are as coarse
  *   as the grid or coarser (WorldCover at 10 m onto 0.6 m), each grid pixel takes the label under
  *   its centre (nearest). When they are finer (more than 1.5 label pixels per grid pixel), each
- *   grid pixel takes the **mode** of f×f samples spread over it (f = ceil(ratio), at most 4), so
- *   thin features do not alias. Overviews are never read (averaged classes mean nothing). Invalid
+ *   grid pixel takes the **mode** of the label pixels under it (the warper's `mode`, as
+ *   `gdalwarp -r mode`: ties to the class that reached the count first, row by row), so thin
+ *   features do not alias. Overviews are never read (averaged classes mean nothing). Invalid
  *   label pixels (mask, alpha, nodata) are "no label".
  * - **GeoJSON polygons** with a class property (a number = the class value, or a string = a class
  *   name): rasterised onto the grid by pixel centre (even-odd rule, like `gdal_rasterize`); a later
@@ -41,8 +42,8 @@ import { defaultColor, hexColor, type LandcoverClass } from './classes.js';
 /** A pixel without a label. */
 export const NO_LABEL = -1;
 
-/** The most samples per axis taken inside one grid pixel for the mode of finer labels. */
-export const MAX_MODE_FACTOR = 4;
+/** Label pixels read at once for the mode of finer labels (bounds memory whatever the ratio). */
+const MODE_READ_PIXELS = 1 << 22;
 
 export interface LabelSource {
   readonly kind: 'raster' | 'polygons';
@@ -88,7 +89,8 @@ export class RasterLabels implements LabelSource {
   readonly kind = 'raster';
   private warp: WarpSource | null = null;
   private grid: Grid | null = null;
-  private factor = 1;
+  /** Label pixels per grid pixel (linear) when the labels are finer than the grid, else 1. */
+  private ratio = 1;
   readonly colors: Map<number, string>;
   readonly extent: MultiPolygonCoords;
 
@@ -127,31 +129,31 @@ export class RasterLabels implements LabelSource {
   }
 
   get method(): string {
-    return this.factor > 1 ? `mode of ${this.factor}×${this.factor} samples per pixel (labels finer than the grid)` : 'nearest (label under each pixel centre)';
+    return this.ratio > 1 ? `mode of the label pixels under each pixel (labels ${this.ratio.toFixed(2)}× finer than the grid; gdalwarp -r mode)` : 'nearest (label under each pixel centre)';
   }
 
   bind(grid: Grid): void {
     const warp = prepareWarpSource(this.raster, grid, { overviews: 'none' });
     this.warp = warp;
     this.grid = grid;
-    this.factor = warp.ratio > 1.5 ? Math.min(MAX_MODE_FACTOR, Math.ceil(warp.ratio - 1e-6)) : 1;
+    this.ratio = warp.ratio > 1.5 ? warp.ratio : 1;
     this.log.debug({ labels: this.path, crs: crsLabel(this.raster.info.crs!), ratio: Number(warp.ratio.toFixed(3)), method: this.method }, 'labels bound to the grid');
   }
 
-  /** Nearest label values at the pixel centres of `win` on `grid` (NO_LABEL where none). */
-  private async sample(grid: Grid, win: PixelWindow, signal?: AbortSignal): Promise<Int32Array> {
+  /** Label values of the pixels of `win` (nearest, or mode for finer labels); NO_LABEL where none. */
+  private async sample(win: PixelWindow, resampling: 'nearest' | 'mode', signal?: AbortSignal): Promise<Int32Array> {
     const warp = this.warp!;
+    const grid = this.grid!;
     const out = new Int32Array(win.width * win.height).fill(NO_LABEL);
     const fp = warp.footprint;
-    const f = grid === this.grid ? 1 : this.factor;
-    if (!fp || fp[0] >= (win.x + win.width) / f || fp[2] <= win.x / f || fp[1] >= (win.y + win.height) / f || fp[3] <= win.y / f) return out;
+    if (!fp || fp[0] >= win.x + win.width || fp[2] <= win.x || fp[1] >= win.y + win.height || fp[3] <= win.y) return out;
     const mesh = meshFor(warp, grid, win);
-    const src = windowFromMesh(mesh, warp, 'nearest');
+    const src = windowFromMesh(mesh, warp, resampling);
     if (!src) return out;
     const data = await this.raster.read(src, { level: 0, bands: [this.band], ...(signal ? { signal } : {}) });
     const vals = new Float32Array(out.length);
     const ok = new Uint8Array(out.length);
-    resample(interpolateMesh(mesh), warp, src, data.bands, data.valid, 'nearest', [vals], ok);
+    resample(interpolateMesh(mesh), warp, src, data.bands, data.valid, resampling, [vals], ok);
     for (let i = 0; i < out.length; i++) {
       if (!ok[i]) continue;
       const v = vals[i]!;
@@ -165,43 +167,15 @@ export class RasterLabels implements LabelSource {
 
   async render(win: PixelWindow, signal?: AbortSignal): Promise<Int32Array> {
     if (!this.warp || !this.grid) throw new GeoDinoError('E_INTERNAL', 'labels: render before bind');
-    const f = this.factor;
-    if (f === 1) return this.sample(this.grid, win, signal);
-    // Finer labels: the mode of f×f samples per pixel, a band of rows at a time (bounded memory).
-    const g = this.grid;
-    const t = g.transform;
-    const fine: Grid = { ...g, transform: [t[0], t[1] / f, t[2] / f, t[3], t[4] / f, t[5] / f], width: g.width * f, height: g.height * f, gsd: g.gsd / f };
-    const out = new Int32Array(win.width * win.height).fill(NO_LABEL);
-    const rowsPer = Math.max(1, Math.floor(65536 / (win.width * f * f)));
-    const vals: number[] = [];
-    const counts: number[] = [];
+    if (this.ratio === 1) return this.sample(win, 'nearest', signal);
+    // Finer labels: the mode over each pixel's footprint, a band of rows at a time (bounded memory).
+    const rowsPer = Math.max(1, Math.floor(MODE_READ_PIXELS / (win.width * this.ratio * this.ratio * 1.5)));
+    if (rowsPer >= win.height) return this.sample(win, 'mode', signal);
+    const out = new Int32Array(win.width * win.height);
     for (let r0 = 0; r0 < win.height; r0 += rowsPer) {
       throwIfAborted(signal);
       const rows = Math.min(rowsPer, win.height - r0);
-      const fw = win.width * f;
-      const s = await this.sample(fine, { x: win.x * f, y: (win.y + r0) * f, width: fw, height: rows * f }, signal);
-      for (let j = 0; j < rows; j++) {
-        for (let i = 0; i < win.width; i++) {
-          vals.length = 0;
-          counts.length = 0;
-          for (let b = 0; b < f; b++) {
-            const row = (j * f + b) * fw + i * f;
-            for (let a = 0; a < f; a++) {
-              const v = s[row + a]!;
-              if (v === NO_LABEL) continue;
-              const k = vals.indexOf(v);
-              if (k < 0) {
-                vals.push(v);
-                counts.push(1);
-              } else counts[k]!++;
-            }
-          }
-          if (!vals.length) continue;
-          let best = 0;
-          for (let k = 1; k < vals.length; k++) if (counts[k]! > counts[best]!) best = k;
-          out[(r0 + j) * win.width + i] = vals[best]!;
-        }
-      }
+      out.set(await this.sample({ x: win.x, y: win.y + r0, width: win.width, height: rows }, 'mode', signal), r0 * win.width);
     }
     return out;
   }

@@ -3,7 +3,10 @@
  * - a categorical raster in another CRS (EPSG:4326, ~11 m) onto a 0.6 m UTM grid, nearest:
  *   `gdalwarp -r near` (exact transformer) on the same grid;
  * - a finer raster (0.15 m) onto the grid: the mode of each pixel's 4×4 label pixels computed by
- *   numpy (ties flagged; at ties geo-dino must return one of the tied classes);
+ *   numpy with GDAL's tie rule (the class that reached the top count first, row by row), and
+ *   `gdalwarp -r mode` on the same grid for reference (GDAL 3.6 adds a fifth row or column to
+ *   some pixels: its transform puts a footprint edge ~1e-9 px short of the pixel border, beyond
+ *   its 1e-10 tolerance; measured 98.5 % agreement here);
  * - GeoJSON polygons (a hole, an overlap drawn later, a MultiPolygon, class names): GDAL's
  *   RasterizeLayer (pixel-centre rule, later features overwrite) on the same grid; the same
  *   polygons given in UTM with a legacy `crs` member give the same labels;
@@ -92,12 +95,17 @@ ds.GetRasterBand(1).SetNoDataValue(0); ds.GetRasterBand(1).WriteArray(fine); ds 
 cells = fine.reshape(H, 4, W, 4).transpose(0, 2, 1, 3).reshape(H, W, 16)
 counts = (cells[..., None] == vals).sum(axis=2)
 top = counts.max(axis=-1)
-mode = vals[counts.argmax(axis=-1)]
+# GDAL's tie rule: of the classes with the top count, the one that reached it first (row-major samples).
+cum = np.cumsum(cells[..., None] == vals, axis=2)
+reached = np.where((cum == top[..., None, None]).any(axis=2), (cum == top[..., None, None]).argmax(axis=2), 99)
+mode = vals[reached.argmin(axis=-1)]
 mode[top == 0] = 0
 ties = ((counts == top[..., None]).sum(-1) > 1) & (top > 0)
 mode.astype('<i4').tofile(d + '/fine-mode.i32')
-counts.astype('<i4').tofile(d + '/fine-counts.i32')
 ties.astype('<i4').tofile(d + '/fine-ties.i32')
+w = gdal.Warp('', src, format='MEM', outputBounds=(x0, y0 - H * 0.6, x0 + W * 0.6, y0), width=W, height=H,
+              resampleAlg='mode', srcNodata=0, dstNodata=0, errorThreshold=0)
+w.GetRasterBand(1).ReadAsArray().astype('<i4').tofile(d + '/fine-gdal-mode.i32')
 print(json.dumps({'src': src, 'ties': int(ties.sum())}))
 `;
 
@@ -147,29 +155,31 @@ describe('raster labels', () => {
     }
   });
 
-  it('takes the mode of finer labels (numpy oracle, ties aside)', async () => {
+  it('takes the mode of finer labels (numpy oracle with GDAL\'s tie rule; gdalwarp -r mode for reference)', async () => {
     const r = gdalJson(FINE, [dir, String(X0), String(Y0), String(W), String(H)]) as { src: string; ties: number };
     const mode = readI32(join(dir, 'fine-mode.i32'));
     const ties = readI32(join(dir, 'fine-ties.i32'));
-    const counts = readI32(join(dir, 'fine-counts.i32'));
+    const gdalMode = readI32(join(dir, 'fine-gdal-mode.i32'));
     const labels = await openLabels(r.src);
     try {
       labels.bind(GRID);
-      expect(labels.method).toContain('mode of 4×4');
+      expect(labels.method).toContain('mode of the label pixels under each pixel (labels 4.00× finer');
       const got = await labels.render({ x: 0, y: 0, width: W, height: H });
       let mismatches = 0;
+      let tieMismatches = 0;
+      let gdalAgree = 0;
       for (let i = 0; i < got.length; i++) {
-        if (ties[i]) {
-          // One of the tied classes.
-          const c = counts.subarray(i * 4, i * 4 + 4);
-          const top = Math.max(...c);
-          expect(got[i]! >= 1 && got[i]! <= 4 && c[got[i]! - 1] === top).toBe(true);
-          continue;
+        if (got[i] === (gdalMode[i] === 0 ? NO_LABEL : gdalMode[i])) gdalAgree++;
+        if (got[i] !== (mode[i] === 0 ? NO_LABEL : mode[i])) {
+          mismatches++;
+          if (ties[i]) tieMismatches++;
         }
-        if (got[i] !== (mode[i] === 0 ? NO_LABEL : mode[i])) mismatches++;
       }
+      console.log(`finer labels: ${r.ties} tied pixels; equal to gdalwarp -r mode on ${((100 * gdalAgree) / got.length).toFixed(2)} % of the pixels`);
       expect(r.ties).toBeGreaterThan(0);
+      expect(tieMismatches).toBe(0);
       expect(mismatches).toBe(0);
+      expect(gdalAgree / got.length).toBeGreaterThan(0.97);
     } finally {
       await labels.close();
     }

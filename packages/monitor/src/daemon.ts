@@ -14,7 +14,7 @@
  *   on another host, when its heartbeat is older than `staleAfterMs`.
  */
 import { hostname } from 'node:os';
-import { GeoDinoError, silentLogger, toGeoDinoError, type Logger } from '@geo-dino/core';
+import { GeoDinoError, processAlive, silentLogger, toGeoDinoError, type Logger } from '@geo-dino/core';
 import { deliverDueAlerts, type AlertOptions } from './alerts.js';
 import type { MonitorPaths } from './paths.js';
 import { dueSlot, parseSchedule, systemClock, type Clock } from './schedule.js';
@@ -31,14 +31,7 @@ export function ownerAlive(owner: string | null, heartbeatAt: string | null, now
   const i = owner.lastIndexOf(':');
   const host = owner.slice(0, i);
   const pid = Number(owner.slice(i + 1));
-  if (host === hostname() && Number.isInteger(pid) && pid > 0) {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as { code?: string }).code === 'EPERM';
-    }
-  }
+  if (host === hostname() && Number.isInteger(pid) && pid > 0) return processAlive(pid);
   if (!heartbeatAt) return false;
   return now.getTime() - Date.parse(heartbeatAt) < staleAfterMs;
 }

@@ -23,8 +23,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GeoDinoError, fileExists, redactUrl, readJsonFile, silentLogger, silentProgress, throwIfAborted, toGeoDinoError, z, parseWith, type Logger, type Progress } from '@geo-dino/core';
-import { PLAN_FORMAT, RUN_PLAN_FORMAT, ShardLedger, TileStore, extraHeadsOf, openPlanModel, predictTiles, processShard, resolveModel, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
-import { join } from 'node:path';
+import { PLAN_FORMAT, TileStore, checkRunEndpoint, extraHeadsOf, openPlanModel, predictTiles, processDistributedShard, readRunPlan, resolveModel, shardRecorded, type ChmPlan, type RunPlan, type ShardTask } from '@geo-dino/chm';
 import type { ModelRunner } from '@geo-dino/model';
 import type { Device } from '@geo-dino/runtime';
 import { systemClock } from './schedule.js';
@@ -162,6 +161,10 @@ const ShardJobSchema = z.object({
   shard: z.string(),
   row: z.number().int(),
   col: z.number().int(),
+  /** False: the coordinator writes no web layers, so the shard needs no imagery.tif. */
+  webTiles: z.boolean().optional(),
+  /** The coordinator's S3 endpoint when the state is in object storage behind one (null: AWS). */
+  s3Endpoint: z.string().nullable().optional(),
 });
 export type ShardJobData = z.infer<typeof ShardJobSchema>;
 type JobData = TileJobData | ShardJobData;
@@ -379,21 +382,25 @@ export interface DistributeShardsOptions extends DistributeCommon {
   stateDir: string;
   model: string;
   shards: readonly ShardTask[];
+  /** False when the run writes no web layers (`--no-web-tiles`). */
+  webTiles?: boolean;
+  /** The coordinator's S3 endpoint (state in object storage), for the workers' first check. */
+  s3Endpoint?: string | null;
 }
 
 /**
  * Coordinator side of a distributed sharded `geo-dino chm` run (`--queue`): one job per shard;
- * workers write finished shards straight into the run's shared state directory, and the
- * coordinator waits until each shard is recorded in the ledger.
+ * workers write finished shards into the run's shared state — a directory every machine sees at
+ * the same path, or an s3:// prefix (`--out s3://…`, @geo-dino/chm remote-shards.ts: no shared
+ * file system) — and the coordinator waits until each shard is recorded in the ledger.
  */
 export async function distributeShards(settings: QueueSettings, o: DistributeShardsOptions): Promise<void> {
-  const ledger = new ShardLedger(join(o.stateDir, 'shards'), join(o.stateDir, 'out'));
   const units: WorkUnit<ShardJobData>[] = o.shards.map((t) => ({
     jobId: `${o.run}.${t.shard}`,
     name: 'shard',
-    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col },
+    data: { v: 1, run: o.run, planPath: o.planPath, stateDir: o.stateDir, model: o.model, zone: t.zone, shard: t.shard, row: t.row, col: t.col, ...(o.webTiles === false ? { webTiles: false } : {}), ...(o.s3Endpoint !== undefined ? { s3Endpoint: o.s3Endpoint } : {}) },
     size: 1,
-    done: async () => ((await fileExists(ledger.pathOf(t.shard))) ? 1 : 0),
+    done: async () => ((await shardRecorded(o.stateDir, t.shard, { ...(o.log ? { log: o.log } : {}) })) ? 1 : 0),
     what: `shard ${t.shard} of run ${o.run}`,
   }));
   await distributeUnits(settings, units, { ...o, label: 'shards on the queue', unit: 'shards' });
@@ -468,19 +475,20 @@ export async function runTileWorker(o: WorkerOptions): Promise<{ jobs: number; t
   const runPlans = new Map<string, ChmPlan>();
   const shardJob = async (job: Job<JobData, TileJobResult>): Promise<TileJobResult> => {
     const d = parseWith(ShardJobSchema, job.data, { source: `job ${job.id}`, code: 'E_BAD_JSON' });
+    checkRunEndpoint(d.stateDir, d.s3Endpoint, o.env);
     let plan = runPlans.get(d.planPath);
     if (!plan) {
-      plan = (await readJsonFile(d.planPath)) as ChmPlan;
-      if (plan.format !== RUN_PLAN_FORMAT) throw new GeoDinoError('E_ARGUMENT', `${d.planPath}: not a geo-dino chm run plan`);
+      plan = await readRunPlan(d.planPath, { log, ...(o.env ? { env: o.env } : {}) });
       if (runPlans.size > 4) runPlans.clear();
       runPlans.set(d.planPath, plan);
     }
     const model = await runnerOf(o.model ?? d.model, plan.zones[0]!);
     log.debug({ job: job.id, shard: d.shard, attempt: job.attemptsStarted }, 'shard started');
-    const r = await processShard(plan, { zone: d.zone, shard: d.shard, row: d.row, col: d.col }, model, d.stateDir, {
+    const r = await processDistributedShard(plan, { zone: d.zone, shard: d.shard, row: d.row, col: d.col }, model, d.stateDir, {
       log,
       ...(o.batch !== undefined ? { batch: o.batch } : {}),
       ...(o.env ? { env: o.env } : {}),
+      ...(d.webTiles === false ? { webTiles: false } : {}),
     });
     const result: TileJobResult = { tiles: r.predicted, predicted: r.predicted, skipped: 0, worker: me, shard: d.shard, written: r.written };
     log.info({ job: job.id, shard: d.shard, ...result, eventLoopMaxDelayMs: Math.round(loop.max / 1e6) }, r.written ? 'shard written' : 'shard already recorded');

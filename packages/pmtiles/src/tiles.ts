@@ -4,6 +4,7 @@
  * cover), the alpha-weighted mean colour (imagery). A parent pixel is valid when any of its four
  * children is.
  */
+import { ModeCounter } from '@geo-dino/tiling';
 import { TILE_SIZE } from './encoding.js';
 
 export type TileKind = 'value' | 'class' | 'rgb';
@@ -92,24 +93,16 @@ function reduceValues(src: Float32Array, dst: Float32Array, ox: number, oy: numb
 }
 
 function reduceClasses(src: ClassTile, dst: ClassTile, ox: number, oy: number): void {
-  const vals = [0, 0, 0, 0];
+  const mode = new ModeCounter();
   for (let y = 0; y < HALF; y++) {
     for (let x = 0; x < HALF; x++) {
       const base = 2 * y * N + 2 * x;
-      const idx = [base, base + 1, base + N, base + N + 1];
-      let n = 0;
-      for (const k of idx) if (src.valid[k]) vals[n++] = src.classes[k]!;
+      mode.clear();
+      for (const k of [base, base + 1, base + N, base + N + 1]) if (src.valid[k]) mode.add(src.classes[k]!);
       const o = (oy + y) * N + ox + x;
-      if (n === 0) continue;
-      // Most frequent class; on a tie, the first in scan order.
-      let best = vals[0]!;
-      let bestCount = 0;
-      for (let a = 0; a < n; a++) {
-        let count = 0;
-        for (let b = 0; b < n; b++) if (vals[b] === vals[a]) count++;
-        if (count > bestCount) (best = vals[a]!), (bestCount = count);
-      }
-      dst.classes[o] = best;
+      if (mode.count === 0) continue;
+      // Most frequent class; on a tie, the one that reached the count first (gdaladdo's rule).
+      dst.classes[o] = mode.value(0);
       dst.valid[o] = 1;
     }
   }

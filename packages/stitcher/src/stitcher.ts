@@ -50,6 +50,12 @@ export interface TilePrediction {
   bands: readonly Float32Array[];
   /** Optional per-pixel validity (0 = no prediction there, e.g. no imagery). */
   valid?: Uint8Array;
+  /**
+   * Optional per-pixel factor on the tile's window weight (≥ 0): one of several predictions of
+   * the same tile (one per source scene, feathered across a scene seamline) carries its share
+   * here, and the shares of a pixel sum to 1, so the mixture is over tiles and scenes at once.
+   */
+  weight?: Float32Array;
 }
 
 export interface OutputBlock {
@@ -138,6 +144,7 @@ export class Stitcher {
     const n = tile.width * tile.height;
     for (const b of tile.bands) if (b.length !== n) throw new GeoDinoError('E_INTERNAL', 'stitcher: band length does not match the tile size');
     if (tile.valid && tile.valid.length !== n) throw new GeoDinoError('E_INTERNAL', 'stitcher: mask length does not match the tile size');
+    if (tile.weight && tile.weight.length !== n) throw new GeoDinoError('E_INTERNAL', 'stitcher: weight length does not match the tile size');
     this.lastTileY = tile.y;
 
     // Rows above this tile are final.
@@ -158,7 +165,8 @@ export class Stitcher {
       for (let x = x0; x < x1; x++) {
         const ti = trow + (x - tile.x);
         if (tile.valid && tile.valid[ti] === 0) continue;
-        const w = win[ti]!;
+        const w = tile.weight ? win[ti]! * tile.weight[ti]! : win[ti]!;
+        if (w <= 0) continue;
         const si = srow + x;
         const w0 = this.weights[si]!;
         this.weights[si] = w0 + w;

@@ -208,3 +208,32 @@ describe('Stitcher', () => {
     expect(() => s.add({ x: 0, y: 0, width: 64, height: 64, bands: [new Float32Array(64 * 64)] })).toThrow(/non-decreasing/);
   });
 });
+
+describe('per-pixel weights (several predictions of one tile, e.g. one per source scene)', () => {
+  it('mixes the predictions by their shares: mean Σ sᵢμᵢ, std of the mixture, computed here in float64', () => {
+    const T = 16;
+    const s = new Stitcher({ width: T, height: T, bands: 2, blockSize: T, tileSize: T, overlap: 0, spread: { mean: 0, std: 1 } });
+    const n = T * T;
+    const mu = [new Float32Array(n), new Float32Array(n)];
+    const sd = [new Float32Array(n), new Float32Array(n)];
+    const share = [new Float32Array(n), new Float32Array(n)];
+    for (let i = 0; i < n; i++) {
+      mu[0]![i] = 10 + (i % 7);
+      mu[1]![i] = 20 - (i % 5);
+      sd[0]![i] = 1 + (i % 3);
+      sd[1]![i] = 2;
+      share[0]![i] = (i % T) / (T - 1); // 0 … 1 across the tile
+      share[1]![i] = 1 - share[0]![i]!;
+    }
+    for (let k = 0; k < 2; k++) s.add({ x: 0, y: 0, width: T, height: T, bands: [mu[k]!, sd[k]!], weight: share[k]! });
+    const [blk] = s.finish();
+    for (let i = 0; i < n; i++) {
+      const w0 = share[0]![i]!;
+      const w1 = share[1]![i]!;
+      const m = w0 * mu[0]![i]! + w1 * mu[1]![i]!;
+      const v = w0 * (sd[0]![i]! ** 2 + (mu[0]![i]! - m) ** 2) + w1 * (sd[1]![i]! ** 2 + (mu[1]![i]! - m) ** 2);
+      expect(Math.abs(blk!.bands[0]![i]! - m)).toBeLessThan(1e-4);
+      expect(Math.abs(blk!.bands[1]![i]! - Math.sqrt(v))).toBeLessThan(1e-3);
+    }
+  });
+});

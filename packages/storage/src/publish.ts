@@ -11,7 +11,9 @@
  *    replaced) and abort multipart uploads an interrupted publish left under the prefix.
  * 3. Upload: objects already there with the same sha256 (object metadata `geo-dino-sha256`) and
  *    size are kept (a resumed publish sends only what is missing; no key is ever written twice with
- *    different content by one run). Small files are one PUT; files from `multipartThresholdBytes`
+ *    different content by one run). A file given in `sources` (an object elsewhere in the store
+ *    with the same sha256 and size) is copied on the server; files given in `remoteFiles` are
+ *    already at their keys (checked by HEAD, listed in the manifest). Small files are one PUT; files from `multipartThresholdBytes`
  *    on are multipart uploads whose parts are all sent before any upload is completed. Every PUT
  *    and part carries Content-MD5, so the server refuses corrupted bodies.
  * 4. Complete the multipart uploads, then verify every object (HEAD: size, sha256 metadata, ETag
@@ -27,6 +29,7 @@ import { join, posix, relative, sep } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -61,6 +64,19 @@ export interface PublishOptions {
   retry?: Omit<RetryOptions, 'signal' | 'onRetry'>;
   /** Extra fields for the manifest (for example the run's request hash). */
   manifestExtra?: Record<string, unknown>;
+  /**
+   * Files already in object storage (relative path → object, same endpoint): a file whose sha256
+   * and size are the object's is copied on the server (CopyObject) instead of uploaded. For runs
+   * whose shards workers uploaded (`chm --queue --out s3://`); objects up to 5 GiB.
+   */
+  sources?: ReadonlyMap<string, { url: string; sha256: string; bytes: number }>;
+  /**
+   * Files of the run that are not in the directory but already at their keys under the prefix
+   * (relative paths), each with the sha256 metadata geo-dino writes: checked (HEAD), cross-checked
+   * against the STAC documents and listed in the manifest. For distributed runs whose shard
+   * rasters never came to the publishing machine.
+   */
+  remoteFiles?: readonly string[];
 }
 
 export interface PublishedFile {
@@ -71,6 +87,8 @@ export interface PublishedFile {
   /** False when an identical object was already there. */
   uploaded: boolean;
   multipart: boolean;
+  /** Copied on the server from `sources` (not sent from this machine). */
+  copied?: boolean;
 }
 
 export interface RunManifest {
@@ -116,7 +134,8 @@ async function walk(dir: string): Promise<{ path: string; abs: string }[]> {
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-async function hashFile(abs: string, signal?: AbortSignal): Promise<{ size: number; sha256: string; md5: Buffer }> {
+/** sha256 (hex) and md5 of a local file in one streaming pass. */
+export async function hashFile(abs: string, signal?: AbortSignal): Promise<{ size: number; sha256: string; md5: Buffer }> {
   const sha = createHash('sha256');
   const md5 = createHash('md5');
   let size = 0;
@@ -143,7 +162,7 @@ export function sha256Multihash(hex: string): string {
  * STAC documents among the files that record `file:checksum` for a local asset must agree with
  * the file as it is now: publishing a run whose item.json describes other bytes is refused.
  */
-async function crossCheckStac(dir: string, files: Map<string, LocalFile>): Promise<void> {
+async function crossCheckStac(dir: string, files: Map<string, LocalFile>, remote: ReadonlyMap<string, { sha256: string }>): Promise<void> {
   for (const f of files.values()) {
     if (!f.path.endsWith('.json') || f.size > 16 * MiB) continue;
     let doc: unknown;
@@ -157,7 +176,7 @@ async function crossCheckStac(dir: string, files: Map<string, LocalFile>): Promi
     for (const [name, a] of Object.entries(assets as Record<string, { href?: unknown; 'file:checksum'?: unknown }>)) {
       if (typeof a?.href !== 'string' || typeof a['file:checksum'] !== 'string' || /^[a-z][a-z0-9+.-]*:/i.test(a.href)) continue;
       const target = posix.normalize(posix.join(posix.dirname(f.path), a.href));
-      const local = files.get(target);
+      const local = files.get(target) ?? remote.get(target);
       if (!local) continue;
       if (a['file:checksum'].toLowerCase() !== sha256Multihash(local.sha256)) {
         throw new GeoDinoError(
@@ -253,7 +272,19 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
     hashTask.tick();
   }
   hashTask.finish();
-  await crossCheckStac(dir, files);
+  // Files already at their keys (remoteFiles): present, with their sha256.
+  const remote = new Map<string, { size: number; sha256: string }>();
+  for (const path of options.remoteFiles ?? []) {
+    if (files.has(path) || remote.has(path)) continue;
+    const url = s3Url(bucket, joinKey(prefix, path));
+    const info = await s3Head(url, { ...retry, ...(options.s3 ? { s3: options.s3 } : {}), log, ...(options.env ? { env: options.env } : {}) });
+    const sha = info?.metadata[SHA256_METADATA];
+    if (!info || !sha || !/^[0-9a-f]{64}$/.test(sha)) {
+      throw new GeoDinoError('E_WRITE', `${url}: a file of the run that should already be in object storage is ${info ? 'there without its sha256 metadata' : 'missing'}; not publishing the run`, { details: { url } });
+    }
+    remote.set(path, { size: info.size, sha256: sha });
+  }
+  await crossCheckStac(dir, files, remote);
 
   // 2. Take the old manifest down, clear leftovers of an interrupted publish.
   const manifestKey = joinKey(prefix, MANIFEST_NAME);
@@ -291,9 +322,32 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
         task.tick(f.size);
         continue;
       }
+      const Metadata = { [SHA256_METADATA]: f.sha256 };
+      const source = options.sources?.get(f.path);
+      if (source && source.sha256 === f.sha256 && source.bytes === f.size && f.size <= 5 * 1024 ** 3) {
+        const src = parseS3Url(source.url);
+        results.push({ path: f.path, 'file:size': f.size, 'file:checksum': sha256Multihash(f.sha256), uploaded: true, multipart: false, copied: true });
+        await group.room();
+        group.add(
+          send(url, (s) =>
+            h.client.send(
+              new CopyObjectCommand({
+                Bucket: bucket,
+                Key: key,
+                CopySource: `${src.bucket}/${src.key.split('/').map(encodeURIComponent).join('/')}`,
+                MetadataDirective: 'REPLACE',
+                ContentType: contentType(f.path),
+                Metadata,
+                ...rp,
+              }),
+              { abortSignal: s },
+            ),
+          ).then(() => task.tick(f.size)),
+        );
+        continue;
+      }
       results.push({ path: f.path, 'file:size': f.size, 'file:checksum': sha256Multihash(f.sha256), uploaded: true, multipart });
       uploadedBytes += f.size;
-      const Metadata = { [SHA256_METADATA]: f.sha256 };
       if (!multipart) {
         await group.room();
         group.add(
@@ -345,6 +399,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
       }
     }
     await group.drain();
+    for (const [path, r] of remote) results.push({ path, 'file:size': r.size, 'file:checksum': sha256Multihash(r.sha256), uploaded: false, multipart: false });
 
     // 4. Complete the multipart uploads (all parts are there), then verify every object.
     for (const p of pending) {
@@ -367,7 +422,8 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
 
   for (const p of results) {
     throwIfAborted(signal);
-    const f = files.get(p.path)!;
+    const f = files.get(p.path);
+    if (!f) continue; // remoteFiles: checked above
     const key = joinKey(prefix, p.path);
     const url = s3Url(bucket, key);
     const info = await s3Head(url, { ...retry, ...(options.s3 ? { s3: options.s3 } : {}), log, ...(options.env ? { env: options.env } : {}) });
@@ -393,7 +449,7 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
     version: 1,
     published: new Date().toISOString(),
     ...(options.manifestExtra ?? {}),
-    files: results.map((r) => ({ path: r.path, 'file:size': r['file:size'], 'file:checksum': r['file:checksum'] })),
+    files: results.map((r) => ({ path: r.path, 'file:size': r['file:size'], 'file:checksum': r['file:checksum'] })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
   const body = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
   const md5 = createHash('md5').update(body).digest('base64');
@@ -404,11 +460,11 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
       { abortSignal: s },
     ),
   );
-  log.info({ url: s3Url(bucket, prefix), files: results.length, uploaded: results.filter((r) => r.uploaded).length, bytes: uploadedBytes }, 'run published');
+  log.info({ url: s3Url(bucket, prefix), files: results.length, uploaded: results.filter((r) => r.uploaded && !r.copied).length, copied: results.filter((r) => r.copied).length, bytes: uploadedBytes }, 'run published');
   return { url: s3Url(bucket, prefix), manifestUrl, files: results, uploadedBytes };
 }
 
-function contentType(path: string): string {
+export function contentType(path: string): string {
   if (/\.tiff?$/i.test(path)) return 'image/tiff; application=geotiff';
   if (/\.geojson$/i.test(path)) return 'application/geo+json';
   if (/\.json$/i.test(path)) return 'application/json';

@@ -43,6 +43,7 @@ import { allocate, viewAs, BYTES_PER_SAMPLE, isFloat, type DataType } from '../r
 import { geoKeysFor } from '../tiff/geokeys-write.js';
 import type { GeoTransform } from '../tiff/geokeys.js';
 import { formatGdalMetadata, formatNodata, type GdalMetadataItem } from '../tiff/gdal-metadata.js';
+import { ModeCounter } from '../raster/mode.js';
 import { serializeIfd, ifdSize, tiffHeader, type OutEntry } from './ifd-writer.js';
 
 export type WritableDataType = Exclude<DataType, 'int8'>;
@@ -306,7 +307,7 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
     const srcH = Math.min(B, src.height - row * B);
     const q = allocate(o.dtype, H * H * nb);
     if (fill !== 0) q.fill(fill);
-    const counts = new Map<number, number>();
+    const counts = new ModeCounter();
     const alpha = alphaIndex >= 0 ? planes[alphaIndex]! : null;
     for (let b = 0; b < nb; b++) {
       const s = planes[b]!;
@@ -333,27 +334,19 @@ export async function createCogWriter(path: string, options: CogWriterOptions): 
           let sum = 0;
           let n = 0;
           if (resampling === 'mode') counts.clear();
-          let best = fill;
-          let bestCount = 0;
           for (let yy = 0; yy < 2 && sy + yy < srcH; yy++) {
             for (let xx = 0; xx < 2 && sx + xx < srcW; xx++) {
               const at = (sy + yy) * B + sx + xx;
               const v = s[at]!;
               if (Number.isNaN(v) || (nodata !== null && v === nodata) || (alpha !== null && alpha[at] === 0)) continue;
-              if (resampling === 'mode') {
-                const c = (counts.get(v) ?? 0) + 1;
-                counts.set(v, c);
-                if (c > bestCount) {
-                  bestCount = c;
-                  best = v;
-                }
-              } else {
+              if (resampling === 'mode') counts.add(v);
+              else {
                 sum += v;
                 n++;
               }
             }
           }
-          if (resampling === 'mode') q[di] = bestCount > 0 ? best : fill;
+          if (resampling === 'mode') q[di] = counts.value(fill);
           else q[di] = n === 0 ? fill : float ? sum / n : Math.floor(sum / n + 0.5);
         }
       }

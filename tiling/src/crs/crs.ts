@@ -9,6 +9,7 @@
  */
 import proj4 from 'proj4';
 import { GeoDinoError } from '@geo-dino/core';
+import { utmZoneOf } from '@geo-dino/geometry';
 import { closestByName, registryLookup, type Authority, type RegistryEntry } from './registry.js';
 
 export interface Crs {
@@ -86,10 +87,7 @@ function crsFromAuthority(auth: Authority, code: number, source: string, text: s
 
 /** WGS 84 / UTM zone of a lon/lat position (standard 6° zones; no Norway/Svalbard exceptions). */
 export function utmCrsFor(lon: number, lat: number): Crs {
-  let l = ((((lon + 180) % 360) + 360) % 360) - 180;
-  if (l === 180) l = -180;
-  const zone = Math.min(60, Math.max(1, Math.floor((l + 180) / 6) + 1));
-  return crsFromEpsg((lat >= 0 ? 32600 : 32700) + zone);
+  return crsFromEpsg(utmZoneOf(lon, lat).epsg);
 }
 
 export const WGS84: Crs = crsFromEpsg(4326);

@@ -13,7 +13,7 @@
  * sized AOI costs no memory per tile.
  */
 import { GeoDinoError } from '@geo-dino/core';
-import { bboxOf, densify, mapPositions, type Aoi, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { affineCrsToPixel, affinePixelToCrs, bboxOf, DENSIFY_DEG, densify, lonLatToPixelSpace, mapPositions, type Aoi, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { crsLabel, parseCrs, transformBetween, utmCrsFor, WGS84, type Crs } from '../crs/crs.js';
 import type { GeoTransform } from '../tiff/geokeys.js';
 import { PolygonRaster, type Edge } from './polygon-raster.js';
@@ -58,16 +58,11 @@ export const DEFAULT_OVERLAP = 64;
 
 /** Grid pixel (x right, y down) ↔ grid CRS coordinates. */
 export function pixelToCrs(grid: Pick<Grid, 'transform'>, px: number, py: number): Position {
-  const g = grid.transform;
-  return [g[0] + px * g[1] + py * g[2], g[3] + px * g[4] + py * g[5]];
+  return affinePixelToCrs(grid.transform, px, py);
 }
 
 export function crsToPixel(grid: Pick<Grid, 'transform'>, x: number, y: number): Position {
-  const [x0, a, b, y0, d, e] = grid.transform;
-  const det = a * e - b * d;
-  const dx = x - x0;
-  const dy = y - y0;
-  return [(e * dx - b * dy) / det, (-d * dx + a * dy) / det];
+  return affineCrsToPixel(grid.transform, x, y);
 }
 
 export class TileLayout {
@@ -161,15 +156,10 @@ export class TileLayout {
 }
 
 /** Densify step for lon/lat AOI edges before projecting (degrees; ~1 km). */
-const DENSIFY_DEG = 0.01;
 
 /** Project a lon/lat MultiPolygon to grid pixel coordinates. */
 export function lonLatToPixels(geometry: MultiPolygonCoords, grid: Grid): MultiPolygonCoords {
-  const t = transformBetween(WGS84, grid.crs, 'AOI');
-  return mapPositions(densify(geometry, DENSIFY_DEG), ([lon, lat]) => {
-    const [x, y] = t.forward(lon, lat);
-    return crsToPixel(grid, x, y);
-  });
+  return lonLatToPixelSpace(geometry, transformBetween(WGS84, grid.crs, 'AOI').forward, grid.transform);
 }
 
 function checkTiling(tileSize: number, overlap: number): void {

@@ -10,7 +10,7 @@
  * Polygons crossing the antimeridian are split there, as geo-dino's AOIs are.
  */
 import { GeoDinoError, throwIfAborted, type Logger } from '@geo-dino/core';
-import { parseAoi, StreamingPolygonizer, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
+import { pixelOutlineToLonLat, StreamingPolygonizer, type MultiPolygonCoords, type Position } from '@geo-dino/geometry';
 import { transformBetween, WGS84 } from '../crs/crs.js';
 import type { RasterSource } from './source.js';
 
@@ -33,48 +33,9 @@ function sourceToLonLat(raster: RasterSource): (px: number, py: number) => Posit
   return (px, py) => t.forward(gt[0] + px * gt[1] + py * gt[2], gt[3] + px * gt[4] + py * gt[5]);
 }
 
-/** Unwrap longitudes along each ring so a ring crossing ±180 stays continuous (then split by parseAoi). */
-function unwrapRings(mp: MultiPolygonCoords): MultiPolygonCoords {
-  return mp.map((poly) =>
-    poly.map((ring) => {
-      const out: Position[] = [];
-      let prev: number | null = null;
-      for (const [lon, lat] of ring) {
-        let l = lon;
-        if (prev !== null) {
-          while (l - prev > 180) l -= 360;
-          while (l - prev < -180) l += 360;
-        }
-        out.push([l, lat]);
-        prev = l;
-      }
-      return out;
-    }),
-  );
-}
-
 function finish(raster: RasterSource, pixelPolys: MultiPolygonCoords, method: Footprint['method'], level: number | null, scaleX: number, scaleY: number): Footprint {
-  const toLL = sourceToLonLat(raster);
-  const step = Math.max(raster.info.width, raster.info.height) / 64;
-  const lonlat: MultiPolygonCoords = pixelPolys.map((poly) =>
-    poly.map((ring) => {
-      const out: Position[] = [];
-      for (let i = 0; i + 1 < ring.length; i++) {
-        const [x0, y0] = ring[i]!;
-        const [x1, y1] = ring[i + 1]!;
-        const n = Math.max(1, Math.ceil(Math.hypot((x1 - x0) * scaleX, (y1 - y0) * scaleY) / step));
-        for (let k = 0; k < n; k++) out.push(toLL((x0 + ((x1 - x0) * k) / n) * scaleX, (y0 + ((y1 - y0) * k) / n) * scaleY));
-      }
-      out.push(out[0]!);
-      return out;
-    }),
-  );
-  if (lonlat.some((p) => p.some((r) => r.some(([x, y]) => !Number.isFinite(x) || !Number.isFinite(y))))) {
-    throw new GeoDinoError('E_UNSUPPORTED_RASTER', `${raster.info.source}: the footprint does not transform to longitude/latitude`, { details: { file: raster.info.source } });
-  }
-  // Geographic sources already have longitudes in range; projected ones may cross ±180.
-  const coords = raster.info.crs?.geographic ? lonlat.map((p) => p.map((r) => r.map(([x, y]): Position => [Math.max(-179.9999999, Math.min(179.9999999, x)), y]))) : unwrapRings(lonlat);
-  const aoi = parseAoi({ type: 'MultiPolygon', coordinates: coords }, `${raster.info.source} footprint`);
+  const { info } = raster;
+  const aoi = pixelOutlineToLonLat(pixelPolys, sourceToLonLat(raster), { width: info.width, height: info.height, scaleX, scaleY, geographic: !!info.crs?.geographic, source: info.source });
   return { geometry: aoi.geometry, bbox: aoi.bbox, method, level };
 }
 

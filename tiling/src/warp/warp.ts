@@ -15,6 +15,16 @@
  *   than 1/0.95, where it widens to the downsampling ratio (so reducing 1.5× averages, it does
  *   not alias) — gdalwarp's rule.
  *   Invalid neighbours are left out and the weights renormalised.
+ * - 'cubic' is cubic convolution (Keys, a = −0.5): the 4×4 taps around the sample point when
+ *   the grid is no coarser than 1/0.95 of the source on both axes; where one of the 16 is outside
+ *   the source or invalid, the bilinear result instead (gdalwarp's fallback). Downsampling
+ *   further, the kernel is stretched by the ratio on each downsampled axis (radius 2 × ratio,
+ *   ratios within 0.05 of an integer snapped to it), invalid pixels left out and the weights
+ *   (negative lobes included) renormalised.
+ * - 'average' is the mean of the valid pixels under the target pixel's footprint (each weighted
+ *   by the share of it covered) and 'mode' the most frequent valid value under the footprint
+ *   (source pixels whose area meets it, counted once each; ties to the value that reached the
+ *   count first, row by row); neither needs the centre pixel valid.
  *
  * Overviews: a source is read at the coarsest overview whose decimation does not exceed the
  * ratio of target to source pixel size (so a 0.3 m scene warped to 0.6 m reads its 2× overview).
@@ -24,20 +34,21 @@ import { crsLabel, transformBetween, type Transform } from '../crs/crs.js';
 import { pixelToCrs, type Grid } from '../grid/grid.js';
 import type { RasterSource } from '../raster/source.js';
 import type { PixelWindow, TypedArray } from '../raster/types.js';
+import { ModeCounter } from '../raster/mode.js';
 
-export type Resampling = 'nearest' | 'bilinear' | 'average';
+export type Resampling = 'nearest' | 'bilinear' | 'cubic' | 'average' | 'mode';
 
 /** GDAL's resampling names (gdalwarp -r) and what geo-dino does with each. */
 const GDAL_RESAMPLING: Record<string, Resampling | null> = {
   near: 'nearest',
   nearest: 'nearest',
   bilinear: 'bilinear',
-  cubic: null,
+  cubic: 'cubic',
   cubicspline: null,
   lanczos: null,
   average: 'average',
   rms: null,
-  mode: null,
+  mode: 'mode',
   max: null,
   min: null,
   med: null,
@@ -47,14 +58,15 @@ const GDAL_RESAMPLING: Record<string, Resampling | null> = {
 };
 
 /**
- * A resampling method from its GDAL name (`near`, `bilinear`; `nearest` too). GDAL names geo-dino's
- * warper does not implement (cubic, average, mode, ...) and unknown names are E_ARGUMENT naming the flag.
+ * A resampling method from its GDAL name (`near`, `bilinear`, `cubic`, `average`, `mode`; `nearest`
+ * too). GDAL names geo-dino's warper does not implement (lanczos, cubicspline, rms, max, min, med,
+ * q1, q3, sum) and unknown names are E_ARGUMENT naming the flag, the value and the accepted list.
  */
 export function parseResampling(name: string, flag = '--resampling'): Resampling {
   const key = name.trim().toLowerCase();
   const r = GDAL_RESAMPLING[key];
   if (r) return r;
-  const implemented = 'near (nearest), bilinear or average';
+  const implemented = RESAMPLING_NAMES;
   if (r === null) {
     throw new GeoDinoError('E_ARGUMENT', `${flag}: ${JSON.stringify(name)} is a GDAL resampling method geo-dino's warper does not implement; use ${implemented}, or warp with gdalwarp -r ${key} first`, {
       details: { field: flag, value: name },
@@ -62,6 +74,9 @@ export function parseResampling(name: string, flag = '--resampling'): Resampling
   }
   throw new GeoDinoError('E_ARGUMENT', `${flag}: unknown resampling method ${JSON.stringify(name)}; use ${implemented} (GDAL's names)`, { details: { field: flag, value: name } });
 }
+
+/** The accepted names, as error messages and help texts list them. */
+export const RESAMPLING_NAMES = 'near (nearest), bilinear, cubic, average or mode';
 
 const ERROR_THRESHOLD = 0.125;
 
@@ -308,7 +323,7 @@ export function windowFromMesh(mesh: Mesh, s: WarpSource, resampling: Resampling
     const dy = Math.hypot(mesh.mx[mesh.nx]! - mesh.mx[0]!, mesh.my[mesh.nx]! - mesh.my[0]!) / mesh.step;
     if (Number.isFinite(dx) && Number.isFinite(dy)) r = Math.max(1, dx, dy) * 1.25;
   }
-  const m = resampling === 'nearest' ? 0 : Math.ceil(r) + 1;
+  const m = resampling === 'nearest' ? 0 : resampling === 'cubic' ? Math.ceil(2 * r) + 2 : Math.ceil(r) + 1;
   const x0 = Math.max(0, Math.floor(minX) - m);
   const y0 = Math.max(0, Math.floor(minY) - m);
   const x1 = Math.min(s.levelWidth, Math.floor(maxX) + 1 + m);
@@ -339,6 +354,8 @@ export function resample(
   const planes = bands;
   if (resampling === 'nearest') nearestKernel(m, s, win, planes, valid, out, ok, todo);
   else if (resampling === 'average') averageKernel(m, win, planes, valid, out, ok, todo);
+  else if (resampling === 'mode') modeKernel(m, win, planes, valid, out, ok, todo);
+  else if (resampling === 'cubic') cubicKernel(m, s, win, planes, valid, out, ok, todo);
   else if (!wide) bilinearKernel(m, s, win, planes, valid, out, ok, todo);
   else tentKernel(m, s, win, planes, valid, rx, ry, out, ok, todo);
 }
@@ -515,6 +532,167 @@ function tentKernel(
     if (wsum < 1e-5) continue;
     for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
     ok[i] = 1;
+  }
+}
+
+/** Keys' cubic convolution kernel with a = −0.5 (GDAL's GWKCubic), support [−2, 2]. */
+export function cubicWeight(t: number): number {
+  const x = Math.abs(t);
+  if (x <= 1) return x * x * (1.5 * x - 2.5) + 1;
+  if (x < 2) return x * x * (-0.5 * x + 2.5) - 4 * x + 2;
+  return 0;
+}
+
+/** A downsampling ratio as gdalwarp uses it: within 0.05 of an integer, that integer. */
+function snappedRatio(r: number): number {
+  if (!(r > 1)) return 1;
+  const n = Math.round(r);
+  return Math.abs(r - n) < 0.05 ? n : r;
+}
+
+/**
+ * GDAL's `cubic` (see the header): 4×4 cubic convolution with the bilinear fallback at edges and
+ * next to invalid pixels, or the kernel stretched by the downsampling ratio.
+ */
+function cubicKernel(m: Mapping, s: Pick<WarpSource, 'levelWidth' | 'levelHeight'>, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+  const W = win.width;
+  const H = win.height;
+  const nb = planes.length;
+  const { sx, sy } = m;
+  const rx = snappedRatio(m.scaleX);
+  const ry = snappedRatio(m.scaleY);
+  const fourTaps = m.scaleX <= 1 / 0.95 && m.scaleY <= 1 / 0.95;
+  // Stretched kernel: radius 2·ratio taps on each side.
+  const kx = fourTaps ? 2 : Math.ceil(2 * rx);
+  const ky = fourTaps ? 2 : Math.ceil(2 * ry);
+  const wx = new Float64Array(2 * kx + 1);
+  const wy = new Float64Array(2 * ky + 1);
+  const acc = new Float64Array(nb);
+  const bw = new Float64Array(4);
+  const bk = new Int32Array(4);
+  let allValid = true;
+  for (let k = 0; k < valid.length; k++) {
+    if (valid[k] === 0) {
+      allValid = false;
+      break;
+    }
+  }
+  for (let i = 0, n = sx.length; i < n; i++) {
+    if (todo !== undefined && todo[i] === 0) continue;
+    const x = sx[i]!;
+    const y = sy[i]!;
+    const c = centreIndex(x, y, s.levelWidth, s.levelHeight, win);
+    if (c < 0 || valid[c] === 0) continue;
+    const u = x - 0.5 - win.x;
+    const v = y - 0.5 - win.y;
+    const x0 = Math.floor(u);
+    const y0 = Math.floor(v);
+    const dx = u - x0;
+    const dy = v - y0;
+    if (fourTaps) {
+      let full = x0 - 1 >= 0 && y0 - 1 >= 0 && x0 + 2 < W && y0 + 2 < H;
+      if (full && !allValid) {
+        for (let yy = y0 - 1; full && yy <= y0 + 2; yy++) for (let xx = x0 - 1; xx <= x0 + 2; xx++) if (valid[yy * W + xx] === 0) full = false;
+      }
+      if (!full) {
+        // gdalwarp's fallback: bilinear.
+        if (!bilinearTaps(x - win.x, y - win.y, W, H, valid, allValid, c, bw, bk)) continue;
+        for (let b = 0; b < nb; b++) {
+          const p = planes[b]!;
+          out[b]![i] = bw[0]! * p[bk[0]!]! + bw[1]! * p[bk[1]!]! + bw[2]! * p[bk[2]!]! + bw[3]! * p[bk[3]!]!;
+        }
+        ok[i] = 1;
+        continue;
+      }
+      for (let t = 0; t < 4; t++) {
+        wx[t] = cubicWeight(t - 1 - dx);
+        wy[t] = cubicWeight(t - 1 - dy);
+      }
+      for (let b = 0; b < nb; b++) {
+        const p = planes[b]!;
+        let sum = 0;
+        for (let t = 0; t < 4; t++) {
+          const row = (y0 - 1 + t) * W + x0 - 1;
+          sum += wy[t]! * (wx[0]! * p[row]! + wx[1]! * p[row + 1]! + wx[2]! * p[row + 2]! + wx[3]! * p[row + 3]!);
+        }
+        out[b]![i] = sum;
+      }
+      ok[i] = 1;
+      continue;
+    }
+    // Stretched kernel (downsampling): taps x0 + 1 − kx … x0 + kx, weights at (tap − u) / ratio.
+    const xa = Math.max(0, x0 + 1 - kx);
+    const xb = Math.min(W - 1, x0 + kx);
+    const ya = Math.max(0, y0 + 1 - ky);
+    const yb = Math.min(H - 1, y0 + ky);
+    for (let xx = xa; xx <= xb; xx++) wx[xx - xa] = cubicWeight((xx - x0 - dx) / rx);
+    for (let yy = ya; yy <= yb; yy++) wy[yy - ya] = cubicWeight((yy - y0 - dy) / ry);
+    acc.fill(0);
+    let wsum = 0;
+    for (let yy = ya; yy <= yb; yy++) {
+      const wyv = wy[yy - ya]!;
+      if (wyv === 0) continue;
+      for (let xx = xa; xx <= xb; xx++) {
+        const w = wyv * wx[xx - xa]!;
+        if (w === 0) continue;
+        const p = yy * W + xx;
+        if (valid[p] === 0) continue;
+        wsum += w;
+        for (let b = 0; b < nb; b++) acc[b] = acc[b]! + w * planes[b]![p]!;
+      }
+    }
+    if (wsum < 1e-6) continue;
+    for (let b = 0; b < nb; b++) out[b]![i] = acc[b]! / wsum;
+    ok[i] = 1;
+  }
+}
+
+/**
+ * GDAL's `mode`: the most frequent valid value among the source pixels under the target pixel's
+ * footprint (a box of scaleX × scaleY source pixels around the sample point; a pixel counts once
+ * if the box meets it, at least the one under the box when it is thinner than a pixel). Ties go
+ * to the value that reached the count first, row by row (ModeCounter). Bands are independent.
+ */
+const EDGE_EPS = 1e-6;
+
+function modeKernel(m: Mapping, win: PixelWindow, planes: readonly TypedArray[], valid: Uint8Array, out: Float32Array[], ok: Uint8Array, todo?: Uint8Array): void {
+  const W = win.width;
+  const H = win.height;
+  const nb = planes.length;
+  const { sx, sy } = m;
+  const hx = m.scaleX / 2;
+  const hy = m.scaleY / 2;
+  const counter = new ModeCounter();
+  for (let i = 0; i < sx.length; i++) {
+    if (todo !== undefined && todo[i] === 0) continue;
+    const x = sx[i]! - win.x;
+    const y = sy[i]! - win.y;
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    // gdalwarp: floor/ceil of the footprint edges with a small tolerance (GDAL's 1e-10 is below
+    // the rounding of a transform through projected metres), at least one pixel.
+    const xa = Math.max(0, Math.floor(x - hx + EDGE_EPS));
+    let xb = Math.min(W, Math.ceil(x + hx - EDGE_EPS));
+    const ya = Math.max(0, Math.floor(y - hy + EDGE_EPS));
+    let yb = Math.min(H, Math.ceil(y + hy - EDGE_EPS));
+    if (xa === xb && xb < W) xb++;
+    if (ya === yb && yb < H) yb++;
+    if (xa >= xb || ya >= yb) continue;
+    let any = false;
+    for (let b = 0; b < nb; b++) {
+      const p = planes[b]!;
+      counter.clear();
+      for (let yy = ya; yy < yb; yy++) {
+        for (let xx = xa; xx < xb; xx++) {
+          const q = yy * W + xx;
+          if (valid[q] === 0) continue;
+          counter.add(p[q]!);
+        }
+      }
+      if (counter.count === 0) break;
+      out[b]![i] = counter.value(0);
+      any = true;
+    }
+    if (any) ok[i] = 1;
   }
 }
 

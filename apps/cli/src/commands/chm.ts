@@ -6,14 +6,14 @@
  */
 import { basename, join, resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, geoDinoHome, homePaths, parseWith, z } from '@geo-dino/core';
-import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
+import { type ChmRunOptions, peakRssBytes, planRun, probeTilesPerSecond, requestHashOf, resolveModel, runChm, summarizePlan, DEFAULT_CHUNK_WIDTH, DEFAULT_SCENE_FEATHER_M, type ChmRunResult, type PlanSummary } from '@geo-dino/chm';
 import { openModelDir } from '@geo-dino/model';
 import { loadLandcoverHead } from '@geo-dino/landcover';
 import { checkRedis, distributeShards, parseQueueUrl } from '@geo-dino/monitor';
 import { parseDevice } from '@geo-dino/runtime';
-import { parseDatetimeRange } from '@geo-dino/stac';
-import { DEFAULT_SHARD_SIZE } from '@geo-dino/tiling';
-import { isS3Url } from '@geo-dino/storage';
+import { parseBaseUrl, parseDatetimeRange } from '@geo-dino/stac';
+import { DEFAULT_SHARD_SIZE, RESAMPLING_NAMES, parseResampling } from '@geo-dino/tiling';
+import { isS3Url, resolveS3Settings } from '@geo-dino/storage';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, parseHeaders, recordedCommand, table, tileServiceParams } from '../context.js';
 import { isTileServiceHref } from '@geo-dino/tiling';
@@ -42,6 +42,8 @@ const optionsSchema = z.object({
   sign: z.enum(['auto', 'none', 'planetary-computer'], { error: 'must be auto, none or planetary-computer' }).default('auto'),
   header: z.array(z.string()).default([]),
   blend: z.enum(['raised-cosine', 'uniform'], { error: 'must be raised-cosine or uniform' }).default('raised-cosine'),
+  harmonise: z.boolean().default(false),
+  sceneFeather: z.coerce.number({ error: 'must be a width in metres' }).refine((v) => Number.isFinite(v), 'must be a width in metres').refine((v) => v >= 0, 'must be ≥ 0 (0 turns feathering off)').optional(),
   chunkWidth: cliValues.positiveInt.refine((v) => v % 512 === 0, 'must be a multiple of 512').optional(),
   webTiles: z.boolean().default(true),
   keepState: z.boolean().default(false),
@@ -52,6 +54,8 @@ const optionsSchema = z.object({
   queue: z.string().min(1).optional(),
   queueName: z.string().min(1).optional(),
   rate: cliValues.positiveNumber.optional(),
+  resampling: z.string().min(1).optional(),
+  stacBaseUrl: z.string().min(1).optional(),
 });
 
 type Options = z.output<typeof optionsSchema>;
@@ -111,6 +115,7 @@ export interface ChmReport {
   timings: unknown;
   configHash: unknown;
   landcover: unknown;
+  sceneFeather: unknown;
 }
 
 function report(r: ChmRunResult): ChmReport {
@@ -127,6 +132,7 @@ function report(r: ChmRunResult): ChmReport {
     timings: r.run['timings'] ?? null,
     configHash: r.run['configHash'] ?? null,
     landcover: r.run['landcover'] ?? null,
+    sceneFeather: r.run['sceneFeather'] ?? null,
   };
 }
 
@@ -143,6 +149,8 @@ function human(r: ChmReport): string {
   lines.push(
     `tiles      ${r.tiles.total} (${r.tiles.predicted} predicted, ${r.tiles.resumed} from an earlier attempt, ${r.tiles.empty} without imagery)${r.provider ? ` on ${r.provider}` : ''}${t?.tiles_per_s ? `, ${t.tiles_per_s.toFixed(2)} tiles/s` : ''}${t?.total_s !== undefined ? `, ${t.total_s.toFixed(1)} s in all` : ''}`,
   );
+  const sf = r.sceneFeather as { metres?: number; seams?: number; featheredTiles?: number; extraTileInferences?: number } | null;
+  if (sf?.seams) lines.push(`seamlines  ${sf.seams} between scenes, ${sf.metres} m transition zones: ${sf.featheredTiles} tiles feathered, ${sf.extraTileInferences} extra tiles inferred`);
   const lc = r.landcover as { classes?: { name: string; percentage: number }[] } | null;
   if (lc?.classes) lines.push(`land cover ${lc.classes.map((c) => `${c.name} ${c.percentage.toFixed(1)}%`).join(', ')}`);
   lines.push('');
@@ -197,13 +205,17 @@ export const chmCommand: CommandModule = {
       .option('--prefer-https', "read a STAC asset's https alternate (alternate-assets extension) instead of its s3:// href")
       .option('--sign <mode>', 'sign asset URLs: auto (Planetary Computer), none, planetary-computer', 'auto')
       .option('--header <name:value>', 'HTTP header for STAC and imagery requests (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+      .option('--resampling <method>', `imagery onto the output grid, GDAL's names: ${RESAMPLING_NAMES} (default bilinear; palette imagery always nearest)`)
+      .option('--stac-base-url <url>', "where the run directory will be published (https://… or s3://…): STAC Items and the Collection get absolute self links (default: the --out URL for s3://, else none: every href relative)")
       .option('--blend <window>', 'tile blending: raised-cosine (default), uniform (plain averaging, for comparison)', 'raised-cosine')
+      .option('--scene-feather <metres>', `width of the transition zone across seamlines between overlapping scenes, where tiles are predicted once per scene and blended (default ${DEFAULT_SCENE_FEATHER_M} m, at most the tile stride; 0: off, the plain priority mosaic)`)
+      .option('--harmonise', "match each lower-priority scene's colours to its seamline neighbour (per-band moment matching fitted on their overlap; recorded in provenance.geojson); off by default")
       .option('--chunk-width <px>', `widest blending window (multiple of 512, default ${DEFAULT_CHUNK_WIDTH}); bounds memory, never changes the output`)
       .option('--no-web-tiles', 'skip the PMTiles web layers')
       .option('--keep-state', 'keep the tile store after success')
       .option('--shard-size <px>', `output shard edge in pixels, a multiple of 512 (default ${DEFAULT_SHARD_SIZE}: 4915.2 m at 0.6 m); shards are fixed cells of a global grid per UTM zone`)
       .option('--band-width <shards>', 'processing band width in shards (default 16): the state holds about one row of a band\'s tiles; tiles on band borders are predicted once per band; never changes the output')
-      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes that see --out\'s parent at the same path; this process writes the index files, web layers and run.json')
+      .option('--queue <redis-url>', 'distribute the shards of a sharded run to `geo-dino worker --queue <redis-url>` processes; with a local --out they must see its parent at the same path, with --out s3://… they share only the bucket (run state beside the run); this process writes the index files, web layers and run.json')
       .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--dry-run', 'print the plan (zones, shards, tiles, output size, time estimate) and stop; predicts nothing')
       .option('--rate <tiles/s>', 'with --dry-run: tiles per second for the time estimate (default: measured in a short probe of the model)')
@@ -212,6 +224,8 @@ export const chmCommand: CommandModule = {
         const ctx = app.context();
         const o: Options = parseWith(optionsSchema, raw, { fieldName: flagName });
         const dev = parseDevice(o.device);
+        const resampling = o.resampling ? parseResampling(o.resampling) : undefined;
+        const stacBaseUrl = o.stacBaseUrl ? parseBaseUrl(o.stacBaseUrl, '--stac-base-url') : undefined;
         const tileService = tileServiceParams(raw);
         if (o.datetime) parseDatetimeRange(o.datetime, '--datetime');
         if (o.overlap !== undefined && o.tileSize !== undefined && o.overlap >= o.tileSize / 2) {
@@ -236,6 +250,9 @@ export const chmCommand: CommandModule = {
           sign: o.sign,
           ...(o.preferHttps ? { preferHttps: true } : {}),
           blend: o.blend,
+          ...(resampling ? { resampling } : {}),
+          ...(o.sceneFeather !== undefined ? { sceneFeather: o.sceneFeather } : {}),
+          ...(o.harmonise ? { harmonise: true } : {}),
           ...(o.header.length ? { headers: parseHeaders(o.header) } : {}),
           ...(tileService ? { tileService } : {}),
           ...(o.landcover ? { extraHeads: [(await loadLandcoverHead(resolve(cwd, o.landcover))).spec] } : {}),
@@ -268,7 +285,7 @@ export const chmCommand: CommandModule = {
           ...(queue
             ? {
                 distribute: (j: Parameters<NonNullable<ChmRunOptions['distribute']>>[0]) =>
-                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
+                  distributeShards(queue, { run: j.plan.requestHash.slice(0, 16), planPath: j.planPath, stateDir: j.stateDir, model: model === 'demo' ? 'demo' : resolve(cwd, model), shards: j.shards, webTiles: o.webTiles, ...(isS3Url(out) ? { s3Endpoint: resolveS3Settings({}, env).endpoint } : {}), log: j.log, progress: j.progress, ...(j.signal ? { signal: j.signal } : {}) }),
               }
             : {}),
           resume: o.resume,
@@ -280,6 +297,7 @@ export const chmCommand: CommandModule = {
           ...(o.chunkWidth !== undefined ? { chunkWidth: o.chunkWidth } : {}),
           webTiles: o.webTiles,
           keepState: o.keepState,
+          ...(stacBaseUrl ? { stacBaseUrl } : {}),
           command: recordedCommand(process.argv.slice(2)),
           log: ctx.log,
           progress: ctx.progress,

@@ -8,10 +8,11 @@ import { stacCommand } from './stac.js';
 import { modelCommand } from './model.js';
 import { tilesCommand } from './tiles.js';
 import { serveCommand } from './serve.js';
+import { publishCommand } from './publish.js';
 import { rasterCommand } from './raster.js';
 import { chmCommand } from './chm.js';
 import { landcoverCommand } from './landcover.js';
 import { monitorCommand } from './monitor.js';
 import { workerCommand } from './worker.js';
 
-export const COMMANDS: readonly CommandModule[] = [doctorCommand, chmCommand, landcoverCommand, modelCommand, stacCommand, tilesCommand, rasterCommand, serveCommand, monitorCommand, workerCommand];
+export const COMMANDS: readonly CommandModule[] = [doctorCommand, chmCommand, landcoverCommand, modelCommand, stacCommand, tilesCommand, rasterCommand, serveCommand, publishCommand, monitorCommand, workerCommand];

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { GeoDinoError, cliValues, flagName, isRemoteUrl, parseWith, z } from '@geo-dino/core';
-import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, parseResampling, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
+import { crsLabel, footprintFromBounds, isTileServiceHref, openRaster, parseCrs, parseResampling, RESAMPLING_NAMES, warpToCog, type RasterInfo, type Stretch, type WarpToCogResult } from '@geo-dino/tiling';
 import type { CommandModule } from '../app.js';
 import { addTileServiceOptions, tileServiceParams } from '../context.js';
 import { BBOX_HELP, aoiFromOptions, bboxField } from '../aoi-option.js';
@@ -136,7 +136,7 @@ export const rasterCommand: CommandModule = {
       .option('--bbox <minlon,minlat,maxlon,maxlat>', `limit to this box: ${BBOX_HELP}`)
       .option('--crs <crs>', 'target CRS: EPSG:n, a PROJ string or WKT (default: UTM zone of the area centroid)')
       .option('--gsd <m>', 'target pixel size in CRS units (default 0.6 m, the model’s GSD)')
-      .option('--resampling <method>', "GDAL's names: near, bilinear or average (default bilinear); others GDAL has (cubic, mode, ...) are refused with a hint")
+      .option('--resampling <method>', `GDAL's names: ${RESAMPLING_NAMES} (default bilinear); others GDAL has (lanczos, cubicspline, ...) are refused`)
       .option('--block-size <px>', 'output tile size (default 512)')
       .option('--stretch <spec>', '16-bit → 8-bit: percentile[:low,high] (default 2,98), linear:min,max or bits:n')
       .action(async (srcs: string[], raw: Record<string, unknown>) => {

@@ -1,5 +1,6 @@
 /**
- * `geo-dino worker --queue redis://…`: process the tile batches monitoring runs put on BullMQ, on
+ * `geo-dino worker --queue redis://…`: process the tile batches monitoring runs put on BullMQ and
+ * the shards of `geo-dino chm --queue` runs (state in a shared directory or in object storage), on
  * this machine, until Ctrl-C / SIGTERM (then the current batch is finished first). A thin layer
  * over @geo-dino/monitor's `runTileWorker`.
  */
@@ -24,7 +25,7 @@ export const workerCommand: CommandModule = {
   register(program, app) {
     program
       .command('worker')
-      .description('process tile batches of distributed monitoring runs (BullMQ on Redis) until stopped')
+      .description('process tile batches of distributed monitoring runs and shards of `chm --queue` runs (BullMQ on Redis) until stopped; with `chm --out s3://…` the run state is in the bucket')
       .option('--queue <redis-url>', 'the Redis the coordinator uses, e.g. redis://10.0.0.5:6379 (needs maxmemory-policy noeviction; AOF recommended)')
       .option('--queue-name <name>', 'BullMQ queue name (default geo-dino-tiles)')
       .option('--concurrency <n>', 'batches processed at once (default 1)')

@@ -1,0 +1,413 @@
+/**
+ * Seams between source scenes (issue 20): two scenes cut by GDAL from the same real imagery
+ * (../shared/data/rasterio/cogeo.tif warped to a 0.6 m UTM grid), the second as a different
+ * acquisition would be — gamma 0.6, a warmer colour balance, shifted 1.2 m east and 0.6 m south —
+ * overlapping over ~126 columns. `geo-dino chm` runs on both (the first has priority) with the
+ * default scene feathering and with `--scene-feather 0`, and on each scene alone (padded with
+ * nodata to the same grid, so its tiles are exactly that scene's pixels alone).
+ *
+ * 1. Oracle: inside the transition zone chm.tif must equal w·(scene A alone) + (1 − w)·(scene B
+ *    alone), w the raised-cosine weight written here from its formula at the seamline run.json
+ *    reports (every tile there is predicted once per scene; the tile windows cancel). Without
+ *    feathering this fails: the zone holds the mosaic's prediction instead.
+ * 2. The step statistic (heights read by GDAL): per 32-row segment, |mean(3 columns right of the
+ *    line) − mean(3 columns left)|, averaged; the background is the same statistic on every column
+ *    inside one scene only. A hard switch between the two scenes' own predictions at the seamline
+ *    steps clearly above the background; the feathered map stays within it. The plain mosaic's
+ *    step at scene A's edge is printed too: the demo model's random heights depend on the whole
+ *    tile's content more than on local radiometry, so with it the mosaic shows little step there
+ *    (a trained model reads local radiometry; the hard switch is that case).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { rectangleAoi } from '@geo-dino/chm';
+import { blendAt } from '@geo-dino/server';
+import { sharedData } from '../support/shared-data.js';
+import { gdalJson } from '../support/fixture-run.js';
+import { requireGdal } from '../support/tools.js';
+import { chm, gdalBand, readJson, tempDir, writeJson } from './helpers.js';
+
+const N = 512;
+const T = 256;
+const OVERLAP = 64;
+/** Scene A: columns [0, A_END) of the region; scene B: [B_START, N), shifted by SHIFT_X px east. */
+const A_END = 320;
+const B_START = 192;
+const SHIFT_X = 2;
+const SHIFT_Y = 1;
+
+const MAKE_SCENES = String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+src, tmp, out = sys.argv[1:4]
+a_end, b_start, sx, sy = (int(v) for v in sys.argv[4:8])
+gdal.Warp(tmp, src, dstSRS='EPSG:32652', xRes=0.6, yRes=0.6, targetAlignedPixels=True, resampleAlg='bilinear')
+full = gdal.Translate('/vsimem/full.tif', tmp, srcWin=[100, 100, 512, 512], bandList=[1, 2, 3], maskBand=None)
+gt = full.GetGeoTransform()
+# 0 is the padded scenes' nodata: real pixels are 1-255 in every scene.
+rgb = np.clip(full.ReadAsArray().astype('float64'), 1, 255)
+drv = gdal.GetDriverByName('GTiff')
+def write(path, data, x0, y0, nodata=None):
+    ds = drv.Create(path, data.shape[2], data.shape[1], 3, gdal.GDT_Byte, ['TILED=YES', 'COMPRESS=DEFLATE'])
+    ds.SetProjection(full.GetProjection())
+    ds.SetGeoTransform((gt[0] + x0 * gt[1], gt[1], 0, gt[3] + y0 * gt[5], 0, gt[5]))
+    for b in range(3):
+        if nodata is not None: ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
+    ds.WriteRaster(0, 0, data.shape[2], data.shape[1], data.astype('uint8').tobytes())
+    ds = None
+# Scene A: the imagery as it is, columns [0, a_end).
+a = rgb[:, :, :a_end]
+write(out + '/scene-a.tif', a, 0, 0)
+# Scene B: another acquisition: gamma 0.6, a warmer colour balance, shifted (sx, sy) pixels east/south.
+x = (rgb[:, :, b_start:] / 255.0) ** 0.6 * np.array([1.15, 1.0, 0.8])[:, None, None]
+b = np.clip(np.round(x * 255.0), 1, 255)
+write(out + '/scene-b.tif', b, b_start + sx, sy)
+# The same scenes padded with nodata to the whole region (on their own lattices), for the
+# single-scene runs: their tiles are exactly the scenes' pixels alone on the two-scene run's grid.
+pa = np.zeros((3, 512, 512)); pa[:, :, :a_end] = a
+write(out + '/alone-a.tif', pa, 0, 0, 0)
+pb = np.zeros((3, 512, 512)); pb[:, :, b_start:] = b
+write(out + '/alone-b.tif', pb, sx, sy, 0)
+print(json.dumps({'transform': gt}))
+`;
+
+interface SceneFeatherInfo {
+  metres: number;
+  px: number;
+  seams: number;
+  featheredTiles: number;
+  extraTileInferences: number;
+  lines: { scenes: string[]; featherPx: number; points: [number, number][] }[];
+}
+
+interface Run {
+  h: Float64Array;
+  width: number;
+  height: number;
+  transform: number[];
+  info: SceneFeatherInfo;
+}
+
+const NODATA = -9999;
+
+/** GDAL: largest |Δ| between two rasters' band 1 where both are valid (aligned by their geotransforms), and how many pixels. */
+const COMPARE = String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2])
+ga = a.GetGeoTransform(); gb = b.GetGeoTransform()
+dx = int(round((ga[0] - gb[0]) / ga[1])); dy = int(round((ga[3] - gb[3]) / ga[5]))
+A = a.GetRasterBand(1).ReadAsArray().astype('f8')
+B = b.GetRasterBand(1).ReadAsArray(dx, dy, a.RasterXSize, a.RasterYSize).astype('f8')
+m = (A != -9999) & (B != -9999)
+print(json.dumps({'max': float(np.abs(A[m] - B[m]).max()), 'n': int(m.sum()), 'onlyOne': int(((A != -9999) ^ (B != -9999)).sum())}))
+`;
+
+/** GDAL/OSR: grid pixel positions → lon/lat (EPSG:32652 → EPSG:4326). */
+const TO_LONLAT = String.raw`
+import sys, json
+from osgeo import osr
+t = json.loads(sys.argv[1]); pts = json.loads(sys.argv[2])
+a = osr.SpatialReference(); a.ImportFromEPSG(32652)
+b = osr.SpatialReference(); b.ImportFromEPSG(4326); b.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+ct = osr.CoordinateTransformation(a, b)
+print(json.dumps([list(ct.TransformPoint(t[0] + x * t[1], t[3] + y * t[5])[:2]) for x, y in pts]))
+`;
+/** Thin bands: 3 columns either side; rows averaged in segments of 32 (the scenes' offset is systematic, the model's texture is not). */
+const BAND = 3;
+const SEGMENT = 32;
+
+/**
+ * The step statistic: per segment of 32 rows, |mean over its rows of (mean of the BAND columns
+ * right of the line − mean of the BAND columns left of it)|, averaged over segments.
+ */
+function stepAt(h: Float64Array, width: number, height: number, lineCol: (row: number) => number | null): number {
+  let s = 0;
+  let n = 0;
+  for (let y0 = 0; y0 + SEGMENT <= height; y0 += SEGMENT) {
+    let d = 0;
+    let m = 0;
+    for (let y = y0; y < y0 + SEGMENT; y++) {
+      const c = lineCol(y);
+      if (c === null || c - BAND < 0 || c + BAND > width) continue;
+      let l = 0;
+      let r = 0;
+      let ok = true;
+      for (let k = 0; k < BAND; k++) {
+        const vl = h[y * width + c - 1 - k]!;
+        const vr = h[y * width + c + k]!;
+        if (vl === NODATA || vr === NODATA) ok = false;
+        l += vl;
+        r += vr;
+      }
+      if (!ok) continue;
+      d += (r - l) / BAND;
+      m++;
+    }
+    if (m < SEGMENT / 2) continue;
+    s += Math.abs(d / m);
+    n++;
+  }
+  return n ? s / n : NaN;
+}
+
+/** The same statistic on every column of the given ranges (no seam there), averaged. */
+function background(h: Float64Array, width: number, height: number, ranges: [number, number][]): number {
+  let s = 0;
+  let n = 0;
+  for (const [c0, c1] of ranges) {
+    for (let c = c0; c < c1; c++) {
+      const v = stepAt(h, width, height, () => c);
+      if (Number.isFinite(v)) {
+        s += v;
+        n++;
+      }
+    }
+  }
+  return s / n;
+}
+
+/** Weight of scene A at signed distance d (px, positive on A's side) across a zone of F px: raised cosine, from its formula. */
+function weightA(d: number, F: number): number {
+  if (d >= F / 2) return 1;
+  if (d <= -F / 2) return 0;
+  return Math.sin((Math.PI / 2) * ((d + F / 2) / F)) ** 2;
+}
+
+let dir: string;
+let home: string;
+let fx: { transform: number[] };
+let aoiPath: string;
+beforeAll(() => {
+  requireGdal();
+  dir = tempDir('scene-seams');
+  home = join(dir, 'home');
+  fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), dir, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
+  const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
+  aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('seams between source scenes', () => {
+  it('blends the two scenes’ own predictions across the seamline with raised-cosine weights, and the step falls to the background', async () => {
+    const runs: Record<string, Run> = {};
+    for (const [name, imagery, extra] of [
+      ['feathered', ['scene-a.tif', 'scene-b.tif'], []],
+      ['off', ['scene-a.tif', 'scene-b.tif'], ['--scene-feather', '0']],
+      ['alone-a', ['alone-a.tif'], []],
+      ['alone-b', ['alone-b.tif'], []],
+    ] as const) {
+      const out = join(dir, `run-${name}`);
+      const r = await chm(['--model', 'demo', '--aoi', aoiPath, ...imagery.flatMap((i) => ['--imagery', join(dir, i)]), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
+      expect(r.code, r.stderr).toBe(0);
+      const run = readJson<{ grid: { transform: number[] }; sceneFeather: SceneFeatherInfo }>(join(out, 'run.json'));
+      const band = gdalBand(join(out, 'chm.tif'), 1);
+      runs[name] = { h: band.values, width: band.width, height: band.height, transform: run.grid.transform, info: run.sceneFeather };
+      // The progress events count the extra tiles of feathering (and only when there are any).
+      const feathering = r.events.filter((e) => e['type'] === 'progress' && e['task'] === 'scene feathering');
+      if (name === 'feathered') expect(feathering.at(-1)?.['done'], r.stderr).toBe(run.sceneFeather.extraTileInferences);
+      else expect(feathering).toEqual([]);
+    }
+    const f = runs['feathered']!;
+    const o = runs['off']!;
+    const ra = runs['alone-a']!;
+    const rb = runs['alone-b']!;
+    // One grid for all four runs.
+    for (const r of [o, ra, rb]) {
+      expect(r.transform).toEqual(f.transform);
+      expect([r.width, r.height]).toEqual([f.width, f.height]);
+    }
+    const { width: W, height: H } = f;
+    expect(f.info.seams).toBe(1);
+    expect(f.info.lines[0]!.scenes).toEqual(['scene-a', 'scene-b']);
+    expect(f.info.px).toBe(40); // the default 24 m at 0.6 m
+    expect(f.info.featheredTiles).toBeGreaterThan(0);
+    // Two scenes: one extra model input per feathered tile.
+    expect(f.info.extraTileInferences).toBe(f.info.featheredTiles);
+    expect(o.info.seams).toBe(0);
+    expect(o.info.extraTileInferences).toBe(0);
+
+    // The seamline (run.json, grid px) per row, and the fixture's columns in the grid.
+    const line = f.info.lines[0]!;
+    const F = line.featherPx;
+    const pts = line.points;
+    const seamX = (y: number): number => {
+      const yc = y + 0.5;
+      if (yc <= pts[0]![1]) return pts[0]![0];
+      for (let k = 1; k < pts.length; k++) {
+        if (yc <= pts[k]![1]) {
+          const t = (yc - pts[k - 1]![1]) / (pts[k]![1] - pts[k - 1]![1]);
+          return pts[k - 1]![0] * (1 - t) + pts[k]![0] * t;
+        }
+      }
+      return pts[pts.length - 1]![0];
+    };
+    const x0 = Math.round((fx.transform[0]! - f.transform[0]!) / 0.6);
+    // The seamline runs inside the overlap, half a zone away from its sides.
+    const overlapLo = x0 + B_START + SHIFT_X;
+    const overlapHi = x0 + A_END;
+    for (const [x] of pts) {
+      expect(x).toBeGreaterThanOrEqual(overlapLo + F / 2 - 1);
+      expect(x).toBeLessThanOrEqual(overlapHi - F / 2 + 1);
+    }
+
+    // Oracle: inside the zone every tile is predicted from each scene alone, exactly as the
+    // single-scene runs predict it, so chm.tif = w·(scene A's run) + (1 − w)·(scene B's run).
+    let zone = 0;
+    let worst = 0;
+    let outside = 0;
+    for (let y = 0; y < H; y++) {
+      const sx = seamX(y);
+      for (let x = 0; x < W; x++) {
+        const i = y * W + x;
+        const a = ra.h[i]!;
+        const b = rb.h[i]!;
+        if (a === NODATA || b === NODATA || f.h[i] === NODATA) continue;
+        const d = sx - (x + 0.5); // scene A keeps the west side
+        const w = weightA(d, F);
+        if (w <= 1e-6 || w >= 1 - 1e-6) {
+          if (Math.abs(d) > F / 2 + 2) outside++;
+          continue;
+        }
+        zone++;
+        worst = Math.max(worst, Math.abs(f.h[i]! - (w * a + (1 - w) * b)));
+      }
+    }
+    expect(zone).toBeGreaterThan(0.8 * F * H);
+    expect(worst).toBeLessThan(0.01);
+    expect(outside).toBeGreaterThan(0);
+
+    // The step statistic: the feathered map across its seamline, and — for contrast — a hard
+    // switch at the same line between the two scenes' own predictions, and the plain mosaic at
+    // scene A's footprint edge; the background on columns inside one scene only.
+    const hard = new Float64Array(W * H);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) hard[y * W + x] = x + 0.5 < seamX(y) ? ra.h[y * W + x]! : rb.h[y * W + x]!;
+    const seamCol = (y: number): number => Math.round(seamX(y));
+    const away: [number, number][] = [
+      [x0 + 24, overlapLo - 24],
+      [overlapHi + 24, x0 + N - 24],
+    ];
+    const report = {
+      feathered: { step: stepAt(f.h, W, H, seamCol), background: background(f.h, W, H, away) },
+      hardSwitch: { step: stepAt(hard, W, H, seamCol), background: background(hard, W, H, away) },
+      plainMosaic: { step: stepAt(o.h, W, H, () => overlapHi), background: background(o.h, W, H, away) },
+      featheredTiles: f.info.featheredTiles,
+      extraTileInferences: f.info.extraTileInferences,
+      zonePixels: zone,
+      worstOracleError: worst,
+    };
+    console.log(JSON.stringify(report));
+
+    // Provenance: the transition zone (both scenes, the weights' extent), and the point lookup
+    // the viewer's popup uses ("blend of scenes A and B") inside it and not outside.
+    const prov = readJson<{ transition_zones?: { properties: { scene_ids: string[]; width_m: number; pixels: number } }[] }>(join(dir, 'run-feathered', 'provenance.geojson'));
+    expect(prov.transition_zones?.length).toBe(1);
+    const tz = prov.transition_zones![0]!.properties;
+    expect(tz.scene_ids).toEqual(['scene-a', 'scene-b']);
+    expect(tz.width_m).toBeCloseTo(24, 6);
+    expect(Math.abs(tz.pixels - zone) / zone).toBeLessThan(0.02);
+    const yMid = H / 2;
+    const [inZone, inA, inB] = gdalJson(TO_LONLAT, [JSON.stringify(f.transform), JSON.stringify([[seamX(yMid), yMid + 0.5], [x0 + 60, yMid], [x0 + N - 60, yMid]])]) as [number, number][];
+    const provPath = join(dir, 'run-feathered', 'provenance.geojson');
+    expect(await blendAt(provPath, inZone![0], inZone![1])).toEqual({ scene_ids: ['scene-a', 'scene-b'], width_m: 24 });
+    expect(await blendAt(provPath, inA![0], inA![1])).toBeNull();
+    expect(await blendAt(provPath, inB![0], inB![1])).toBeNull();
+    expect(readJson<{ transition_zones?: unknown }>(join(dir, 'run-off', 'provenance.geojson')).transition_zones).toBeUndefined();
+
+    // A sharded run (512-px shards) gives the same map, and its provenance the same zone.
+    const sharded = join(dir, 'run-sharded');
+    const rs = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(readJson<{ layout: string }>(join(sharded, 'run.json')).layout).toBe('sharded');
+    const vrt = readdirSync(sharded).find((n) => /^chm-.*\.vrt$/.test(n))!;
+    const cmp = gdalJson(COMPARE, [join(dir, 'run-feathered', 'chm.tif'), join(sharded, vrt)]) as { max: number; n: number; onlyOne: number };
+    expect(cmp.n).toBe(W * H - f.h.filter((v) => v === NODATA).length);
+    expect(cmp.onlyOne).toBe(0);
+    expect(cmp.max).toBeLessThan(1e-4);
+    const sp = readJson<{ transition_zones?: { properties: { scene_ids: string[] } }[] }>(join(sharded, 'provenance.geojson'));
+    expect(sp.transition_zones?.length).toBeGreaterThan(0);
+    for (const z of sp.transition_zones!) expect(z.properties.scene_ids).toEqual(['scene-a', 'scene-b']);
+    // Switching hard between the scenes' predictions steps clearly above the background (the
+    // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
+    expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
+    expect(report.feathered.step).toBeLessThan(report.feathered.background);
+  });
+
+  it('--harmonise matches scene B to scene A by per-band moments fitted on their overlap, recorded in provenance', async () => {
+    const out = join(dir, 'run-harmonised');
+    const r = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--harmonise'], home);
+    expect(r.code, r.stderr).toBe(0);
+    // Oracle: numpy's moments of the two scenes on their overlap, at full resolution (GDAL reads).
+    const oracle = gdalJson(
+      String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+a = gdal.Open(sys.argv[1]); b = gdal.Open(sys.argv[2])
+ga = a.GetGeoTransform(); gb = b.GetGeoTransform()
+dx = int(round((gb[0] - ga[0]) / ga[1])); dy = int(round((gb[3] - ga[3]) / ga[5]))
+w = a.RasterXSize - dx; h = a.RasterYSize - dy
+A = a.ReadAsArray(dx, dy, w, h).astype('f8'); B = b.ReadAsArray(0, 0, w, h).astype('f8')
+gain = [float(A[c].std() / B[c].std()) for c in range(3)]
+print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].mean()) for c in range(3)]}))
+`,
+      [join(dir, 'scene-a.tif'), join(dir, 'scene-b.tif')],
+    ) as { gain: number[]; offset: number[] };
+    const prov = readJson<{ features: { properties: { scene_id: string; radiometry?: { to: string; gain: number[]; offset: number[] } } }[] }>(join(out, 'provenance.geojson'));
+    const a = prov.features.find((f) => f.properties.scene_id === 'scene-a')!;
+    const b = prov.features.find((f) => f.properties.scene_id === 'scene-b')!;
+    expect(a.properties.radiometry).toBeUndefined();
+    expect(b.properties.radiometry?.to).toBe('scene-a');
+    for (let c = 0; c < 3; c++) {
+      expect(Math.abs(b.properties.radiometry!.gain[c]! / oracle.gain[c]! - 1)).toBeLessThan(0.02);
+      expect(Math.abs(b.properties.radiometry!.offset[c]! - oracle.offset[c]!)).toBeLessThan(3);
+    }
+    const run = readJson<{ sceneFeather: { harmonised?: { scene: string; to: string }[] } }>(join(out, 'run.json'));
+    expect(run.sceneFeather.harmonised?.map((h) => [h.scene, h.to])).toEqual([['scene-b', 'scene-a']]);
+    // Applied to scene B's pixels only: west of the overlap (scene A alone) the heights are those
+    // of the run without --harmonise; east of it (scene B alone) they change.
+    const h = gdalBand(join(out, 'chm.tif'), 1);
+    const plain = gdalBand(join(dir, 'run-feathered', 'chm.tif'), 1);
+    const gridX0 = readJson<{ grid: { transform: number[] } }>(join(out, 'run.json')).grid.transform[0]!;
+    const x0 = Math.round((fx.transform[0]! - gridX0) / 0.6);
+    let west = 0;
+    let east = 0;
+    let ne = 0;
+    for (let y = 0; y < h.height; y++) {
+      for (let x = x0 + 8; x < x0 + 150; x++) west = Math.max(west, Math.abs(h.values[y * h.width + x]! - plain.values[y * h.width + x]!));
+      for (let x = x0 + A_END + 40; x < x0 + N - 8; x++) {
+        east += Math.abs(h.values[y * h.width + x]! - plain.values[y * h.width + x]!);
+        ne++;
+      }
+    }
+    expect(west).toBeLessThan(1e-6);
+    expect(east / ne).toBeGreaterThan(0.1);
+    console.log(JSON.stringify({ harmonise: { fitted: b.properties.radiometry, oracle, meanAbsChangeEast: east / ne } }));
+  });
+
+  it('refuses a negative --scene-feather or one wider than the tile stride: one line, exit 2', async () => {
+    const aoiPath = writeJson(join(dir, 'aoi-bad.geojson'), { type: 'Polygon', coordinates: [[[128.6562, 37.6672], [128.66, 37.667], [128.6602, 37.6695], [128.6562, 37.6672]]] });
+    const cogeo = sharedData('rasterio', 'cogeo.tif');
+    for (const [value, pattern] of [
+      ['-5', /--scene-feather: must be ≥ 0/],
+      // Tile 256 − overlap 64 = 192 px = 115.2 m at 0.6 m.
+      ['200', /--scene-feather: 200 m is wider than the tile stride allows .*115\.2/],
+    ] as const) {
+      const out = join(dir, `bad-${value}`);
+      const r = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', cogeo, '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), `--scene-feather=${value}`], home);
+      expect(r.code, r.stderr).toBe(2);
+      const errors = r.events.filter((e) => e['type'] === 'error' && e['code'] === 'E_ARGUMENT');
+      expect(errors.length, r.stderr).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr.trim().split('\n').filter((l) => l.includes('--scene-feather')).length).toBe(1);
+      // Nothing written: no run directory, no state beside it.
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(join(dir, `.bad-${value}.geo-dino-state`))).toBe(false);
+    }
+  });
+});
