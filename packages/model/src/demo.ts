@@ -10,7 +10,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, geoDinoHome, homePaths, silentLogger, temporaryPathFor, type Logger, type Progress } from '@geo-dino/core';
-import { writeRandomCheckpoint } from './random.js';
+import { writeRandomCheckpoint, type RandomCheckpointOptions } from './random.js';
 import { replaceDirectory } from './fsutil.js';
 import { chmv2Config, dinov3VitConfig } from './arch.js';
 import { buildModel } from './build.js';
@@ -33,6 +33,12 @@ export interface DemoOptions {
   progress?: Progress;
   /** Replace an existing directory. */
   force?: boolean;
+  /**
+   * A test fixture, not the demo: attention switched off (see {@link RandomCheckpointOptions.local})
+   * so each patch's heights depend only on its own pixels, like a trained model's response to local
+   * radiometry. Named `geo-dino-demo-local-seed<seed>`; `ensureDemoModel` never makes it.
+   */
+  local?: boolean;
 }
 
 /**
@@ -48,12 +54,12 @@ export async function createDemoModel(outDir: string, options: DemoOptions = {})
   await ensureDir(root);
   try {
     const hf = join(root, 'source');
-    await writeRandomCheckpoint(hf, DEMO_CONFIG, { seed });
+    await writeRandomCheckpoint(hf, DEMO_CONFIG, { seed, local: options.local === true });
     const built = join(root, 'model');
     await buildModel({
       from: hf,
       out: built,
-      name: `geo-dino-demo-seed${seed}`,
+      name: `geo-dino-demo-${options.local ? 'local-' : ''}seed${seed}`,
       demo: true,
       sourceInfo: { kind: 'demo', seed },
       ...(options.log ? { log: options.log } : {}),
