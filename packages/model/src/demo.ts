@@ -34,9 +34,10 @@ export interface DemoOptions {
   /** Replace an existing directory. */
   force?: boolean;
   /**
-   * A test fixture, not the demo: attention switched off (see {@link RandomCheckpointOptions.local})
-   * so each patch's heights depend only on its own pixels, like a trained model's response to local
-   * radiometry. Named `geo-dino-demo-local-seed<seed>`; `ensureDemoModel` never makes it.
+   * A test fixture, not the demo (see {@link RandomCheckpointOptions.local}): attention off, a patch
+   * embedding that also reads the patch's mean red − blue, a head of short reach, so the heights
+   * respond to local radiometry as a trained model's do. Named `geo-dino-demo-local-seed<seed>`;
+   * `ensureDemoModel` never makes it nor takes it for the demo.
    */
   local?: boolean;
 }
@@ -73,6 +74,11 @@ export async function createDemoModel(outDir: string, options: DemoOptions = {})
   return openModelDir(out);
 }
 
+/** The demo of this seed made by this geo-dino version (not the `local` fixture). */
+function isDemo(md: ModelDir, seed: number): boolean {
+  return md.meta.demo === true && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY && md.meta.name === `geo-dino-demo-seed${seed}`;
+}
+
 /** Where `openModel('demo')` keeps the demo model. */
 export function defaultDemoDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(homePaths(geoDinoHome(env)).models, 'demo');
@@ -88,7 +94,7 @@ export async function ensureDemoModel(options: { dir?: string; seed?: number; lo
   const log = options.log ?? silentLogger();
   try {
     const md = await openModelDir(dir);
-    if (md.meta.demo && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY) return dir;
+    if (isDemo(md, seed)) return dir;
     if (!md.meta.demo) throw new GeoDinoError('E_ARGUMENT', `${dir} holds a model that is not the demo model; refusing to replace it`);
     log.info({ dir }, 'rebuilding the demo model');
   } catch (err) {
@@ -101,7 +107,7 @@ export async function ensureDemoModel(options: { dir?: string; seed?: number; lo
     // Another process may have created it meanwhile.
     try {
       const md = await openModelDir(dir);
-      if (md.meta.demo && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY) return dir;
+      if (isDemo(md, seed)) return dir;
     } catch {
       /* fall through */
     }

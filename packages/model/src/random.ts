@@ -130,7 +130,7 @@ function shapeBins(name: string, shape: number[], seed: number, values: Float32A
  * - the ×4 and ×2 reassemble upsamplings (transposed convolutions) are nearest-neighbour (each
  *   kernel its mean), so no fixed 16-px pattern repeats inside every patch;
  * - the two coarse DPT paths (`head.convs.2`, `head.convs.3`) are 0, so the head's reach stays
- *   within a few patches: a radiometric edge in the input gives a height step a few pixels wide.
+ *   within a few patches: a radiometric edge in the input gives a height step about a patch wide.
  */
 function localise(name: string, shape: readonly number[], seed: number, v: Float32Array): Float32Array {
   if (name.endsWith('.layer_scale1.lambda1') || /^head\.convs\.[23]\.weight$/.test(name)) return v.fill(0);

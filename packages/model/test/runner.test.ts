@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { Graph, attr, buildModel, createDemoModel, openModel, saveModel, normalizeRgb, DEMO_CONFIG, type ModelRunner } from '@geo-dino/model';
+import { Graph, attr, buildModel, createDemoModel, ensureDemoModel, openModelDir, openModel, saveModel, normalizeRgb, DEMO_CONFIG, type ModelRunner } from '@geo-dino/model';
 import { fixture, tempDir } from './support.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -127,6 +127,9 @@ describe('the local fixture (createDemoModel local: true)', () => {
       await runners.local.close();
       await runners.demo.close();
     }
+    // Never taken for the demo: ensureDemoModel on its directory rebuilds the demo there.
+    await ensureDemoModel({ dir: md.dir });
+    expect((await openModelDir(md.dir)).meta.name).toBe('geo-dino-demo-seed0');
   });
 });
 
