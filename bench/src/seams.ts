@@ -1,10 +1,19 @@
 /**
- * `npm run bench -- seams [--size=N] [--reps=N] [--keep=DIR]`
+ * `npm run bench -- seams [--scene=real|synthetic] [--size=N] [--reps=N] [--keep=DIR]`
  *
- * Seams between source scenes (issue 20). Two scenes cut from one synthetic 0.6 m scene (the
- * demo scene's generator, `--size` px square, default 1024): A = the west 62.5 % as it is, B =
- * the east 62.5 % as another acquisition (gamma 0.6, warmer colour balance, shifted 1.2 m east and
- * 0.6 m south); they overlap over a quarter of the width. The demo model, 256² tiles, 64 px overlap.
+ * Seams between source scenes (issue 20). Two scenes cut from one 0.6 m base scene, `--size` px
+ * square: `real` (the default) is ../shared/data/rasterio/cogeo.tif warped by gdalwarp to a 0.6 m
+ * UTM grid (as the scene-seams test does; size ≤ 600, default 576), `synthetic` the demo scene's
+ * generator (default 1024). A = the west 62.5 % as it is, B = the east 62.5 % as another
+ * acquisition (gamma 0.6, warmer colour balance, shifted 1.2 m east and 0.6 m south); they
+ * overlap over a quarter of the width. 256² tiles, 64 px overlap.
+ *
+ * The model is the demo's architecture with the `local` fixture weights (`createDemoModel(dir,
+ * { local: true })`, built by `buildModel`, run through onnxruntime): the demo's own random
+ * weights mix the whole tile through attention, so their heights hardly step at a radiometric
+ * edge and the step figures would say nothing; the fixture's heights respond to local radiometry
+ * (colour balance above all) as a trained model's do. On the synthetic scene, whose colours are
+ * not a real acquisition's, the fixture's plain mosaic hardly steps either.
  *
  * Rows:
  * 1. End-to-end time of `runChm` with the default `--scene-feather` against `--scene-feather 0`
@@ -12,17 +21,33 @@
  * 2. Extra tiles inferred (model inputs beyond one per tile) against the run's tiles.
  * 3. The step statistic across the seamline (per 32-row segment |mean of 3 columns right − mean
  *    of 3 columns left|, averaged) of the feathered map, against the same statistic on columns
- *    inside one scene (the background); and of a hard switch at the same line between the two
- *    scenes' own predictions (each scene alone, padded with nodata to the same grid), which is
- *    what a model that reads local radiometry would show without feathering.
+ *    inside one scene (the background); of the plain mosaic (`--scene-feather 0`) at scene A's
+ *    edge, where it switches scenes; and of a hard switch at the seamline between the two scenes'
+ *    own predictions (each scene alone, padded with nodata to the same grid).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { rectangleAoi, runChm, writeSyntheticScene } from '@geo-dino/chm';
-import { defaultDemoDir, ensureDemoModel } from '@geo-dino/model';
+import { createDemoModel } from '@geo-dino/model';
 import { createCogWriter, openRaster } from '@geo-dino/tiling';
 import type { BenchModule, BenchReport } from './report.js';
+
+const SHARED = resolve(process.env['GEO_DINO_SHARED_DATA'] ?? join(fileURLToPath(new URL('../..', import.meta.url)), '..', 'shared', 'data'));
+
+/** The real base scene: cogeo.tif warped by gdalwarp to 0.6 m UTM (EPSG:32652), an S × S window from (100, 100), RGB. */
+function realBase(work: string, S: number): { path: string; transform: [number, number, number, number, number, number]; epsg: number } {
+  if (!(S > 0 && S <= 600)) throw new Error(`--size=${S}: the real scene gives at most 600 px`);
+  const utm = join(work, 'utm.tif');
+  const path = join(work, 'base.tif');
+  const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'] });
+  run('gdalwarp', ['-q', '-overwrite', '-t_srs', 'EPSG:32652', '-tr', '0.6', '0.6', '-tap', '-r', 'bilinear', join(SHARED, 'rasterio', 'cogeo.tif'), utm]);
+  run('gdal_translate', ['-q', '-srcwin', '100', '100', String(S), String(S), '-b', '1', '-b', '2', '-b', '3', '-mask', 'none', utm, path]);
+  const gt = (JSON.parse(run('gdalinfo', ['-json', path])) as { geoTransform: number[] }).geoTransform;
+  return { path, transform: [gt[0]!, gt[1]!, gt[2]!, gt[3]!, gt[4]!, gt[5]!], epsg: 32652 };
+}
 
 function arg(args: readonly string[], name: string): string | undefined {
   const hit = args.find((a) => a.startsWith(`--${name}=`));
@@ -104,15 +129,18 @@ async function writeScene(path: string, width: number, height: number, epsg: num
 export const seamsBench: BenchModule = {
   description: 'scene feathering across seamlines: step statistic, extra tiles inferred, end-to-end time vs --scene-feather 0',
   async run(args): Promise<BenchReport> {
-    const S = Number(arg(args, 'size') ?? 1024);
+    const scene = arg(args, 'scene') ?? 'real';
+    if (scene !== 'real' && scene !== 'synthetic') throw new Error(`--scene=${scene}: real or synthetic`);
+    const S = Number(arg(args, 'size') ?? (scene === 'real' ? 576 : 1024));
     const reps = Math.max(1, Number(arg(args, 'reps') ?? 2));
     const keep = arg(args, 'keep');
     const work = keep ?? (await mkdtemp(join(tmpdir(), 'geo-dino-bench-seams-')));
     const log = (m: string): boolean => process.stderr.write(`  ${m}\n`);
     try {
       const env = { ...process.env, GEO_DINO_HOME: join(work, 'home') };
-      await ensureDemoModel({ dir: defaultDemoDir(env) });
-      const base = await writeSyntheticScene(join(work, 'base.tif'), { size: S, seed: 5 });
+      const model = join(work, 'local-model');
+      await createDemoModel(model, { local: true, force: true });
+      const base = scene === 'real' ? realBase(work, S) : await writeSyntheticScene(join(work, 'base.tif'), { size: S, seed: 5 });
       const r = await openRaster(base.path);
       const rgb = (await r.read({ x: 0, y: 0, width: S, height: S })).bands as Uint8Array[];
       await r.close();
@@ -130,7 +158,7 @@ export const seamsBench: BenchModule = {
       await writeScene(join(work, 'alone-a.tif'), S, S, base.epsg, at(0, 0), (c, x, y) => (x < aEnd ? value(c, x, y) : null), true);
       await writeScene(join(work, 'alone-b.tif'), S, S, base.epsg, at(sx, sy), (c, x, y) => (x >= bStart ? other(c, x, y) : null), true);
       const aoi = rectangleAoi(base.epsg, base.transform, S, S, 8, 'seams bench');
-      const common = { model: 'demo', aoi, tileSize: 256, overlap: 64, webTiles: false, force: true, device: 'cpu' as const, env };
+      const common = { model, aoi, tileSize: 256, overlap: 64, webTiles: false, force: true, device: 'cpu' as const, env };
 
       const times: Record<string, number[]> = { feathered: [], off: [] };
       let info: { px: number; featheredTiles: number; extraTileInferences: number; lines: { points: [number, number][]; featherPx: number }[] } | null = null;
@@ -160,6 +188,7 @@ export const seamsBench: BenchModule = {
       log('each scene alone…');
       for (const s of ['a', 'b', 'bh']) await runChm({ ...common, imagery: [join(work, `alone-${s}.tif`)], out: join(work, `run-alone-${s}`) });
       const f = await readHeights(join(work, 'run-feathered', 'chm.tif'));
+      const o = await readHeights(join(work, 'run-off', 'chm.tif'));
       const ha = await readHeights(join(work, 'run-alone-a', 'chm.tif'));
       const hb = await readHeights(join(work, 'run-alone-b', 'chm.tif'));
       const hbh = await readHeights(join(work, 'run-alone-bh', 'chm.tif'));
@@ -197,18 +226,23 @@ export const seamsBench: BenchModule = {
         [x0 + 24, x0 + bStart + sx - 24],
         [x0 + aEnd + 24, x0 + S - 24],
       ];
-      let bg = 0;
-      let nb = 0;
-      for (const [c0, c1] of away) {
-        for (let c = Math.max(BAND, c0); c < Math.min(W - BAND, c1); c++) {
-          const v = stepAt(f.h, W, H, () => c);
-          if (Number.isFinite(v)) {
-            bg += v;
-            nb++;
+      const background = (h: Float32Array | Float64Array): number => {
+        let s = 0;
+        let n = 0;
+        for (const [c0, c1] of away) {
+          for (let c = Math.max(BAND, c0); c < Math.min(W - BAND, c1); c++) {
+            const v = stepAt(h, W, H, () => c);
+            if (Number.isFinite(v)) {
+              s += v;
+              n++;
+            }
           }
         }
-      }
-      bg /= nb;
+        return s / n;
+      };
+      const bg = background(f.h);
+      const bgOff = background(o.h);
+      const stepOff = stepAt(o.h, W, H, () => x0 + aEnd);
       const seamCol = (y: number): number => Math.round(seamX(y));
       const stepF = stepAt(f.h, W, H, seamCol);
       const stepHard = stepAt(hard, W, H, seamCol);
@@ -217,12 +251,13 @@ export const seamsBench: BenchModule = {
       const to = median(times['off']!);
       return {
         name: 'seams',
-        context: { size: S, overlapPx: aEnd - bStart - sx, featherPx: info!.px, tiles, reps, model: 'demo' },
+        context: { scene, size: S, overlapPx: aEnd - bStart - sx, featherPx: info!.px, tiles, reps, model: 'demo architecture, local fixture weights' },
         rows: [
           { metric: 'end to end, default --scene-feather', value: tf, unit: 's', reference: { name: '--scene-feather 0 (priority mosaic)', value: to }, better: 'lower', note: 'ratio < 1: what feathering costs' },
           { metric: 'extra tiles inferred', value: tiles + info!.extraTileInferences, unit: 'model inputs', reference: { name: 'tiles of the run', value: tiles }, better: 'lower', note: `${info!.featheredTiles} tiles feathered, ${info!.extraTileInferences} extra inputs` },
           { metric: 'step across the seamline, feathered', value: stepF, unit: 'm', reference: { name: 'background (inside one scene)', value: bg }, better: 'lower', note: 'ratio ≥ 1: at or below the background' },
-          { metric: "step of a hard switch between the scenes' own predictions", value: stepHard, unit: 'm', reference: { name: 'background (inside one scene)', value: bg }, better: 'lower', note: 'what feathering removes' },
+          { metric: "step at scene A's edge, --scene-feather 0 (plain mosaic)", value: stepOff, unit: 'm', reference: { name: 'background (inside one scene)', value: bgOff }, better: 'lower', note: 'what feathering removes' },
+          { metric: "step of a hard switch between the scenes' own predictions", value: stepHard, unit: 'm', reference: { name: 'background (inside one scene)', value: bg }, better: 'lower', note: 'at the seamline' },
           { metric: 'the same with --harmonise', value: stepHardH, unit: 'm', reference: { name: 'without --harmonise', value: stepHard }, better: 'lower', note: `gain ${fit.gain.map((g) => g.toFixed(3)).join('/')}, offset ${fit.offset.map((o) => o.toFixed(1)).join('/')}` },
           { metric: "mean |A − B| of the scenes' own predictions on the overlap, --harmonise", value: dABh / nAB, unit: 'm', reference: { name: 'without --harmonise', value: dAB / nAB }, better: 'lower', note: `${nAB} px` },
           { metric: 'end to end, --harmonise', value: harmoniseSeconds, unit: 's', reference: { name: 'default --scene-feather (one run)', value: times['feathered']![times['feathered']!.length - 1]! }, better: 'lower' },

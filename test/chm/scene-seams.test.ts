@@ -12,16 +12,27 @@
  *    feathering this fails: the zone holds the mosaic's prediction instead.
  * 2. The step statistic (heights read by GDAL): per 32-row segment, |mean(3 columns right of the
  *    line) − mean(3 columns left)|, averaged; the background is the same statistic on every column
- *    inside one scene only. A hard switch between the two scenes' own predictions at the seamline
- *    steps clearly above the background; the feathered map stays within it. The plain mosaic's
- *    step at scene A's edge is printed too: the demo model's random heights depend on the whole
- *    tile's content more than on local radiometry, so with it the mosaic shows little step there
- *    (a trained model reads local radiometry; the hard switch is that case).
+ *    inside one scene only. Without feathering (`--scene-feather 0`, the plain priority mosaic) the
+ *    step at scene A's edge is clearly above the background (≥ 1.5×); with the default feathering
+ *    the step across the seamline is at the background (≤ 1.2×). A hard switch at the seamline
+ *    between the two scenes' own predictions steps clearly above it too.
+ *
+ * The model is a FIXTURE, not `--model demo`: the demo's random weights mix the whole tile through
+ * attention, so its heights hardly step at a radiometric edge (its plain mosaic showed 1.0 m there
+ * against a 2.7 m background) and the test could not fail if feathering were removed. A trained
+ * model reads local radiometry; the fixture does too: the same toy DINOv3 + CHMv2 from
+ * `createDemoModel(dir, { local: true })` (random checkpoint written in the real Hugging Face format
+ * and built by `buildModel`, run through onnxruntime via `--model <dir>`), with attention switched
+ * off (LayerScale 0: each patch token sees its own 16×16 pixels only), a patch embedding that also
+ * responds to the patch's mean red − blue, nearest-neighbour reassemble upsampling and the two
+ * coarse DPT paths off (see `localise` in packages/model/src/random.ts). It is written into the
+ * test's temporary directory in beforeAll; nothing binary is committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rectangleAoi } from '@geo-dino/chm';
+import { createDemoModel } from '@geo-dino/model';
 import { blendAt } from '@geo-dino/server';
 import { sharedData } from '../support/shared-data.js';
 import { gdalJson } from '../support/fixture-run.js';
@@ -183,10 +194,13 @@ let dir: string;
 let home: string;
 let fx: { transform: number[] };
 let aoiPath: string;
-beforeAll(() => {
+let model: string;
+beforeAll(async () => {
   requireGdal();
   dir = tempDir('scene-seams');
   home = join(dir, 'home');
+  model = join(dir, 'local-model');
+  await createDemoModel(model, { local: true });
   fx = gdalJson(MAKE_SCENES, [sharedData('rasterio', 'cogeo.tif'), join(dir, 'utm.tif'), dir, String(A_END), String(B_START), String(SHIFT_X), String(SHIFT_Y)]) as { transform: number[] };
   const aoi = rectangleAoi(32652, fx.transform, N, N, 8, 'two scenes');
   aoiPath = writeJson(join(dir, 'aoi.geojson'), { type: 'MultiPolygon', coordinates: aoi.geometry });
@@ -203,7 +217,7 @@ describe('seams between source scenes', () => {
       ['alone-b', ['alone-b.tif'], []],
     ] as const) {
       const out = join(dir, `run-${name}`);
-      const r = await chm(['--model', 'demo', '--aoi', aoiPath, ...imagery.flatMap((i) => ['--imagery', join(dir, i)]), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
+      const r = await chm(['--model', model, '--aoi', aoiPath, ...imagery.flatMap((i) => ['--imagery', join(dir, i)]), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
       expect(r.code, r.stderr).toBe(0);
       const run = readJson<{ grid: { transform: number[] }; sceneFeather: SceneFeatherInfo }>(join(out, 'run.json'));
       const band = gdalBand(join(out, 'chm.tif'), 1);
@@ -321,7 +335,7 @@ describe('seams between source scenes', () => {
 
     // A sharded run (512-px shards) gives the same map, and its provenance the same zone.
     const sharded = join(dir, 'run-sharded');
-    const rs = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
+    const rs = await chm(['--model', model, '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
     expect(rs.code, rs.stderr).toBe(0);
     expect(readJson<{ layout: string }>(join(sharded, 'run.json')).layout).toBe('sharded');
     const vrt = readdirSync(sharded).find((n) => /^chm-.*\.vrt$/.test(n))!;
@@ -332,15 +346,17 @@ describe('seams between source scenes', () => {
     const sp = readJson<{ transition_zones?: { properties: { scene_ids: string[] } }[] }>(join(sharded, 'provenance.geojson'));
     expect(sp.transition_zones?.length).toBeGreaterThan(0);
     for (const z of sp.transition_zones!) expect(z.properties.scene_ids).toEqual(['scene-a', 'scene-b']);
-    // Switching hard between the scenes' predictions steps clearly above the background (the
-    // scenes' radiometry moves the heights by metres); feathered, the step is within the background.
+    // Without feathering the plain mosaic steps clearly above the background at scene A's edge
+    // (the model reads the scenes' radiometry there); so does a hard switch at the seamline between
+    // the scenes' own predictions. Feathered, the step across the seamline is at the background.
+    expect(report.plainMosaic.step).toBeGreaterThan(1.5 * report.plainMosaic.background);
     expect(report.hardSwitch.step).toBeGreaterThan(1.5 * report.hardSwitch.background);
-    expect(report.feathered.step).toBeLessThan(report.feathered.background);
+    expect(report.feathered.step).toBeLessThan(1.2 * report.feathered.background);
   });
 
   it('--harmonise matches scene B to scene A by per-band moments fitted on their overlap, recorded in provenance', async () => {
     const out = join(dir, 'run-harmonised');
-    const r = await chm(['--model', 'demo', '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--harmonise'], home);
+    const r = await chm(['--model', model, '--aoi', aoiPath, '--imagery', join(dir, 'scene-a.tif'), '--imagery', join(dir, 'scene-b.tif'), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--harmonise'], home);
     expect(r.code, r.stderr).toBe(0);
     // Oracle: numpy's moments of the two scenes on their overlap, at full resolution (GDAL reads).
     const oracle = gdalJson(

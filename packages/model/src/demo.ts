@@ -10,7 +10,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { GEO_DINO_VERSION, GeoDinoError, ensureDir, fileExists, geoDinoHome, homePaths, silentLogger, temporaryPathFor, type Logger, type Progress } from '@geo-dino/core';
-import { writeRandomCheckpoint } from './random.js';
+import { writeRandomCheckpoint, type RandomCheckpointOptions } from './random.js';
 import { replaceDirectory } from './fsutil.js';
 import { chmv2Config, dinov3VitConfig } from './arch.js';
 import { buildModel } from './build.js';
@@ -33,6 +33,13 @@ export interface DemoOptions {
   progress?: Progress;
   /** Replace an existing directory. */
   force?: boolean;
+  /**
+   * A test fixture, not the demo (see {@link RandomCheckpointOptions.local}): attention off, a patch
+   * embedding that also reads the patch's mean red − blue, a head of short reach, so the heights
+   * respond to local radiometry as a trained model's do. Named `geo-dino-demo-local-seed<seed>`;
+   * `ensureDemoModel` never makes it nor takes it for the demo.
+   */
+  local?: boolean;
 }
 
 /**
@@ -48,12 +55,12 @@ export async function createDemoModel(outDir: string, options: DemoOptions = {})
   await ensureDir(root);
   try {
     const hf = join(root, 'source');
-    await writeRandomCheckpoint(hf, DEMO_CONFIG, { seed });
+    await writeRandomCheckpoint(hf, DEMO_CONFIG, { seed, local: options.local === true });
     const built = join(root, 'model');
     await buildModel({
       from: hf,
       out: built,
-      name: `geo-dino-demo-seed${seed}`,
+      name: `geo-dino-demo-${options.local ? 'local-' : ''}seed${seed}`,
       demo: true,
       sourceInfo: { kind: 'demo', seed },
       ...(options.log ? { log: options.log } : {}),
@@ -65,6 +72,11 @@ export async function createDemoModel(outDir: string, options: DemoOptions = {})
     await rm(root, { recursive: true, force: true }).catch(() => undefined);
   }
   return openModelDir(out);
+}
+
+/** The demo of this seed made by this geo-dino version (not the `local` fixture). */
+function isDemo(md: ModelDir, seed: number): boolean {
+  return md.meta.demo === true && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY && md.meta.name === `geo-dino-demo-seed${seed}`;
 }
 
 /** Where `openModel('demo')` keeps the demo model. */
@@ -82,7 +94,7 @@ export async function ensureDemoModel(options: { dir?: string; seed?: number; lo
   const log = options.log ?? silentLogger();
   try {
     const md = await openModelDir(dir);
-    if (md.meta.demo && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY) return dir;
+    if (isDemo(md, seed)) return dir;
     if (!md.meta.demo) throw new GeoDinoError('E_ARGUMENT', `${dir} holds a model that is not the demo model; refusing to replace it`);
     log.info({ dir }, 'rebuilding the demo model');
   } catch (err) {
@@ -95,7 +107,7 @@ export async function ensureDemoModel(options: { dir?: string; seed?: number; lo
     // Another process may have created it meanwhile.
     try {
       const md = await openModelDir(dir);
-      if (md.meta.demo && md.meta.source.seed === seed && md.meta.created.by === CREATED_BY) return dir;
+      if (isDemo(md, seed)) return dir;
     } catch {
       /* fall through */
     }

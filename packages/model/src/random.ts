@@ -119,10 +119,58 @@ function shapeBins(name: string, shape: number[], seed: number, values: Float32A
   return values;
 }
 
+/**
+ * The `local` fixture's weights (what each change is for):
+ * - every layer's attention LayerScale (`layer_scale1.lambda1`) is 0: the attention branch adds
+ *   nothing, so each patch token is a function of its own 16×16 pixels only (CLS and register
+ *   tokens become constants) and the DPT head, convolutional, keeps the response local;
+ * - the patch embedding gets, on top of 1.5× its random kernel, a response to the patch's mean
+ *   red − blue (one random gain per channel): heights then move with colour balance, as they do
+ *   between two acquisitions, more than with the imagery's texture;
+ * - the ×4 and ×2 reassemble upsamplings (transposed convolutions) are nearest-neighbour (each
+ *   kernel its mean), so no fixed 16-px pattern repeats inside every patch;
+ * - the two coarse DPT paths (`head.convs.2`, `head.convs.3`) are 0, so the head's reach stays
+ *   within a few patches: a radiometric edge in the input gives a height step about a patch wide.
+ */
+function localise(name: string, shape: readonly number[], seed: number, v: Float32Array): Float32Array {
+  if (name.endsWith('.layer_scale1.lambda1') || /^head\.convs\.[23]\.weight$/.test(name)) return v.fill(0);
+  if (/reassemble_stage\.layers\.[01]\.resize\.weight$/.test(name)) {
+    const kk = shape[2]! * shape[3]!;
+    for (let i = 0; i < v.length; i += kk) {
+      let m = 0;
+      for (let k = 0; k < kk; k++) m += v[i + k]!;
+      v.fill(m / kk, i, i + kk);
+    }
+    return v;
+  }
+  if (name.endsWith('embeddings.patch_embeddings.weight')) {
+    const rng = new Rng(seedFor(seed, 'dc'));
+    const [D, C] = shape as [number, number];
+    const P = v.length / (D * C);
+    for (let o = 0; o < D; o++) {
+      const gain = rng.normal();
+      for (let c = 0; c < C; c++) {
+        const u = c === 0 ? gain : c === 2 ? -gain : 0;
+        for (let k = 0; k < P; k++) {
+          const i = (o * C + c) * P + k;
+          v[i] = v[i]! * 1.5 + u / P;
+        }
+      }
+    }
+  }
+  return v;
+}
+
 export interface RandomCheckpointOptions {
   seed: number;
   /** Stored dtype (default F32). */
   dtype?: 'F32' | 'F16';
+  /**
+   * A test fixture whose heights respond to LOCAL radiometry, as a trained model's do, instead of
+   * mixing the whole tile through attention as plain random weights do (see {@link localise}).
+   * Same architecture and graph; only the weights differ. CHMv2 (DINOv3 ViT + DPT head) configs only.
+   */
+  local?: boolean;
 }
 
 /**
@@ -140,6 +188,7 @@ export async function writeRandomCheckpoint(dir: string, config: Record<string, 
     shape: t.shape,
     data: () => {
       let v = randomTensor(t.name, t.shape, options.seed);
+      if (options.local) v = localise(t.name, t.shape, options.seed, v);
       if (t.name.startsWith('head.conv_depth.head.4.')) v = shapeBins(t.name, t.shape, options.seed, v);
       return dtype === 'F16' ? bytesOf(float32ToHalfArray(v)) : bytesOf(v);
     },

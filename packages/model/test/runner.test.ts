@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { Graph, attr, buildModel, createDemoModel, openModel, saveModel, normalizeRgb, DEMO_CONFIG, type ModelRunner } from '@geo-dino/model';
+import { Graph, attr, buildModel, createDemoModel, ensureDemoModel, openModelDir, openModel, saveModel, normalizeRgb, DEMO_CONFIG, type ModelRunner } from '@geo-dino/model';
 import { fixture, tempDir } from './support.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -81,6 +81,55 @@ describe('demo model', () => {
     await expect(demo.runChm(new Float32Array(3 * 40 * 40), 1, 40, 40)).rejects.toThrow(/multiples of 16/);
     await expect(demo.runBackbone(new Float32Array(3 * 32 * 32), 1, 32, 32)).rejects.toThrow(/rebuild with --split/);
     await expect(demo.runHead('landcover', {})).rejects.toThrow(/no head named landcover/);
+  });
+});
+
+describe('the local fixture (createDemoModel local: true)', () => {
+  /** A 512² tile of smooth colour ramps with texture; `patch` repaints its top-left 32² block. */
+  function tile(patch: boolean): Float32Array {
+    const rgb = new Uint8Array(512 * 512 * 3);
+    for (let y = 0; y < 512; y++) for (let x = 0; x < 512; x++) {
+      const i = (y * 512 + x) * 3;
+      const repaint = patch && x < 32 && y < 32;
+      rgb[i] = repaint ? 240 : 60 + ((x * 7 + y * 3) % 120);
+      rgb[i + 1] = repaint ? 20 : 80 + ((x * 5) % 90);
+      rgb[i + 2] = repaint ? 10 : 50 + ((y * 11) % 140);
+    }
+    return normalizeRgb(rgb, { height: 512, width: 512 });
+  }
+  /** Largest |Δ| of two height maps over pixels at least `far` px from the top-left 32² block. */
+  function farChange(a: Float32Array, b: Float32Array, far: number): number {
+    let m = 0;
+    for (let y = 0; y < 512; y++) for (let x = 0; x < 512; x++) if (x >= 32 + far || y >= 32 + far) m = Math.max(m, Math.abs(a[y * 512 + x]! - b[y * 512 + x]!));
+    return m;
+  }
+
+  it('is the demo architecture with other weights, and its heights change only near a changed block (the demo\'s change everywhere)', async () => {
+    const md = await createDemoModel(join(tmp.dir, 'local'), { local: true });
+    expect(md.meta.name).toBe('geo-dino-demo-local-seed0');
+    const runners = { local: await openModel(md.dir, { device: 'cpu' }), demo: await openModel('demo', { demoDir: join(tmp.dir, 'demo'), device: 'cpu' }) };
+    try {
+      expect(runners.local.meta.architecture).toEqual(runners.demo.meta.architecture);
+      expect(runners.local.meta.source.weightsSha256).not.toBe(runners.demo.meta.source.weightsSha256);
+      const change: Record<string, { far: number; near: number }> = {};
+      for (const [name, r] of Object.entries(runners)) {
+        const a = (await r.runChm(tile(false), 1, 512, 512)).height;
+        const b = (await r.runChm(tile(true), 1, 512, 512)).height;
+        change[name] = { far: farChange(a, b, 160), near: Math.max(...Array.from({ length: 32 }, (_, k) => Math.abs(a[k * 512 + k]! - b[k * 512 + k]!))) };
+      }
+      console.log(JSON.stringify({ heightChange: change }));
+      // Attention off: a patch token sees its own pixels only and the head's reach is a few
+      // patches, so 160 px away nothing moves; the demo mixes the tile through attention.
+      expect(change['local']!.near).toBeGreaterThan(0.1);
+      expect(change['local']!.far).toBeLessThan(1e-4);
+      expect(change['demo']!.far).toBeGreaterThan(1e-2);
+    } finally {
+      await runners.local.close();
+      await runners.demo.close();
+    }
+    // Never taken for the demo: ensureDemoModel on its directory rebuilds the demo there.
+    await ensureDemoModel({ dir: md.dir });
+    expect((await openModelDir(md.dir)).meta.name).toBe('geo-dino-demo-seed0');
   });
 });
 
