@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rectangleAoi, runChm, writeSyntheticScene } from '@geo-dino/chm';
+import { backgroundStep, rectangleAoi, runChm, seamStep, writeSyntheticScene } from '@geo-dino/chm';
 import { createDemoModel } from '@geo-dino/model';
 import { createCogWriter, openRaster } from '@geo-dino/tiling';
 import type { BenchModule, BenchReport } from './report.js';
@@ -54,45 +54,14 @@ function arg(args: readonly string[], name: string): string | undefined {
   return hit?.slice(name.length + 3);
 }
 
+const NODATA = -9999;
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const NODATA = -9999;
-const BAND = 3;
-const SEGMENT = 32;
-
-function stepAt(h: Float32Array | Float64Array, width: number, height: number, lineCol: (row: number) => number): number {
-  let s = 0;
-  let n = 0;
-  for (let y0 = 0; y0 + SEGMENT <= height; y0 += SEGMENT) {
-    let d = 0;
-    let m = 0;
-    for (let y = y0; y < y0 + SEGMENT; y++) {
-      const c = lineCol(y);
-      if (c - BAND < 0 || c + BAND > width) continue;
-      let l = 0;
-      let r = 0;
-      let ok = true;
-      for (let k = 0; k < BAND; k++) {
-        const vl = h[y * width + c - 1 - k]!;
-        const vr = h[y * width + c + k]!;
-        if (vl === NODATA || vr === NODATA) ok = false;
-        l += vl;
-        r += vr;
-      }
-      if (!ok) continue;
-      d += (r - l) / BAND;
-      m++;
-    }
-    if (m < SEGMENT / 2) continue;
-    s += Math.abs(d / m);
-    n++;
-  }
-  return n ? s / n : NaN;
-}
 
 async function readHeights(path: string): Promise<{ h: Float32Array; width: number; height: number }> {
   const r = await openRaster(path);
@@ -226,27 +195,14 @@ export const seamsBench: BenchModule = {
         [x0 + 24, x0 + bStart + sx - 24],
         [x0 + aEnd + 24, x0 + S - 24],
       ];
-      const background = (h: Float32Array | Float64Array): number => {
-        let s = 0;
-        let n = 0;
-        for (const [c0, c1] of away) {
-          for (let c = Math.max(BAND, c0); c < Math.min(W - BAND, c1); c++) {
-            const v = stepAt(h, W, H, () => c);
-            if (Number.isFinite(v)) {
-              s += v;
-              n++;
-            }
-          }
-        }
-        return s / n;
-      };
+      const background = (h: Float32Array | Float64Array): number => backgroundStep(h, W, H, away);
       const bg = background(f.h);
       const bgOff = background(o.h);
-      const stepOff = stepAt(o.h, W, H, () => x0 + aEnd);
+      const stepOff = seamStep(o.h, W, H, () => x0 + aEnd);
       const seamCol = (y: number): number => Math.round(seamX(y));
-      const stepF = stepAt(f.h, W, H, seamCol);
-      const stepHard = stepAt(hard, W, H, seamCol);
-      const stepHardH = stepAt(hardH, W, H, seamCol);
+      const stepF = seamStep(f.h, W, H, seamCol);
+      const stepHard = seamStep(hard, W, H, seamCol);
+      const stepHardH = seamStep(hardH, W, H, seamCol);
       const tf = median(times['feathered']!);
       const to = median(times['off']!);
       return {

@@ -31,7 +31,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { rectangleAoi } from '@geo-dino/chm';
+import { backgroundStep, rectangleAoi, seamStep } from '@geo-dino/chm';
 import { createDemoModel } from '@geo-dino/model';
 import { blendAt } from '@geo-dino/server';
 import { sharedData } from '../support/shared-data.js';
@@ -129,60 +129,6 @@ b = osr.SpatialReference(); b.ImportFromEPSG(4326); b.SetAxisMappingStrategy(osr
 ct = osr.CoordinateTransformation(a, b)
 print(json.dumps([list(ct.TransformPoint(t[0] + x * t[1], t[3] + y * t[5])[:2]) for x, y in pts]))
 `;
-/** Thin bands: 3 columns either side; rows averaged in segments of 32 (the scenes' offset is systematic, the model's texture is not). */
-const BAND = 3;
-const SEGMENT = 32;
-
-/**
- * The step statistic: per segment of 32 rows, |mean over its rows of (mean of the BAND columns
- * right of the line − mean of the BAND columns left of it)|, averaged over segments.
- */
-function stepAt(h: Float64Array, width: number, height: number, lineCol: (row: number) => number | null): number {
-  let s = 0;
-  let n = 0;
-  for (let y0 = 0; y0 + SEGMENT <= height; y0 += SEGMENT) {
-    let d = 0;
-    let m = 0;
-    for (let y = y0; y < y0 + SEGMENT; y++) {
-      const c = lineCol(y);
-      if (c === null || c - BAND < 0 || c + BAND > width) continue;
-      let l = 0;
-      let r = 0;
-      let ok = true;
-      for (let k = 0; k < BAND; k++) {
-        const vl = h[y * width + c - 1 - k]!;
-        const vr = h[y * width + c + k]!;
-        if (vl === NODATA || vr === NODATA) ok = false;
-        l += vl;
-        r += vr;
-      }
-      if (!ok) continue;
-      d += (r - l) / BAND;
-      m++;
-    }
-    if (m < SEGMENT / 2) continue;
-    s += Math.abs(d / m);
-    n++;
-  }
-  return n ? s / n : NaN;
-}
-
-/** The same statistic on every column of the given ranges (no seam there), averaged. */
-function background(h: Float64Array, width: number, height: number, ranges: [number, number][]): number {
-  let s = 0;
-  let n = 0;
-  for (const [c0, c1] of ranges) {
-    for (let c = c0; c < c1; c++) {
-      const v = stepAt(h, width, height, () => c);
-      if (Number.isFinite(v)) {
-        s += v;
-        n++;
-      }
-    }
-  }
-  return s / n;
-}
-
 /** Weight of scene A at signed distance d (px, positive on A's side) across a zone of F px: raised cosine, from its formula. */
 function weightA(d: number, F: number): number {
   if (d >= F / 2) return 1;
@@ -307,9 +253,9 @@ describe('seams between source scenes', () => {
       [overlapHi + 24, x0 + N - 24],
     ];
     const report = {
-      feathered: { step: stepAt(f.h, W, H, seamCol), background: background(f.h, W, H, away) },
-      hardSwitch: { step: stepAt(hard, W, H, seamCol), background: background(hard, W, H, away) },
-      plainMosaic: { step: stepAt(o.h, W, H, () => overlapHi), background: background(o.h, W, H, away) },
+      feathered: { step: seamStep(f.h, W, H, seamCol), background: backgroundStep(f.h, W, H, away) },
+      hardSwitch: { step: seamStep(hard, W, H, seamCol), background: backgroundStep(hard, W, H, away) },
+      plainMosaic: { step: seamStep(o.h, W, H, () => overlapHi), background: backgroundStep(o.h, W, H, away) },
       featheredTiles: f.info.featheredTiles,
       extraTileInferences: f.info.extraTileInferences,
       zonePixels: zone,

@@ -10,7 +10,7 @@
  * differs from the published index).
  */
 import { fromUrl, getDecoder, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
-import type { LonLatProjection, Window, WindowData, WindowRaster } from '@geo-dino/zonal';
+import type { LonLatProjection, RasterGrid, Window, WindowData, WindowRaster } from '@geo-dino/zonal';
 
 export class SiteFileError extends Error {
   constructor(
@@ -213,16 +213,7 @@ export class Cog {
   }
 }
 
-export interface GridInfo {
-  name: string;
-  width: number;
-  height: number;
-  bandCount: number;
-  geoTransform: readonly number[];
-  geographic: boolean;
-  metresPerUnit: number;
-  projection: LonLatProjection;
-}
+export type GridInfo = RasterGrid;
 
 /** A COG level as a WindowRaster on `grid` (its geotransform scaled by the level's reduction). */
 export function cogLevelRaster(cog: Cog, level: number, grid: GridInfo): WindowRaster {

@@ -20,8 +20,8 @@ import { createServer as netServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { colourDistance, jumpTo, mapIdle, screenPixels, screenPoint } from './support/map-page.js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunInfo, type RunningServer, type StatsResponse } from '@geo-dino/server';
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
@@ -92,43 +92,6 @@ function startNoRangeServer(root: string): Promise<Server> {
   return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)));
 }
 
-async function idle(): Promise<void> {
-  await page.waitForFunction(() => {
-    const g = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino;
-    return g.map.loaded() && g.map.areTilesLoaded() && !g.map.isMoving();
-  });
-  await page.evaluate(() => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
-}
-
-async function jumpTo(lon: number, lat: number, zoom: number): Promise<void> {
-  await page.evaluate(
-    ([lon, lat, zoom]) =>
-      new Promise<void>((resolve) => {
-        const m = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino.map;
-        m.once('idle', () => resolve());
-        m.jumpTo({ center: [lon!, lat!], zoom: zoom! });
-      }),
-    [lon, lat, zoom],
-  );
-}
-
-async function screenPoint(lon: number, lat: number): Promise<{ x: number; y: number }> {
-  return page.evaluate(([lon, lat]) => {
-    const m = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino.map;
-    const p = m.project([lon!, lat!]);
-    const r = m.getCanvas().getBoundingClientRect();
-    return { x: r.left + p.x, y: r.top + p.y };
-  }, [lon, lat]);
-}
-
-async function pixel(at: { x: number; y: number }): Promise<[number, number, number]> {
-  const png = await page.screenshot();
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const i = (Math.round(at.y) * info.width + Math.round(at.x)) * 3;
-  return [data[i]!, data[i + 1]!, data[i + 2]!];
-}
-
-const dist = (a: readonly number[], b: readonly number[]): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
 
 async function openPage(url: string): Promise<Page> {
   const p = await context.newPage();
@@ -195,7 +158,7 @@ afterAll(async () => {
 
 describe('published static site', () => {
   it('loads in static mode with no errors, the DEMO banner and attributions, and renders the height layer', async () => {
-    await idle();
+    await mapIdle(page);
     expect(await page.getAttribute('body', 'data-mode')).toBe('static');
     expect(await page.isVisible('#demo-banner')).toBe(true);
     expect(await page.$$eval('#run-select option', (o) => o.map((x) => (x as HTMLOptionElement).value))).toEqual(['2024-05-01', '2025-06-11']);
@@ -206,9 +169,9 @@ describe('published static site', () => {
     const chm = join(fx.runs[1]!.fixture.dir, 'chm.tif');
     const [block] = oracle<Pt[]>('points', chm, '489,69');
     await page.uncheck('#layer-imagery');
-    await jumpTo(block!.lon, block!.lat, 18);
-    await idle();
-    expect(dist(await pixel(await screenPoint(block!.lon, block!.lat)), BACKGROUND)).toBeGreaterThan(30);
+    await jumpTo(page, block!.lon, block!.lat, 18);
+    await mapIdle(page);
+    expect(colourDistance((await screenPixels(page, [await screenPoint(page, block!.lon, block!.lat)]))[0]!, BACKGROUND)).toBeGreaterThan(30);
     expect(consoleErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
   });
@@ -217,8 +180,8 @@ describe('published static site', () => {
     const chm = join(fx.runs[1]!.fixture.dir, 'chm.tif');
     for (const t of oracle<Pt[]>('points', chm, '37,41', '512,300', '201,377')) {
       expect(t.values).not.toBeNull();
-      await jumpTo(t.lon, t.lat, 19.5);
-      const p = await screenPoint(t.lon, t.lat);
+      await jumpTo(page, t.lon, t.lat, 19.5);
+      const p = await screenPoint(page, t.lon, t.lat);
       await page.mouse.click(p.x, p.y);
       await page.waitForSelector('.point-popup .value');
       const shown = await page.$eval('.point-popup .value', (e) => ({ h: (e as HTMLElement).dataset['height'], u: (e as HTMLElement).dataset['uncertainty'] }));
@@ -234,8 +197,8 @@ describe('published static site', () => {
   it("computes a drawn polygon's statistics in the browser, equal to the server's /api/stats", async () => {
     const run = fx.runs[1]!;
     const [c] = oracle<Pt[]>('points', join(run.fixture.dir, 'chm.tif'), '300,220');
-    await jumpTo(c!.lon, c!.lat, 17.5);
-    const centre = await screenPoint(c!.lon, c!.lat);
+    await jumpTo(page, c!.lon, c!.lat, 17.5);
+    const centre = await screenPoint(page, c!.lon, c!.lat);
     await page.click('#draw-button');
     for (const [dx, dy] of [[-150, -110], [160, -100], [140, 120], [-130, 130]]) await page.mouse.click(centre.x + dx!, centre.y + dy!, { delay: 20 });
     await page.click('#finish-button');
@@ -259,9 +222,9 @@ describe('published static site', () => {
     const [a] = fx.runs;
     const blockA = oracle<Pt[]>('points', join(a!.fixture.dir, 'chm.tif'), '489,69')[0]!;
     await page.selectOption('#run-select', '2024-05-01');
-    await jumpTo(blockA.lon, blockA.lat, 18);
-    await idle();
-    const at = await screenPoint(blockA.lon, blockA.lat);
+    await jumpTo(page, blockA.lon, blockA.lat, 18);
+    await mapIdle(page);
+    const at = await screenPoint(page, blockA.lon, blockA.lat);
     await page.mouse.click(at.x, at.y);
     await page.waitForSelector('.point-popup .value');
     expect(Number(await page.$eval('.point-popup .value', (e) => (e as HTMLElement).dataset['height']))).toBe(blockA.values![0]);

@@ -15,8 +15,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { colourDistance, jumpTo, mapIdle, screenPixels, screenPoint } from './support/map-page.js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunningServer, type StatsResponse } from '@geo-dino/server';
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
@@ -54,46 +54,6 @@ function ensureViewerBuilt(): void {
   }
 }
 
-/** Wait until both maps have loaded every tile and rendered a frame. */
-async function idle(): Promise<void> {
-  await page.waitForFunction(() => {
-    const g = (window as unknown as { geoDino: { map: import('maplibre-gl').Map; compareMap: import('maplibre-gl').Map | null } }).geoDino;
-    return [g.map, g.compareMap].every((m) => !m || (m.loaded() && m.areTilesLoaded() && !m.isMoving()));
-  });
-  await page.evaluate(() => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
-}
-
-async function jumpTo(lon: number, lat: number, zoom: number): Promise<void> {
-  await page.evaluate(
-    ([lon, lat, zoom]) =>
-      new Promise<void>((resolve) => {
-        const m = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino.map;
-        m.once('idle', () => resolve());
-        m.jumpTo({ center: [lon!, lat!], zoom: zoom! });
-      }),
-    [lon, lat, zoom],
-  );
-}
-
-async function screenPoint(lon: number, lat: number): Promise<{ x: number; y: number }> {
-  return page.evaluate(([lon, lat]) => {
-    const m = (window as unknown as { geoDino: { map: import('maplibre-gl').Map } }).geoDino.map;
-    const p = m.project([lon!, lat!]);
-    const r = m.getCanvas().getBoundingClientRect();
-    return { x: r.left + p.x, y: r.top + p.y };
-  }, [lon, lat]);
-}
-
-async function pixels(points: { x: number; y: number }[]): Promise<[number, number, number][]> {
-  const png = await page.screenshot();
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return points.map(({ x, y }) => {
-    const i = (Math.round(y) * info.width + Math.round(x)) * 3;
-    return [data[i]!, data[i + 1]!, data[i + 2]!];
-  });
-}
-
-const dist = (a: readonly number[], b: readonly number[]): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
 
 beforeAll(async () => {
   requireTool(CHROMIUM, ['--version']);
@@ -144,7 +104,7 @@ afterAll(async () => {
 
 describe('viewer', () => {
   it('reaches idle with no errors, offline, and shows the DEMO banner', async () => {
-    await idle();
+    await mapIdle(page);
     expect(consoleErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
     expect(await page.isVisible('#demo-banner')).toBe(true);
@@ -162,28 +122,28 @@ describe('viewer', () => {
     expect(zero!.values![0]).toBe(0);
     expect(block!.values![0]).toBe(8.75);
     await page.uncheck('#layer-imagery');
-    await jumpTo(block!.lon, block!.lat, 18);
-    await idle();
-    const [at] = await pixels([await screenPoint(block!.lon, block!.lat)]);
-    expect(dist(at!, BACKGROUND)).toBeGreaterThan(30);
+    await jumpTo(page, block!.lon, block!.lat, 18);
+    await mapIdle(page);
+    const [at] = await screenPixels(page, [await screenPoint(page, block!.lon, block!.lat)]);
+    expect(colourDistance(at!, BACKGROUND)).toBeGreaterThan(30);
     // At the ramp's max (or above), the last colour of viridis (#fde725) at 85 % opacity over the background.
     await page.fill('#ramp-max', '8.75');
     await page.dispatchEvent('#ramp-max', 'change');
-    await idle();
-    const [top] = await pixels([await screenPoint(block!.lon, block!.lat)]);
+    await mapIdle(page);
+    const [top] = await screenPixels(page, [await screenPoint(page, block!.lon, block!.lat)]);
     const want = [0xfd, 0xe7, 0x25].map((c, i) => 0.85 * c + 0.15 * BACKGROUND[i]!);
-    expect(dist(top!, want)).toBeLessThanOrEqual(6);
-    await jumpTo(zero!.lon, zero!.lat, 18);
-    await idle();
-    const [low] = await pixels([await screenPoint(zero!.lon, zero!.lat)]);
-    expect(dist(low!, top!)).toBeGreaterThan(60);
-    expect(dist(low!, BACKGROUND)).toBeGreaterThan(20);
+    expect(colourDistance(top!, want)).toBeLessThanOrEqual(6);
+    await jumpTo(page, zero!.lon, zero!.lat, 18);
+    await mapIdle(page);
+    const [low] = await screenPixels(page, [await screenPoint(page, zero!.lon, zero!.lat)]);
+    expect(colourDistance(low!, top!)).toBeGreaterThan(60);
+    expect(colourDistance(low!, BACKGROUND)).toBeGreaterThan(20);
     // Outside the raster's footprint: background.
-    await jumpTo(outside!.lon, outside!.lat, 18);
-    await idle();
-    const corner = await screenPoint(outside!.lon - 0.0003, outside!.lat + 0.0003);
-    const [beyond] = await pixels([corner]);
-    expect(dist(beyond!, BACKGROUND)).toBeLessThanOrEqual(2);
+    await jumpTo(page, outside!.lon, outside!.lat, 18);
+    await mapIdle(page);
+    const corner = await screenPoint(page, outside!.lon - 0.0003, outside!.lat + 0.0003);
+    const [beyond] = await screenPixels(page, [corner]);
+    expect(colourDistance(beyond!, BACKGROUND)).toBeLessThanOrEqual(2);
     expect(consoleErrors).toEqual([]);
   });
 
@@ -194,8 +154,8 @@ describe('viewer', () => {
     const targets = oracle<Pt[]>('points', chm, '37,41', '512,300', '201,377', '489,69', '310,150');
     for (const t of targets) {
       expect(t.values).not.toBeNull();
-      await jumpTo(t.lon, t.lat, 19.5);
-      const p = await screenPoint(t.lon, t.lat);
+      await jumpTo(page, t.lon, t.lat, 19.5);
+      const p = await screenPoint(page, t.lon, t.lat);
       await page.mouse.move(p.x, p.y);
       const readout = Number(await page.getAttribute('#readout', 'data-height'));
       // The readout decodes the finest tile (nearest-resampled onto Web Mercator): the pixel or a neighbour.
@@ -222,8 +182,8 @@ describe('viewer', () => {
     const run = fx.runs[1]!;
     const chm = join(run.fixture.dir, 'chm.tif');
     const [c] = oracle<Pt[]>('points', chm, '300,220');
-    await jumpTo(c!.lon, c!.lat, 17.5);
-    const centre = await screenPoint(c!.lon, c!.lat);
+    await jumpTo(page, c!.lon, c!.lat, 17.5);
+    const centre = await screenPoint(page, c!.lon, c!.lat);
     await page.click('#draw-button');
     for (const [dx, dy] of [[-150, -110], [160, -100], [140, 120], [-130, 130]]) await page.mouse.click(centre.x + dx!, centre.y + dy!, { delay: 20 });
     await page.click('#finish-button');
@@ -273,14 +233,14 @@ describe('viewer', () => {
     const blockA = oracle<Pt[]>('points', join(a!.fixture.dir, 'chm.tif'), '489,69')[0]!;
     expect(blockA.values![0]).toBe(7.25);
     // Ramp max 8.75: run 2025 (8.75 m) shows the last colour, run 2024 (7.25 m) does not.
-    await jumpTo(blockA.lon, blockA.lat, 18);
-    await idle();
-    const at = await screenPoint(blockA.lon, blockA.lat);
-    const [latest] = await pixels([at]);
+    await jumpTo(page, blockA.lon, blockA.lat, 18);
+    await mapIdle(page);
+    const at = await screenPoint(page, blockA.lon, blockA.lat);
+    const [latest] = await screenPixels(page, [at]);
     await page.selectOption('#run-select', a!.id);
-    await idle();
-    const [earlier] = await pixels([at]);
-    expect(dist(earlier!, latest!)).toBeGreaterThan(25);
+    await mapIdle(page);
+    const [earlier] = await screenPixels(page, [at]);
+    expect(colourDistance(earlier!, latest!)).toBeGreaterThan(25);
     await page.mouse.click(at.x, at.y);
     await page.waitForSelector('.point-popup .value');
     expect(Number(await page.$eval('.point-popup .value', (e) => (e as HTMLElement).dataset['height']))).toBe(7.25);
@@ -295,7 +255,7 @@ describe('viewer', () => {
       const g = (window as unknown as { geoDino: { compareMap: import('maplibre-gl').Map | null } }).geoDino;
       return !!g.compareMap && !!g.compareMap.getLayer('b-height') && g.compareMap.loaded();
     });
-    await idle();
+    await mapIdle(page);
     const handle = await page.$('#swipe .handle');
     const box = (await handle!.boundingBox())!;
     const maps = (await (await page.$('#maps'))!.boundingBox())!;
@@ -304,18 +264,18 @@ describe('viewer', () => {
     await page.mouse.down();
     await page.mouse.move(maps.x + maps.width * 0.97, box.y + 100, { steps: 5 });
     await page.mouse.up();
-    await idle();
-    const [left] = await pixels([at]);
-    expect(dist(left!, earlier!)).toBeLessThanOrEqual(4);
+    await mapIdle(page);
+    const [left] = await screenPixels(page, [at]);
+    expect(colourDistance(left!, earlier!)).toBeLessThanOrEqual(4);
     // ... and to the far left: the right (2025) run.
     const box2 = (await handle!.boundingBox())!;
     await page.mouse.move(box2.x + box2.width / 2, box2.y + 100);
     await page.mouse.down();
     await page.mouse.move(maps.x + maps.width * 0.03, box2.y + 100, { steps: 5 });
     await page.mouse.up();
-    await idle();
-    const [right] = await pixels([at]);
-    expect(dist(right!, latest!)).toBeLessThanOrEqual(4);
+    await mapIdle(page);
+    const [right] = await screenPixels(page, [at]);
+    expect(colourDistance(right!, latest!)).toBeLessThanOrEqual(4);
     expect(await page.textContent('#label-right')).toContain('2025-06-11');
     expect(consoleErrors).toEqual([]);
     expect(foreignRequests).toEqual([]);
@@ -340,11 +300,11 @@ describe('viewer', () => {
     const [p] = oracle<Pt[]>('points', chm, `${size.col},${size.row}`);
     expect(p!.values).not.toBeNull();
     expect(await page.isVisible('#demo-banner')).toBe(true);
-    await jumpTo(p!.lon, p!.lat, 19);
-    await idle();
-    const at = await screenPoint(p!.lon, p!.lat);
-    const [px] = await pixels([at]);
-    expect(dist(px!, BACKGROUND)).toBeGreaterThan(20);
+    await jumpTo(page, p!.lon, p!.lat, 19);
+    await mapIdle(page);
+    const at = await screenPoint(page, p!.lon, p!.lat);
+    const [px] = await screenPixels(page, [at]);
+    expect(colourDistance(px!, BACKGROUND)).toBeGreaterThan(20);
     await page.mouse.click(at.x, at.y);
     await page.waitForSelector('.point-popup .value');
     expect(Number(await page.$eval('.point-popup .value', (e) => (e as HTMLElement).dataset['height']))).toBe(p!.values![0]);

@@ -18,3 +18,4 @@ export * from './layers.js';
 export * from './remote.js';
 export * from './scene-feather.js';
 export * from './remote-shards.js';
+export * from './seam-step.js';

@@ -3,7 +3,7 @@
  * them) read as one: a window is assembled from the parts it meets; pixels no part covers are
  * invalid. Parts are opened on first use.
  */
-import type { Abortable, LonLatProjection, Window, WindowData, WindowRaster } from './raster.js';
+import type { Abortable, LonLatProjection, RasterGrid, Window, WindowData, WindowRaster } from './raster.js';
 
 export interface MosaicPart {
   /** Offset and size of the part in the mosaic's pixel grid. */
@@ -14,16 +14,8 @@ export interface MosaicPart {
   open(): Promise<WindowRaster>;
 }
 
-export interface MosaicGrid {
-  name: string;
-  width: number;
-  height: number;
-  bandCount: number;
-  geoTransform: readonly number[];
-  geographic: boolean;
-  metresPerUnit: number;
-  projection: LonLatProjection;
-}
+/** The mosaic's grid (the zone VRT's). */
+export type MosaicGrid = RasterGrid;
 
 export class MosaicRaster implements WindowRaster {
   readonly name: string;

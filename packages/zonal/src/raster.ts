@@ -29,7 +29,8 @@ export interface WindowData {
   valid: ArrayLike<number>;
 }
 
-export interface WindowRaster {
+/** Where a raster's pixels are: everything of a WindowRaster but the reading. */
+export interface RasterGrid {
   /** Names the raster in messages (a file name, never an absolute path). */
   readonly name: string;
   readonly width: number;
@@ -42,6 +43,9 @@ export interface WindowRaster {
   /** Metres per CRS unit (1 for metres). */
   readonly metresPerUnit: number;
   readonly projection: LonLatProjection;
+}
+
+export interface WindowRaster extends RasterGrid {
   /** Bands `bands` (0-based) of a window inside the raster. */
   read(window: Window, options: { bands: number[]; signal?: Abortable }): Promise<WindowData>;
 }
