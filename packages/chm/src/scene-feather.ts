@@ -7,8 +7,9 @@
  * model's heights step there.
  *
  * **Seamlines (plan time, `planSeams`).** For every pair of scenes whose extents overlap (neither
- * containing the other), the overlap is read from both scenes on a coarse grid (cells of `step`
- * pixels, at most ~1024 cells along the seam) and a seam is found by dynamic programming (a
+ * containing the other; one inside another: below), the overlap is read from both scenes on a
+ * coarse grid (cells of `step` pixels, at most ~1024 cells along the seam) and a seam is found by
+ * dynamic programming (a
  * least-cost 8-connected path from one end of the overlap to the other, one cell across per cell
  * along at most) over the cost
  *
@@ -20,6 +21,17 @@
  * the transition zone away from the overlap's sides, so the whole zone has both scenes. Scene
  * `a` (higher priority) keeps the side towards the rest of its footprint, `b` the other: the
  * priority order still decides which scene wins each side. Seams are stored in the plan.
+ *
+ * **A scene inside another (footprint seams).** When scene `a`'s extent lies inside a
+ * lower-priority scene `b`'s there are no two sides to cut between: the seam is a closed
+ * transition zone along a's valid-footprint edge, inside a (`footprint: true`, `overlap` = a's
+ * extent, no seamline samples, no radiometry fit). At predict time a is also rendered over the
+ * tile and F + 1 px around it (`footprintHalo`), and e, the exact Euclidean distance inward from
+ * its footprint edge (`footprintEdgeDistance`: distance to the nearest no-data pixel centre − ½),
+ * stands in for the signed distance: d = e − F/2, so a's weight is sin²(π/2 · e/F) for e < F and
+ * 1 beyond — the seamlines' profile, ~0 at the edge where b continues; the pixel is a's where
+ * e ≥ F/2. When the inner scene has the lower priority (a contains b), b is hidden by a, as in
+ * the plain mosaic: no seam.
  *
  * **Mosaic and weights (predict time, `composeTile`).** A pixel where several scenes are valid
  * starts from the first in priority order; for each later valid scene with a seam to the current
