@@ -501,6 +501,18 @@ print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].me
     expect(tz.scene_ids).toEqual(['inner', 'outer']);
     expect(tz.width_m).toBeCloseTo(24, 6);
     expect(Math.abs(tz.pixels - zone) / zone).toBeLessThan(0.02);
+    expect(prov.transition_zones![0]!.properties).toMatchObject({ weights: expect.stringMatching(/footprint edge/) });
+
+    // Sharded (512-px shards on the global shard grid): the same map (the distance is found per tile
+    // on the zone's grid, whichever shard asks).
+    const sharded = join(dir, 'run-inner-sharded');
+    const rs = await chm(['--model', model, '--aoi', aoiPath, '--imagery', join(dir, 'inner.tif'), '--imagery', join(dir, 'outer.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
+    expect(rs.code, rs.stderr).toBe(0);
+    const vrt = readdirSync(sharded).find((n) => /^chm-.*\.vrt$/.test(n))!;
+    const cmp = gdalJson(COMPARE, [join(dir, 'run-inner-feathered', 'chm.tif'), join(sharded, vrt)]) as { max: number; n: number; onlyOne: number };
+    expect(cmp.onlyOne).toBe(0);
+    expect(cmp.max).toBeLessThan(1e-4);
+    console.log(JSON.stringify({ innerSharded: { ...cmp, shards: readdirSync(join(sharded, 'shards')).length } }));
 
     // Plain mosaic: a hard step at the inner footprint edge, clearly above the background (both
     // kinds); feathered: at the outer scene's own level on the same lines (the weight is ~0 at the
