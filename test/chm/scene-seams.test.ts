@@ -389,7 +389,7 @@ print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].me
     console.log(JSON.stringify({ harmonise: { fitted: b.properties.radiometry, oracle, meanAbsChangeEast: east / ne } }));
   });
 
-  it('a scene inside another’s extent: its weight rises over F px inward from its footprint edge, and the step there falls to the background', async () => {
+  it('a scene inside another’s extent: its weight rises over F px inward from its footprint edge, and the step at its edges falls to the outer scene’s own level', async () => {
     // Inner scene: columns [160, 352), rows [144, 368) of the region, inside the outer scene (the
     // whole region); listed first, i.e. the higher priority (as a newer acquisition would be).
     const [IX0, IY0, IW, IH] = [160, 144, 192, 224];
