@@ -16,6 +16,11 @@
  *    step at scene A's edge is clearly above the background (≥ 1.5×); with the default feathering
  *    the step across the seamline is at the background (≤ 1.2×). A hard switch at the seamline
  *    between the two scenes' own predictions steps clearly above it too.
+ * 3. A scene inside another's extent (a gdal.Translate srcWin of the same imagery with scene B's
+ *    radiometry, listed first): the oracle w·(inner alone) + (1 − w)·(outer alone) over the F-px
+ *    band inside its footprint edge, w = sin²(π/2 · e/F) with e the distance inward from the edge;
+ *    the plain mosaic steps at its west/east edges, the feathered map there is at the outer scene's
+ *    own level; with the lower priority it is hidden (the outer scene's map exactly).
  *
  * The model is a FIXTURE, not `--model demo`: the demo's random weights mix the whole tile through
  * attention, so its heights hardly step at a radiometric edge (its plain mosaic showed 1.0 m there
@@ -85,13 +90,45 @@ write(out + '/alone-b.tif', pb, sx, sy, 0)
 print(json.dumps({'transform': gt}))
 `;
 
+/** A scene inside another's extent: the outer scene is the whole region as it is; the inner one
+ * (gdal.Translate srcWin of the same warped imagery, columns [ix0, ix0 + w), rows [iy0, iy0 + h) of
+ * the region) another acquisition as scene B above (gamma 0.6, warmer), on the same lattice. */
+const MAKE_INNER = String.raw`
+import sys, json
+import numpy as np
+from osgeo import gdal
+gdal.UseExceptions()
+tmp, out = sys.argv[1:3]
+ix0, iy0, w, h = (int(v) for v in sys.argv[3:7])
+full = gdal.Translate('/vsimem/full-inner.tif', tmp, srcWin=[100, 100, 512, 512], bandList=[1, 2, 3], maskBand=None)
+gt = full.GetGeoTransform()
+rgb = np.clip(full.ReadAsArray().astype('float64'), 1, 255)
+inner = gdal.Translate('/vsimem/inner-src.tif', tmp, srcWin=[100 + ix0, 100 + iy0, w, h], bandList=[1, 2, 3], maskBand=None)
+x = (np.clip(inner.ReadAsArray().astype('float64'), 1, 255) / 255.0) ** 0.6 * np.array([1.15, 1.0, 0.8])[:, None, None]
+b = np.clip(np.round(x * 255.0), 1, 255)
+drv = gdal.GetDriverByName('GTiff')
+def write(path, data, x0, y0, nodata=None):
+    ds = drv.Create(path, data.shape[2], data.shape[1], 3, gdal.GDT_Byte, ['TILED=YES', 'COMPRESS=DEFLATE'])
+    ds.SetProjection(full.GetProjection())
+    ds.SetGeoTransform((gt[0] + x0 * gt[1], gt[1], 0, gt[3] + y0 * gt[5], 0, gt[5]))
+    for k in range(3):
+        if nodata is not None: ds.GetRasterBand(k + 1).SetNoDataValue(nodata)
+    ds.WriteRaster(0, 0, data.shape[2], data.shape[1], data.astype('uint8').tobytes())
+    ds = None
+write(out + '/outer.tif', rgb, 0, 0)
+write(out + '/inner.tif', b, ix0, iy0)
+p = np.zeros((3, 512, 512)); p[:, iy0:iy0 + h, ix0:ix0 + w] = b
+write(out + '/alone-inner.tif', p, 0, 0, 0)
+print(json.dumps({'transform': gt}))
+`;
+
 interface SceneFeatherInfo {
   metres: number;
   px: number;
   seams: number;
   featheredTiles: number;
   extraTileInferences: number;
-  lines: { scenes: string[]; featherPx: number; points: [number, number][] }[];
+  lines: { scenes: string[]; featherPx: number; footprint?: boolean; points: [number, number][] }[];
 }
 
 interface Run {
@@ -350,6 +387,140 @@ print(json.dumps({'gain': gain, 'offset': [float(A[c].mean() - gain[c] * B[c].me
     expect(west).toBeLessThan(1e-6);
     expect(east / ne).toBeGreaterThan(0.1);
     console.log(JSON.stringify({ harmonise: { fitted: b.properties.radiometry, oracle, meanAbsChangeEast: east / ne } }));
+  });
+
+  it('a scene inside another’s extent: its weight rises over F px inward from its footprint edge, and the step at its edges falls to the outer scene’s own level', async () => {
+    // Inner scene: columns [160, 352), rows [144, 368) of the region, inside the outer scene (the
+    // whole region); listed first, i.e. the higher priority (as a newer acquisition would be).
+    const [IX0, IY0, IW, IH] = [160, 144, 192, 224];
+    gdalJson(MAKE_INNER, [join(dir, 'utm.tif'), dir, String(IX0), String(IY0), String(IW), String(IH)]);
+    const runs: Record<string, Run> = {};
+    for (const [name, imagery, extra] of [
+      ['feathered', ['inner.tif', 'outer.tif'], []],
+      ['off', ['inner.tif', 'outer.tif'], ['--scene-feather', '0']],
+      ['alone-inner', ['alone-inner.tif'], []],
+      ['alone-outer', ['outer.tif'], []],
+      // The inner scene with the lower priority: hidden by the outer one, as in the plain mosaic.
+      ['hidden', ['outer.tif', 'inner.tif'], []],
+    ] as const) {
+      const out = join(dir, `run-inner-${name}`);
+      const r = await chm(['--model', model, '--aoi', aoiPath, ...imagery.flatMap((i) => ['--imagery', join(dir, i)]), '--out', out, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', ...extra], home);
+      expect(r.code, r.stderr).toBe(0);
+      const run = readJson<{ grid: { transform: number[] }; sceneFeather: SceneFeatherInfo }>(join(out, 'run.json'));
+      const band = gdalBand(join(out, 'chm.tif'), 1);
+      runs[name] = { h: band.values, width: band.width, height: band.height, transform: run.grid.transform, info: run.sceneFeather };
+    }
+    const f = runs['feathered']!;
+    const o = runs['off']!;
+    const ri = runs['alone-inner']!;
+    const ro = runs['alone-outer']!;
+    const hid = runs['hidden']!;
+    for (const r of [o, ri, ro, hid]) {
+      expect(r.transform).toEqual(f.transform);
+      expect([r.width, r.height]).toEqual([f.width, f.height]);
+    }
+    const { width: W, height: H } = f;
+    expect(f.info.seams).toBe(1);
+    expect(f.info.lines[0]!.scenes).toEqual(['inner', 'outer']);
+    expect(f.info.lines[0]!.footprint).toBe(true);
+    const F = f.info.lines[0]!.featherPx;
+    expect(F).toBe(40);
+    expect(f.info.featheredTiles).toBeGreaterThan(0);
+    expect(f.info.extraTileInferences).toBe(f.info.featheredTiles);
+    expect(o.info.seams).toBe(0);
+    expect(hid.info.seams).toBe(0);
+    expect(hid.info.extraTileInferences).toBe(0);
+
+    // The inner footprint in grid px.
+    const x0 = Math.round((fx.transform[0]! - f.transform[0]!) / 0.6);
+    const y0 = Math.round((f.transform[3]! - fx.transform[3]!) / 0.6);
+    const [fx0, fy0, fx1, fy1] = [x0 + IX0, y0 + IY0, x0 + IX0 + IW, y0 + IY0 + IH];
+    // Lower priority: the outer scene's map wherever it has data.
+    let hiddenMax = 0;
+    for (let i = 0; i < W * H; i++) if (ro.h[i] !== NODATA) hiddenMax = Math.max(hiddenMax, Math.abs(hid.h[i]! - ro.h[i]!));
+    expect(hiddenMax).toBeLessThan(1e-4);
+
+    // Oracle: inside the zone chm.tif = w·(inner alone) + (1 − w)·(outer alone), w = sin²(π/2 · e/F)
+    // with e the distance (px) from the pixel centre inward to the rectangle's nearest side.
+    let zone = 0;
+    let worst = 0;
+    let interior = 0;
+    let interiorWorst = 0;
+    for (let y = fy0; y < fy1; y++) {
+      for (let x = fx0; x < fx1; x++) {
+        const i = y * W + x;
+        if (ri.h[i] === NODATA || ro.h[i] === NODATA || f.h[i] === NODATA) continue;
+        const e = Math.min(x - fx0, fx1 - 1 - x, y - fy0, fy1 - 1 - y) + 0.5;
+        if (e >= F) {
+          interior++;
+          interiorWorst = Math.max(interiorWorst, Math.abs(f.h[i]! - o.h[i]!));
+          continue;
+        }
+        const w = Math.sin((Math.PI / 2) * (e / F)) ** 2;
+        zone++;
+        worst = Math.max(worst, Math.abs(f.h[i]! - (w * ri.h[i]! + (1 - w) * ro.h[i]!)));
+      }
+    }
+    // The step statistic at the inner scene's west and east edges (rows inside it; and, reported, at
+    // the zone's middle line). Two backgrounds: the statistic on columns of the outer scene only
+    // (as above), and — at the same lines — on the outer scene's own map (its run alone): a fixed
+    // line over 224 rows carries its own texture (0.39 and 0.57 m there against a column average
+    // of 0.26 m when this was written), which no blending can remove.
+    const col = (c: number) => (y: number): number | null => (y >= fy0 && y < fy1 ? c : null);
+    const away: [number, number][] = [
+      [x0 + 24, fx0 - 24],
+      [fx1 + 24, x0 + N - 24],
+    ];
+    const report = {
+      plainMosaic: { west: seamStep(o.h, W, H, col(fx0)), east: seamStep(o.h, W, H, col(fx1)), background: backgroundStep(o.h, W, H, away) },
+      feathered: {
+        west: seamStep(f.h, W, H, col(fx0)),
+        east: seamStep(f.h, W, H, col(fx1)),
+        westMid: seamStep(f.h, W, H, col(fx0 + F / 2)),
+        eastMid: seamStep(f.h, W, H, col(fx1 - F / 2)),
+        background: backgroundStep(f.h, W, H, away),
+      },
+      outerAlone: { west: seamStep(ro.h, W, H, col(fx0)), east: seamStep(ro.h, W, H, col(fx1)) },
+      featheredTiles: f.info.featheredTiles,
+      extraTileInferences: f.info.extraTileInferences,
+      zonePixels: zone,
+      worstOracleError: worst,
+      interiorPixels: interior,
+      interiorWorstVsPlain: interiorWorst,
+      hiddenMax,
+    };
+    console.log(JSON.stringify({ innerScene: report }));
+    expect(zone).toBeGreaterThan(0.9 * (IW * IH - (IW - 2 * F) * (IH - 2 * F)));
+    expect(worst).toBeLessThan(0.01);
+    expect(interior).toBeGreaterThan(0);
+
+    // Provenance: one transition zone naming both scenes.
+    const prov = readJson<{ transition_zones?: { properties: { scene_ids: string[]; width_m: number; pixels: number } }[] }>(join(dir, 'run-inner-feathered', 'provenance.geojson'));
+    expect(prov.transition_zones?.length).toBe(1);
+    const tz = prov.transition_zones![0]!.properties;
+    expect(tz.scene_ids).toEqual(['inner', 'outer']);
+    expect(tz.width_m).toBeCloseTo(24, 6);
+    expect(Math.abs(tz.pixels - zone) / zone).toBeLessThan(0.02);
+    expect(prov.transition_zones![0]!.properties).toMatchObject({ weights: expect.stringMatching(/footprint edge/) });
+
+    // Sharded (512-px shards on the global shard grid): the same map (the distance is found per tile
+    // on the zone's grid, whichever shard asks).
+    const sharded = join(dir, 'run-inner-sharded');
+    const rs = await chm(['--model', model, '--aoi', aoiPath, '--imagery', join(dir, 'inner.tif'), '--imagery', join(dir, 'outer.tif'), '--out', sharded, '--tile-size', String(T), '--overlap', String(OVERLAP), '--no-web-tiles', '--shard-size', '512'], home);
+    expect(rs.code, rs.stderr).toBe(0);
+    const vrt = readdirSync(sharded).find((n) => /^chm-.*\.vrt$/.test(n))!;
+    const cmp = gdalJson(COMPARE, [join(dir, 'run-inner-feathered', 'chm.tif'), join(sharded, vrt)]) as { max: number; n: number; onlyOne: number };
+    expect(cmp.onlyOne).toBe(0);
+    expect(cmp.max).toBeLessThan(1e-4);
+    console.log(JSON.stringify({ innerSharded: { ...cmp, shards: readdirSync(join(sharded, 'shards')).length } }));
+
+    // Plain mosaic: a hard step at the inner footprint edge, clearly above the background (both
+    // kinds); feathered: at the outer scene's own level on the same lines (the weight is ~0 at the
+    // edge and rises smoothly inward).
+    const mean = (r: { west: number; east: number }): number => (r.west + r.east) / 2;
+    for (const side of ['west', 'east'] as const) expect(report.plainMosaic[side]).toBeGreaterThan(1.5 * report.plainMosaic.background);
+    expect(mean(report.plainMosaic)).toBeGreaterThan(1.3 * mean(report.outerAlone));
+    expect(mean(report.feathered)).toBeLessThan(1.1 * mean(report.outerAlone));
   });
 
   it('refuses a negative --scene-feather or one wider than the tile stride: one line, exit 2', async () => {

@@ -19,9 +19,9 @@ import { layoutOf, tileSpecOf } from './plan.js';
 import { extraHeadsOf, extraTilePlanes, runPlannedHeads } from './extra-heads.js';
 import { imageryPlanes } from './imagery.js';
 import { SourceOpener } from './sources.js';
-import { composeTile, harmoniseTile, SCENE_WEIGHT_PLANE, SCENE_ZONE_PLANE, seamsMeeting, variantSuffix } from './scene-feather.js';
+import { composeTile, footprintEdgeDistance, footprintHalo, harmoniseTile, SCENE_WEIGHT_PLANE, SCENE_ZONE_PLANE, seamsMeeting, variantSuffix } from './scene-feather.js';
 import type { TileRecord, TileStore } from './tile-store.js';
-import type { CommonOptions, RunPlan } from './types.js';
+import type { CommonOptions, RunPlan, SceneSeam } from './types.js';
 
 export interface PredictOptions extends CommonOptions {
   /** Tiles per model call (default 1; more helps on GPUs). */
@@ -148,7 +148,21 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
       const renders = await Promise.all(prepared.map((p) => renderTile(layout, [p], spec, renderOptions)));
       for (const r of renders) harmoniseTile(r, planIndex, radiometry);
       const renderSource = prepared.map((p) => p.index);
-      const c = composeTile(spec, renders, renderSource, planIndex, seams, allSeams);
+      // Footprint seams (a scene inside another's extent): the inner scene's validity over the tile
+      // and F + 1 px around it gives the distance inward from its footprint edge.
+      const edge = new Map<SceneSeam, Float32Array>();
+      for (const seam of seams) {
+        if (!seam.footprint) continue;
+        const p = prepared.find((q) => planIndex[q.index] === seam.a);
+        if (!p) continue;
+        const halo = footprintHalo(spec, seam.featherPx, layout.grid);
+        if (halo.width === 0 || halo.height === 0) continue;
+        const h = await renderTile(layout, [p], halo, renderOptions);
+        const valid = new Uint8Array(h.source.length);
+        for (let i = 0; i < valid.length; i++) valid[i] = h.source[i] !== NO_SOURCE ? 1 : 0;
+        edge.set(seam, footprintEdgeDistance(spec, halo, valid));
+      }
+      const c = composeTile(spec, renders, renderSource, planIndex, seams, allSeams, edge);
       if (c.zonePixels === 0) return { tile: c.tile, variants: null, zone: null };
       const variants: Variant[] = [];
       for (const [k, weight] of [...c.weights.entries()].sort((a, b) => a[0] - b[0])) {

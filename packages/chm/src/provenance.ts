@@ -202,7 +202,9 @@ export class ProvenanceBuilder {
           scene_ids: [a.id, b.id] as [string, string],
           datetimes: [a.datetime, b.datetime] as [string | null, string | null],
           width_m: Math.round(seam.featherPx * m * 1000) / 1000,
-          weights: `raised cosine across the seamline: ${a.id} from 1 to 0, ${b.id} from 0 to 1`,
+          weights: seam.footprint
+            ? `raised cosine inward from ${a.id}'s footprint edge (inside ${b.id}'s extent): ${a.id} from 0 to 1, ${b.id} from 1 to 0`
+            : `raised cosine across the seamline: ${a.id} from 1 to 0, ${b.id} from 0 to 1`,
           pixels: this.pixels[label]!,
           area_m2: Math.round(geodesicArea(lonlat) * 100) / 100,
         },

@@ -375,6 +375,8 @@ function sceneFeatherInfo(plan: RunPlan, counts: { featheredTiles: number; extra
     lines: (f?.seams ?? []).slice(0, 100).map((s) => ({
       scenes: [plan.sources[s.a]!.id, plan.sources[s.b]!.id],
       featherPx: s.featherPx,
+      // A scene inside another's extent: the zone follows its footprint edge (no seamline points).
+      ...(s.footprint ? { footprint: true } : {}),
       points: s.positions.map((p, k) => {
         const along = s.start + (k + 0.5) * s.step;
         return s.axis === 'x' ? [Number(p.toFixed(2)), along] : [along, Number(p.toFixed(2))];

@@ -7,8 +7,9 @@
  * model's heights step there.
  *
  * **Seamlines (plan time, `planSeams`).** For every pair of scenes whose extents overlap (neither
- * containing the other), the overlap is read from both scenes on a coarse grid (cells of `step`
- * pixels, at most ~1024 cells along the seam) and a seam is found by dynamic programming (a
+ * containing the other; one inside another: below), the overlap is read from both scenes on a
+ * coarse grid (cells of `step` pixels, at most ~1024 cells along the seam) and a seam is found by
+ * dynamic programming (a
  * least-cost 8-connected path from one end of the overlap to the other, one cell across per cell
  * along at most) over the cost
  *
@@ -20,6 +21,17 @@
  * the transition zone away from the overlap's sides, so the whole zone has both scenes. Scene
  * `a` (higher priority) keeps the side towards the rest of its footprint, `b` the other: the
  * priority order still decides which scene wins each side. Seams are stored in the plan.
+ *
+ * **A scene inside another (footprint seams).** When scene `a`'s extent lies inside a
+ * lower-priority scene `b`'s there are no two sides to cut between: the seam is a closed
+ * transition zone along a's valid-footprint edge, inside a (`footprint: true`, `overlap` = a's
+ * extent, no seamline samples, no radiometry fit). At predict time a is also rendered over the
+ * tile and F + 1 px around it (`footprintHalo`), and e, the exact Euclidean distance inward from
+ * its footprint edge (`footprintEdgeDistance`: distance to the nearest no-data pixel centre − ½),
+ * stands in for the signed distance: d = e − F/2, so a's weight is sin²(π/2 · e/F) for e < F and
+ * 1 beyond — the seamlines' profile, ~0 at the edge where b continues; the pixel is a's where
+ * e ≥ F/2. When the inner scene has the lower priority (a contains b), b is hidden by a, as in
+ * the plain mosaic: no seam.
  *
  * **Mosaic and weights (predict time, `composeTile`).** A pixel where several scenes are valid
  * starts from the first in priority order; for each later valid scene with a seam to the current
@@ -107,8 +119,9 @@ export function seamsMeeting(plan: RunPlan, t: Pick<TileSpec, 'x' | 'y' | 'width
   return f.seams.filter((s) => meets(s.overlap, t.x, t.y, t.x + t.width, t.y + t.height));
 }
 
-/** The bbox of a seam's transition zone inside its overlap. */
+/** The bbox of a seam's transition zone inside its overlap (a footprint seam's: the inner scene's extent). */
 export function zoneBox(seam: SceneSeam): [number, number, number, number] {
+  if (seam.footprint) return [...seam.overlap];
   const h = seam.featherPx / 2;
   const lo = Math.min(...seam.positions) - h;
   const hi = Math.max(...seam.positions) + h;
@@ -189,8 +202,12 @@ export function leastCostSeam(cost: Float32Array, rows: number, cols: number, lo
   return path;
 }
 
-/** The seam of one pair of scenes (null when they do not overlap, or one contains the other). */
-async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSource, B: PlannedSource, featherPx: number, opener: SourceOpener, log: Logger, signal: AbortSignal | undefined): Promise<{ seam: SceneSeam; radiometry: SceneRadiometry } | null> {
+/**
+ * The seam of one pair of scenes (null when they do not overlap, or when the higher-priority
+ * scene `a` contains `b`: b is hidden there, as in the plain mosaic). When b contains a, a
+ * footprint seam along a's footprint edge (no seamline to find, no radiometry fitted).
+ */
+async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSource, B: PlannedSource, featherPx: number, opener: SourceOpener, log: Logger, signal: AbortSignal | undefined): Promise<{ seam: SceneSeam; radiometry: SceneRadiometry | null } | null> {
   const ba = A.gridBbox;
   const bb = B.gridBbox;
   if (!ba || !bb) return null;
@@ -198,7 +215,11 @@ async function seamOf(plan: { grid: Grid }, a: number, b: number, A: PlannedSour
   const o: [number, number, number, number] = [Math.max(ba[0], bb[0], 0), Math.max(ba[1], bb[1], 0), Math.min(ba[2], bb[2], grid.width), Math.min(ba[3], bb[3], grid.height)];
   if (o[2] - o[0] < 2 || o[3] - o[1] < 2) return null;
   const contains = (p: readonly number[], q: readonly number[]): boolean => p[0]! <= q[0]! && p[1]! <= q[1]! && p[2]! >= q[2]! && p[3]! >= q[3]!;
-  if (contains(ba, bb) || contains(bb, ba)) return null;
+  if (contains(ba, bb)) return null;
+  if (contains(bb, ba)) {
+    log.debug({ a: A.id, b: B.id, featherPx }, 'scene footprint transition planned (scene inside another)');
+    return { seam: { a, b, axis: 'x', aSide: 1, overlap: o, start: o[1], step: 1, positions: [], featherPx, footprint: true }, radiometry: null };
+  }
   const dx = (bb[0] + bb[2] - ba[0] - ba[2]) / 2;
   const dy = (bb[1] + bb[3] - ba[1] - ba[3]) / 2;
   const axis: 'x' | 'y' = Math.abs(dx) >= Math.abs(dy) ? 'x' : 'y';
@@ -320,7 +341,7 @@ export async function planSeams(
       const s = await seamOf(plan, a, b, S[a]!, S[b]!, featherPx, opener, options.log, options.signal);
       if (!s) continue;
       seams.push(s.seam);
-      if (options.harmonise && !radiometry[b] && s.radiometry.cells > 0) {
+      if (options.harmonise && !radiometry[b] && s.radiometry && s.radiometry.cells > 0) {
         radiometry[b] = s.radiometry;
         options.log.info({ scene: S[b]!.id, to: S[a]!.id, gain: s.radiometry.gain, offset: s.radiometry.offset }, 'scene radiometry matched to its neighbour on their overlap');
       }
@@ -358,6 +379,81 @@ export function tileVariants(rec: { planes: Record<string, unknown> }): { suffix
 }
 
 // ---------------------------------------------------------------------------------------------
+// Predict time: the distance inward from an inner scene's footprint edge (footprint seams).
+
+/** The window (grid px, clipped to the grid) a footprint seam's inner scene is rendered over for a tile: the tile and F + 1 px around it. */
+export function footprintHalo(spec: TileSpec, featherPx: number, grid: { width: number; height: number }): TileSpec {
+  const h = Math.ceil(featherPx) + 1;
+  const x0 = Math.max(0, spec.x - h);
+  const y0 = Math.max(0, spec.y - h);
+  const x1 = Math.min(grid.width, spec.x + spec.width + h);
+  const y1 = Math.min(grid.height, spec.y + spec.height + h);
+  return { ...spec, x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) };
+}
+
+/** Squared 1-D distance transform of `f` (Felzenszwalb & Huttenlocher), `n` samples at `stride` from `o`, in place. */
+function edt1d(a: Float64Array, o: number, stride: number, n: number, f: Float64Array, v: Int32Array, z: Float64Array): void {
+  for (let q = 0; q < n; q++) f[q] = a[o + q * stride]!;
+  let k = 0;
+  v[0] = 0;
+  z[0] = -Infinity;
+  z[1] = Infinity;
+  for (let q = 1; q < n; q++) {
+    if (f[q] === Infinity) continue;
+    if (f[v[k]!] === Infinity) {
+      v[k] = q;
+      continue;
+    }
+    let sx = (f[q]! + q * q - (f[v[k]!]! + v[k]! * v[k]!)) / (2 * q - 2 * v[k]!);
+    while (sx <= z[k]!) {
+      k--;
+      sx = (f[q]! + q * q - (f[v[k]!]! + v[k]! * v[k]!)) / (2 * q - 2 * v[k]!);
+    }
+    k++;
+    v[k] = q;
+    z[k] = sx;
+    z[k + 1] = Infinity;
+  }
+  k = 0;
+  for (let q = 0; q < n; q++) {
+    while (z[k + 1]! < q) k++;
+    const d = q - v[k]!;
+    a[o + q * stride] = f[v[k]!] === Infinity ? Infinity : d * d + f[v[k]!]!;
+  }
+}
+
+/**
+ * Per pixel of a tile: the distance (px) from its centre inward to the footprint edge of a scene,
+ * i.e. (exact Euclidean distance to the nearest pixel centre where the scene has no data) − ½,
+ * found on the scene's validity over `halo` (footprintHalo); Infinity where no such pixel lies in
+ * the halo or the pixel is outside it, 0 where the scene has no data. Pixels beyond the grid
+ * (outside the halo) count as data: the grid's edge is not a footprint edge.
+ */
+export function footprintEdgeDistance(spec: Pick<TileSpec, 'x' | 'y' | 'width' | 'height'>, halo: Pick<TileSpec, 'x' | 'y' | 'width' | 'height'>, haloValid: ArrayLike<number>): Float32Array {
+  const { width: hw, height: hh } = halo;
+  const d2 = new Float64Array(hw * hh);
+  for (let i = 0; i < d2.length; i++) d2[i] = haloValid[i] ? Infinity : 0;
+  const m = Math.max(hw, hh);
+  const f = new Float64Array(m);
+  const v = new Int32Array(m);
+  const z = new Float64Array(m + 1);
+  for (let x = 0; x < hw; x++) edt1d(d2, x, hw, hh, f, v, z);
+  for (let y = 0; y < hh; y++) edt1d(d2, y * hw, 1, hw, f, v, z);
+  const out = new Float32Array(spec.width * spec.height).fill(Infinity);
+  for (let y = 0; y < spec.height; y++) {
+    const gy = spec.y + y - halo.y;
+    if (gy < 0 || gy >= hh) continue;
+    for (let x = 0; x < spec.width; x++) {
+      const gx = spec.x + x - halo.x;
+      if (gx < 0 || gx >= hw) continue;
+      const q = d2[gy * hw + gx]!;
+      out[y * spec.width + x] = q === 0 ? 0 : Math.sqrt(q) - 0.5;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Predict time: the seamline mosaic of a tile and the scenes' weights.
 
 export interface ComposedTile {
@@ -374,9 +470,19 @@ export interface ComposedTile {
 /**
  * Compose a tile from single-scene renders (priority order, each a `renderTile` of one source)
  * under the seams: the seamline mosaic and the scenes' feathering weights.
- * `planIndex[k]` is the plan source index of render source k.
+ * `planIndex[k]` is the plan source index of render source k. `edge`: per footprint seam among
+ * `seams`, the distance inward from its inner scene's footprint edge per tile pixel
+ * (footprintEdgeDistance); a footprint seam without one leaves the inner scene whole (no zone).
  */
-export function composeTile(spec: TileSpec, renders: readonly Tile[], renderSource: readonly number[], planIndex: readonly number[], seams: readonly SceneSeam[], allSeams: readonly SceneSeam[]): ComposedTile {
+export function composeTile(
+  spec: TileSpec,
+  renders: readonly Tile[],
+  renderSource: readonly number[],
+  planIndex: readonly number[],
+  seams: readonly SceneSeam[],
+  allSeams: readonly SceneSeam[],
+  edge: ReadonlyMap<SceneSeam, Float32Array> = new Map(),
+): ComposedTile {
   const n = spec.width * spec.height;
   const rgb = new Uint8Array(3 * n);
   const source = new Uint16Array(n).fill(NO_SOURCE);
@@ -408,7 +514,8 @@ export function composeTile(spec: TileSpec, renders: readonly Tile[], renderSour
         const pb = planIndex[renderSource[r]!]!;
         const seam = byPair.get(`${Math.min(pa, pb)}/${Math.max(pa, pb)}`);
         if (!seam || !meets(seam.overlap, spec.x + x, spec.y + y, spec.x + x + 1, spec.y + y + 1)) continue;
-        const d = seamDistance(seam, spec.x + x + 0.5, spec.y + y + 0.5);
+        // A footprint seam: the inner scene a's weight rises over F px inward from its edge.
+        const d = seam.footprint ? (edge.get(seam)?.[i] ?? Infinity) - seam.featherPx / 2 : seamDistance(seam, spec.x + x + 0.5, spec.y + y + 0.5);
         const wa = seamWeight(d, seam.featherPx);
         const [ra, rb] = seam.a === pa ? [win, r] : [r, win];
         const next = d >= 0 ? ra : rb;

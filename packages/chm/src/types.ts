@@ -168,6 +168,12 @@ export interface SceneSeam {
   positions: number[];
   /** Width of this pair's transition zone in grid pixels (the run's, or less where the overlap is narrower). */
   featherPx: number;
+  /**
+   * A contained pair: scene `a`'s extent lies inside `b`'s (`overlap` is a's extent). There is no
+   * seamline (`positions` empty): the zone runs along a's valid-footprint edge, inside a, and a's
+   * weight rises with the distance inward from that edge (computed per tile from a's validity).
+   */
+  footprint?: true;
 }
 
 /**
