@@ -149,7 +149,9 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
       for (const r of renders) harmoniseTile(r, planIndex, radiometry);
       const renderSource = prepared.map((p) => p.index);
       // Footprint seams (a scene inside another's extent): the inner scene's validity over the tile
-      // and F + 1 px around it gives the distance inward from its footprint edge.
+      // and F + 1 px around it gives the distance inward from its footprint edge. Only an edge the
+      // outer scene shows through is a seam: where the outer scene has no data either (the two
+      // footprints share that edge), the inner scene counts as continuing, so it keeps its pixels.
       const edge = new Map<SceneSeam, Float32Array>();
       for (const seam of seams) {
         if (!seam.footprint) continue;
@@ -157,9 +159,11 @@ export async function predictTiles(plan: RunPlan, tileIds: Iterable<number>, run
         if (!p) continue;
         const halo = footprintHalo(spec, seam.featherPx, layout.grid);
         if (halo.width === 0 || halo.height === 0) continue;
-        const h = await renderTile(layout, [p], halo, renderOptions);
-        const valid = new Uint8Array(h.source.length);
-        for (let i = 0; i < valid.length; i++) valid[i] = h.source[i] !== NO_SOURCE ? 1 : 0;
+        const inner = await renderTile(layout, [p], halo, renderOptions);
+        const o = prepared.find((q) => planIndex[q.index] === seam.b);
+        const outer = o ? await renderTile(layout, [o], halo, renderOptions) : null;
+        const valid = new Uint8Array(inner.source.length);
+        for (let i = 0; i < valid.length; i++) valid[i] = inner.source[i] !== NO_SOURCE || (outer !== null && outer.source[i] === NO_SOURCE) ? 1 : 0;
         edge.set(seam, footprintEdgeDistance(spec, halo, valid));
       }
       const c = composeTile(spec, renders, renderSource, planIndex, seams, allSeams, edge);

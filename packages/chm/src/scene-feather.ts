@@ -30,8 +30,10 @@
  * its footprint edge (`footprintEdgeDistance`: distance to the nearest no-data pixel centre − ½),
  * stands in for the signed distance: d = e − F/2, so a's weight is sin²(π/2 · e/F) for e < F and
  * 1 beyond — the seamlines' profile, ~0 at the edge where b continues; the pixel is a's where
- * e ≥ F/2. When the inner scene has the lower priority (a contains b), b is hidden by a, as in
- * the plain mosaic: no seam.
+ * e ≥ F/2. Only an edge that b shows through is a seam: pixels where b has no data either count
+ * as a's for the distance, so an edge the two footprints share (nothing beyond it) keeps a's
+ * pixels and costs no extra inference. When the inner scene has the lower priority (a contains
+ * b), b is hidden by a, as in the plain mosaic: no seam.
  *
  * **Mosaic and weights (predict time, `composeTile`).** A pixel where several scenes are valid
  * starts from the first in priority order; for each later valid scene with a seam to the current
