@@ -21,7 +21,7 @@ import { dirname } from 'node:path';
 import { CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { GeoDinoError, ensureDir, openAtomic, retrying, silentLogger, throwIfAborted, type Logger, type RetryOptions } from '@geo-dino/core';
 import { contentType, hashFile, SHA256_METADATA } from './publish.js';
-import { parseS3Url, s3Client, s3Failure, s3Head, s3List, s3Url, type S3Handle, type S3Settings } from './s3.js';
+import { parseS3Url, requesterPaysParam, s3Client, s3Failure, s3Head, s3List, s3RetryPolicy, s3Send, s3Url, type S3Handle, type S3Settings } from './s3.js';
 
 export interface ObjectOptions {
   s3?: S3Settings;
@@ -31,26 +31,11 @@ export interface ObjectOptions {
   retry?: Omit<RetryOptions, 'signal' | 'onRetry'>;
 }
 
-function policy(o: ObjectOptions): RetryOptions {
-  const log = o.log ?? silentLogger();
-  return {
-    ...(o.retry ?? {}),
-    ...(o.signal ? { signal: o.signal } : {}),
-    onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }, 'retrying object storage request'),
-  };
-}
-
 async function send<T>(h: S3Handle, url: string, o: ObjectOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  return retrying(url, policy(o), async (s) => {
-    try {
-      return await fn(s);
-    } catch (err) {
-      throw s3Failure(err, url, h);
-    }
-  });
+  return s3Send(h, url, s3RetryPolicy(o), fn);
 }
 
-const rp = (h: S3Handle): { RequestPayer?: 'requester' } => (h.settings.requesterPays ? { RequestPayer: 'requester' } : {});
+const rp = requesterPaysParam;
 
 export interface UploadedObject {
   url: string;
@@ -84,7 +69,8 @@ export async function uploadFile(path: string, url: string, o: ObjectOptions = {
 
 /**
  * PUT bytes. With `ifAbsent`, only when no object has the key (`If-None-Match: *`): returns false
- * when one exists (HTTP 412 or 409), true when this call created it.
+ * when one exists (HTTP 412), true when this call created it. A 409 (a conditional write racing
+ * another, as AWS answers it) is an error: the caller's job is retried.
  */
 export async function putObject(url: string, body: Uint8Array, o: ObjectOptions & { ifAbsent?: boolean; contentType?: string } = {}): Promise<boolean> {
   const { bucket, key } = parseS3Url(url);
@@ -121,7 +107,7 @@ export async function downloadFile(url: string, path: string, o: ObjectOptions &
   const { bucket, key } = parseS3Url(url);
   const h = await s3Client(o.s3, o.log ?? silentLogger(), o.env);
   await ensureDir(dirname(path));
-  const got = await retrying(url, policy(o), async (s) => {
+  const got = await retrying(url, s3RetryPolicy(o), async (s) => {
     const file = await openAtomic(path);
     try {
       let res;
@@ -158,7 +144,7 @@ export async function deletePrefix(prefixUrl: string, o: ObjectOptions = {}): Pr
   const prefix = key.endsWith('/') ? key : key + '/';
   if (prefix === '/') throw new GeoDinoError('E_ARGUMENT', `${prefixUrl}: refusing to delete a whole bucket`, { details: { url: prefixUrl } });
   const h = await s3Client(o.s3, o.log ?? silentLogger(), o.env);
-  const listed = await s3List(s3Url(bucket, prefix), { ...policy(o), ...(o.s3 ? { s3: o.s3 } : {}), ...(o.env ? { env: o.env } : {}), ...(o.log ? { log: o.log } : {}) });
+  const listed = await s3List(s3Url(bucket, prefix), { ...s3RetryPolicy(o), ...(o.s3 ? { s3: o.s3 } : {}), ...(o.env ? { env: o.env } : {}), ...(o.log ? { log: o.log } : {}) });
   let n = 0;
   for (let i = 0; i < listed.length; i += 1000) {
     throwIfAborted(o.signal);
@@ -184,7 +170,7 @@ export async function copyObject(src: string, dest: string, o: ObjectOptions & {
   const s = parseS3Url(src);
   const d = parseS3Url(dest);
   const h = await s3Client(o.s3, o.log ?? silentLogger(), o.env);
-  const read = { ...policy(o), ...(o.s3 ? { s3: o.s3 } : {}), ...(o.env ? { env: o.env } : {}), ...(o.log ? { log: o.log } : {}) };
+  const read = { ...s3RetryPolicy(o), ...(o.s3 ? { s3: o.s3 } : {}), ...(o.env ? { env: o.env } : {}), ...(o.log ? { log: o.log } : {}) };
   const there = await s3Head(dest, read);
   if (there && there.size === o.bytes && there.metadata[SHA256_METADATA] === o.sha256) return false;
   const source = await s3Head(src, read);

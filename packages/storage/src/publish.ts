@@ -39,7 +39,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { GeoDinoError, TaskGroup, fsError, retrying, silentLogger, silentProgress, throwIfAborted, type Logger, type Progress, type RetryOptions } from '@geo-dino/core';
-import { parseS3Url, s3Client, s3Failure, s3GetJson, s3Head, s3Url, type S3Handle, type S3Settings } from './s3.js';
+import { parseS3Url, requesterPaysParam, s3Client, s3Failure, s3GetJson, s3Head, s3RetryPolicy, s3Send, s3Url, type S3Handle, type S3Settings } from './s3.js';
 
 export const MANIFEST_NAME = 'manifest.json';
 export const MANIFEST_FORMAT = 'geo-dino-run-manifest';
@@ -243,21 +243,10 @@ export async function publishDirectory(dir: string, dest: string, options: Publi
   const prefix = rawPrefix.replace(/\/+$/, '');
   const partBytes = Math.max(5 * MiB, options.partBytes ?? 16 * MiB);
   const threshold = Math.max(5 * MiB, options.multipartThresholdBytes ?? 64 * MiB);
-  const retry: RetryOptions = {
-    ...(options.retry ?? {}),
-    ...(signal ? { signal } : {}),
-    onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }, 'retrying object storage request'),
-  };
+  const retry = s3RetryPolicy({ ...(options.retry ? { retry: options.retry } : {}), ...(signal ? { signal } : {}), log });
   const h = await s3Client(options.s3, log, options.env);
-  const rp = h.settings.requesterPays ? { RequestPayer: 'requester' as const } : {};
-  const send = async <T>(url: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> =>
-    retrying(url, retry, async (s) => {
-      try {
-        return await fn(s);
-      } catch (err) {
-        throw s3Failure(err, url, h);
-      }
-    });
+  const rp = requesterPaysParam(h);
+  const send = <T>(url: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => s3Send(h, url, retry, fn);
 
   // 1. Hash.
   const listed = await walk(dir);

@@ -233,6 +233,32 @@ function accessHint(h: S3Handle): string {
   return tips.join('; ');
 }
 
+/** `RequestPayer: requester` on every request when the settings say the bucket is requester-pays. */
+export function requesterPaysParam(h: S3Handle): { RequestPayer?: 'requester' } {
+  return h.settings.requesterPays ? { RequestPayer: 'requester' } : {};
+}
+
+/** Core's retry policy for object-storage writes: the caller's retry settings and signal, each retry logged. */
+export function s3RetryPolicy(o: { retry?: Omit<RetryOptions, 'signal' | 'onRetry'>; signal?: AbortSignal; log?: Logger }): RetryOptions {
+  const log = o.log ?? silentLogger();
+  return {
+    ...(o.retry ?? {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    onRetry: (i) => log.warn({ url: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }, 'retrying object storage request'),
+  };
+}
+
+/** One SDK request inside core's `retrying`, its failures turned into geo-dino's errors (s3Failure). */
+export async function s3Send<T>(h: S3Handle, url: string, retry: RetryOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return retrying(url, retry, async (s) => {
+    try {
+      return await fn(s);
+    } catch (err) {
+      throw s3Failure(err, url, h);
+    }
+  });
+}
+
 /**
  * Turn an SDK failure into geo-dino's error: final (GeoDinoError) for 4xx the user must fix,
  * RetryableError for 5xx / 429 / throttling, anything else (connection errors) as it is.
