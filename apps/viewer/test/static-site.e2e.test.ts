@@ -14,7 +14,7 @@
  *   (a stripped GeoTIFF): a clear message in the page naming the problem, no hang.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { colourDistance, jumpTo, mapIdle, screenPixels, screenPoint } from './support/map-page.js';
+import { BACKGROUND, ensureViewerBuilt, oracle, type Pt } from './support/viewer-fixture.js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunInfo, type RunningServer, type StatsResponse } from '@geo-dino/server';
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
@@ -32,8 +33,6 @@ import { rectangleAoi, writeSyntheticScene } from '@geo-dino/chm';
 
 const VIEWER = fileURLToPath(new URL('..', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const ORACLE = fileURLToPath(new URL('../../../test/support/gdal-oracle.py', import.meta.url));
-const BACKGROUND = [0x1d, 0x22, 0x26];
 
 const base = mkdtempSync(join(tmpdir(), 'gd-static-'));
 let fx: FixtureRoot;
@@ -46,23 +45,6 @@ let context: BrowserContext;
 let page: Page;
 const consoleErrors: string[] = [];
 const foreignRequests: string[] = [];
-
-type Pt = { col: number; row: number; lon: number; lat: number; values: [number, number] | null };
-
-function oracle<T>(...args: string[]): T {
-  requireGdal();
-  return JSON.parse(execFileSync(GDAL_PYTHON, [ORACLE, ...args], { encoding: 'utf8', timeout: 120_000 })) as T;
-}
-
-function ensureViewerBuilt(): void {
-  const built = join(VIEWER, 'dist', 'index.html');
-  const newest = (dir: string): number =>
-    Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  const srcTime = Math.max(newest(join(VIEWER, 'src')), statSync(join(VIEWER, 'index.html')).mtimeMs);
-  if (!existsSync(built) || statSync(built).mtimeMs < srcTime) {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build'], { cwd: VIEWER, stdio: 'ignore', timeout: 300_000 });
-  }
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -91,7 +73,6 @@ function startNoRangeServer(root: string): Promise<Server> {
   });
   return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve(s)));
 }
-
 
 async function openPage(url: string): Promise<Page> {
   const p = await context.newPage();

@@ -10,22 +10,20 @@
  * - a drawn polygon's statistics panel shows the server's numbers, which match GDAL;
  * - the date picker and the swipe compare show the other run.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { colourDistance, jumpTo, mapIdle, screenPixels, screenPoint } from './support/map-page.js';
+import { BACKGROUND, ensureViewerBuilt, oracle, type Pt } from './support/viewer-fixture.js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunningServer, type StatsResponse } from '@geo-dino/server';
 import { makeFixtureRoot, type FixtureRoot } from '../../../test/support/fixture-runs.js';
-import { CHROMIUM, GDAL_PYTHON, requireGdal, requireTool } from '../../../test/support/tools.js';
+import { CHROMIUM, requireTool } from '../../../test/support/tools.js';
 import { runCli } from '../../../test/support/cli.js';
 
 const VIEWER = fileURLToPath(new URL('..', import.meta.url));
-const ORACLE = fileURLToPath(new URL('../../../test/support/gdal-oracle.py', import.meta.url));
-const BACKGROUND = [0x1d, 0x22, 0x26];
 
 const base = mkdtempSync(join(tmpdir(), 'gd-viewer-'));
 let fx: FixtureRoot;
@@ -35,25 +33,6 @@ let page: Page;
 const consoleErrors: string[] = [];
 const foreignRequests: string[] = [];
 const dialogs: string[] = [];
-
-function oracle<T>(...args: string[]): T {
-  requireGdal();
-  return JSON.parse(execFileSync(GDAL_PYTHON, [ORACLE, ...args], { encoding: 'utf8', timeout: 120_000 })) as T;
-}
-
-type Pt = { col: number; row: number; lon: number; lat: number; values: [number, number] | null };
-
-/** Build the viewer when its build is missing or older than its sources. */
-function ensureViewerBuilt(): void {
-  const built = join(VIEWER, 'dist', 'index.html');
-  const newest = (dir: string): number =>
-    Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  const srcTime = Math.max(newest(join(VIEWER, 'src')), statSync(join(VIEWER, 'index.html')).mtimeMs);
-  if (!existsSync(built) || statSync(built).mtimeMs < srcTime) {
-    execFileSync(process.execPath, [join(VIEWER, '..', '..', 'node_modules', 'vite', 'bin', 'vite.js'), 'build'], { cwd: VIEWER, stdio: 'ignore', timeout: 300_000 });
-  }
-}
-
 
 beforeAll(async () => {
   requireTool(CHROMIUM, ['--version']);
