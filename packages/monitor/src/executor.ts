@@ -499,8 +499,13 @@ async function amendItem(itemPath: string, region: Region, run: RunRecord, stats
     item.assets['loss'] = await asset('loss.tif', MEDIA_TYPES.cog, ['data'], 'Height loss (before − after, m; negative = gain)');
   }
   item.id = `${region.name}-${run.id}`;
-  item.properties = {
-    ...item.properties,
+  item.properties = { ...item.properties, ...regionRunProperties(region, run, stats) };
+  await writeJsonAtomic(itemPath, item);
+}
+
+/** A region run's STAC Item properties: region, run, previous run and the map's statistics. */
+export function regionRunProperties(region: Region, run: RunRecord, stats: RunStats): JsonObject {
+  return {
     'geo-dino:region': region.name,
     'geo-dino:run': run.id,
     'geo-dino:previous_run': run.previousRun,
@@ -509,7 +514,6 @@ async function amendItem(itemPath: string, region: Region, run: RunRecord, stats
     'geo-dino:canopy_cover_5m_percent': stats.cover5mPercent,
     'geo-dino:valid_percent': stats.validPercent,
   };
-  await writeJsonAtomic(itemPath, item);
 }
 
 /** Collection fields for a region with land cover: the class table as a classification summary. */

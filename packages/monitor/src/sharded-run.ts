@@ -33,7 +33,7 @@ import { bboxOf, loadAoi, union, type MultiPolygonCoords } from '@geo-dino/geome
 import { EXTENSIONS, MEDIA_TYPES, STAC_VERSION, type StacAsset, type StacItem } from '@geo-dino/stac';
 import { LANDCOVER_FILE, SHARD_DIR, extraHeadsOf, listFiles, runPlannedShards, windowFootprint, writeTileIndex, writeZoneVrt, type ChmPlan, type RunPlan, type ShardRecord } from '@geo-dino/chm';
 import { detectChange } from './change.js';
-import { checksummedAsset, phaseContext, runSummary, type ExecutorOptions } from './executor.js';
+import { checksummedAsset, phaseContext, regionRunProperties, runSummary, type ExecutorOptions } from './executor.js';
 import { combineLandcoverStats, combineZonalStats, landcoverStats, zonalStats } from './stats.js';
 import type { ChangeRecord, LandcoverStats, MonitorStore, Region, RunRecord, RunStats, ShardResult } from './store.js';
 
@@ -235,15 +235,9 @@ async function writeRunItem(out: string, region: Region, run: RunRecord, stats: 
       datetime: run.acquiredEnd ?? new Date().toISOString(),
       ...(run.acquiredStart && run.acquiredEnd && run.acquiredStart !== run.acquiredEnd ? { start_datetime: run.acquiredStart, end_datetime: run.acquiredEnd } : {}),
       title: `${demo ? 'DEMO canopy height' : 'Canopy height'}, region ${region.name}, run ${run.id}: ${rows.length} shard(s) recomputed`,
-      'geo-dino:region': region.name,
-      'geo-dino:run': run.id,
-      'geo-dino:previous_run': run.previousRun,
+      ...regionRunProperties(region, run, stats),
       'geo-dino:shards_recomputed': rows.map((r) => r.shardId),
       'geo-dino:demo': demo,
-      'geo-dino:mean_height_m': stats.meanHeightM,
-      'geo-dino:canopy_cover_2m_percent': stats.cover2mPercent,
-      'geo-dino:canopy_cover_5m_percent': stats.cover5mPercent,
-      'geo-dino:valid_percent': stats.validPercent,
     },
     links: [],
     assets: {
